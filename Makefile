@@ -1,0 +1,57 @@
+# Smart-home streaming ML pipeline. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+JARS_STAMP := .cache/kafka-jars/.resolved
+
+.DEFAULT_GOAL := help
+.PHONY: help install jars kafka-up kafka-down kafka-status test test-fast lint format bench demo clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -r requirements.txt
+	touch $(STAMP)
+
+install: $(STAMP) jars ## create .venv and install Python packages and the Kafka jars
+
+$(JARS_STAMP): kafka/pom.xml
+	mvn -q -B -f kafka/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/.cache/kafka-jars -DincludeScope=runtime
+	touch $(JARS_STAMP)
+
+jars: $(JARS_STAMP) ## resolve the Kafka broker jars from Maven Central into .cache/
+
+kafka-up: install ## start a local Kafka broker (KRaft, no Docker) on localhost:9092
+	$(PY) -m smarthome.kafka_local up
+
+kafka-down: ## stop the local Kafka broker started by kafka-up
+	$(PY) -m smarthome.kafka_local down
+
+kafka-status: ## is the local Kafka broker running?
+	$(PY) -m smarthome.kafka_local status
+
+test: install ## the whole test suite (real Kafka broker, real local Spark)
+	$(PY) -m pytest
+
+test-fast: install ## unit tests only (no Kafka, no Spark)
+	$(PY) -m pytest -m "not kafka and not spark and not browser"
+
+lint: install ## ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install ## ruff format and fix
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: install ## run the benchmarks and print a table
+	$(PY) -m bench
+
+clean: ## remove batches, model sets, logs and the local broker's data
+	rm -rf batched_data/* spark_models/* logs .run
