@@ -1,0 +1,28 @@
+"""``make bench``: run every ``bench/bench_*.py`` in turn; each prints its own table."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> int:
+    only = sys.argv[1:]
+    failed = []
+    for script in sorted(HERE.glob("bench_*.py")):
+        if only and not any(name in script.stem for name in only):
+            continue
+        print(f"\n## {script.stem}\n", flush=True)
+        result = subprocess.run([sys.executable, "-m", f"bench.{script.stem}"], cwd=HERE.parent)
+        if result.returncode:
+            failed.append(script.stem)
+    if failed:
+        print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

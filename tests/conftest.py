@@ -1,0 +1,39 @@
+"""Shared test setup. Each stage keeps its fixtures in its own plugin module below."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+pytest_plugins = [
+    "tests.fixtures_kafka",
+    "tests.fixtures_models",
+]
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require(condition: bool, what: str) -> None:
+    """Skip locally when a real part is missing, but fail under CI=true: never skip silently."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"{what} is required under CI=true", pytrace=False)
+    pytest.skip(f"{what} is not available")
+
+
+@pytest.fixture(scope="session")
+def java_available() -> None:
+    require(shutil.which("java") is not None, "Java 17 (java on PATH)")
+
+
+@pytest.fixture(scope="session")
+def dataset_path() -> Path:
+    return ROOT / "dataset" / "smart_home_device_usage_data.csv"

@@ -1,0 +1,1 @@
+"""Fixtures for the kafka stage (owned by that stage's tests)."""

@@ -1,0 +1,1 @@
+"""Fixtures for the models stage (owned by that stage's tests)."""
