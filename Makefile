@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 JARS_STAMP := .cache/kafka-jars/.resolved
 
 .DEFAULT_GOAL := help
-.PHONY: help install jars kafka-up kafka-down kafka-status test test-fast lint format bench demo clean
+.PHONY: help install browser jars kafka-up kafka-down kafka-status test test-fast lint format bench demo clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -19,7 +19,10 @@ $(STAMP): requirements.txt
 	$(PIP) install -q -r requirements.txt
 	touch $(STAMP)
 
-install: $(STAMP) jars ## create .venv and install Python packages and the Kafka jars
+install: $(STAMP) jars browser ## create .venv and install Python packages, the Kafka jars, Chromium
+
+browser: ## install Debian's chromium for the UI browser test (Playwright never downloads one)
+	@test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
 
 $(JARS_STAMP): kafka/pom.xml
 	mvn -q -B -f kafka/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/.cache/kafka-jars -DincludeScope=runtime
