@@ -56,5 +56,9 @@ format: install ## ruff format and fix
 bench: install ## run the benchmarks and print a table
 	$(PY) -m bench
 
-clean: ## remove batches, model sets, logs and the local broker's data
-	rm -rf batched_data/* spark_models/* logs .run
+demo: install ## the whole pipeline live: Kafka, producer, consumer, training, API, UI (Ctrl-C stops)
+	$(PY) -m smarthome.demo $(DEMO_ARGS)
+
+clean: ## stop the local broker; remove batches, model sets, logs and the broker's data
+	-$(PY) -m smarthome.kafka_local down 2>/dev/null
+	rm -rf batched_data/* batched_data/.tmp spark_models/* spark_models/.tmp logs .run

@@ -1,0 +1,270 @@
+"""``make demo``: the whole pipeline live on one machine, stopped cleanly by Ctrl-C.
+
+Starts (or reuses) a Kafka broker, then the producer, the consumer in ``--follow`` mode,
+``spark_training.py --watch``, the API and the UI, each logging to ``logs/<stage>.log``.
+Running it again resumes: the topic keeps its records, the consumer its offsets, the trainer
+trains only the missing sets. ``make clean`` starts over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from smarthome.cli import UserError, run
+from smarthome.config import DEFAULTS
+from smarthome.supervisor import Stage, Supervisor
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Timeline:
+    """Seconds since the demo started, for the benchmark's split of where the time goes."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+        self.marks: list[tuple[str, float]] = []
+
+    def mark(self, what: str) -> None:
+        elapsed = time.monotonic() - self.start
+        self.marks.append((what, elapsed))
+        print(f"[demo {elapsed:6.1f}s] {what}", flush=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="make demo", description=__doc__)
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=ROOT,
+        help="where batched_data/, "
+        "spark_models/, logs/ and the broker's data live (default: the repo)",
+    )
+    parser.add_argument("--kafka-port", type=int, default=9092)
+    parser.add_argument("--api-port", type=int, default=5000)
+    parser.add_argument("--ui-port", type=int, default=8501)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=300,
+        help="producer records/s (0 = as fast as possible; default 300)",
+    )
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--max-batch-age", type=float, default=5)
+    parser.add_argument(
+        "--exit-when-trained",
+        action="store_true",
+        help="stop everything once the API serves a set trained on every record",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=900,
+        help="with --exit-when-trained: give up after this many seconds",
+    )
+    return parser.parse_args(argv)
+
+
+def _docker_engine_answers() -> bool:
+    if not shutil.which("docker"):
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _broker_answers(bootstrap: str) -> bool:
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    try:
+        KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000).close()
+        return True
+    except (KafkaError, OSError, ValueError):
+        return False
+
+
+class Broker:
+    """The demo's Kafka: one already running, Docker Compose, or a local one it starts."""
+
+    def __init__(self, port: int, data_dir: Path) -> None:
+        self.bootstrap = f"localhost:{port}"
+        self.port = port
+        self.data_dir = data_dir
+        self.local = None
+        self.compose = False
+
+    def start(self) -> str:
+        if _broker_answers(self.bootstrap):
+            return f"using the Kafka broker already at {self.bootstrap}"
+        if self.port == 9092 and _docker_engine_answers():
+            subprocess.run(["docker", "compose", "up", "-d"], cwd=ROOT, check=True)
+            self.compose = True
+            self._wait(120)
+            return f"started Kafka with Docker Compose at {self.bootstrap}"
+        from smarthome.kafka_local import LocalKafka
+
+        self.local = LocalKafka(self.data_dir, port=self.port, controller_port=self.port + 1)
+        self.local.start()
+        return f"started a local Kafka broker at {self.bootstrap} (data in {self.data_dir})"
+
+    def _wait(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not _broker_answers(self.bootstrap):
+            if time.monotonic() > deadline:
+                raise UserError(f"Kafka did not answer at {self.bootstrap} within {timeout:.0f}s")
+            time.sleep(1)
+
+    def stop(self) -> None:
+        if self.local is not None:
+            self.local.stop()
+        if self.compose:
+            subprocess.run(["docker", "compose", "down"], cwd=ROOT, check=False)
+
+
+def records_in_topic(bootstrap: str, topic: str) -> int:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        ends = consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+        return sum(ends.values())
+    finally:
+        consumer.close()
+
+
+def rows_of_newest_set(api_url: str) -> tuple[str, int] | None:
+    try:
+        manifests = requests.get(f"{api_url}/models", timeout=2).json()
+    except (requests.RequestException, ValueError):
+        return None
+    if not isinstance(manifests, list) or not manifests:
+        return None
+    newest = manifests[0]
+    rows = newest.get("row_count", newest.get("rows", 0))
+    return str(newest.get("name", newest.get("set", "?"))), int(rows or 0)
+
+
+def check_prediction(api_url: str) -> dict:
+    device = {
+        "DeviceType": "Smart Speaker",
+        "UsageHoursPerDay": 15.3,
+        "EnergyConsumption": 1.96,
+        "UserPreferences": 1,
+        "MalfunctionIncidents": 4,
+        "DeviceAgeMonths": 36,
+    }
+    response = requests.post(f"{api_url}/predict_efficiency", json=device, timeout=5)
+    response.raise_for_status()
+    return response.json()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    state = args.state_dir.resolve()
+    logs, batch_dir, model_dir = state / "logs", state / "batched_data", state / "spark_models"
+    for folder in (logs, batch_dir, model_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    topic = DEFAULTS["KAFKA_TOPIC"]
+    api_url = f"http://127.0.0.1:{args.api_port}"
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": f"localhost:{args.kafka_port}",
+        "KAFKA_TOPIC": topic,
+        "BATCH_DIR": str(batch_dir),
+        "MODEL_DIR": str(model_dir),
+        "API_URL": api_url,
+        "PYTHONUNBUFFERED": "1",
+    }
+    py = sys.executable
+    clock = Timeline()
+    broker = Broker(args.kafka_port, state / ".run" / "kafka-demo")
+    supervisor = Supervisor()
+
+    def stage(name: str, *argv: str) -> Stage:
+        return supervisor.start(Stage(name, list(argv), logs / f"{name}.log", ROOT, env))
+
+    try:
+        clock.mark(broker.start())
+        already = records_in_topic(env["KAFKA_BOOTSTRAP_SERVERS"], topic)
+        producer = None
+        if already:
+            clock.mark(f"topic {topic} already holds {already} records: resuming, not re-sending")
+        else:
+            producer = stage(
+                "producer", py, "kafka_producer.py", "--rate", str(args.rate), "--no-progress"
+            )
+        stage(
+            "consumer",
+            py,
+            "kafka_consumer_batch.py",
+            "--follow",
+            "--no-progress",
+            "--batch-size",
+            str(args.batch_size),
+            "--max-batch-age",
+            str(args.max_batch_age),
+        )
+        stage("training", py, "spark_training.py", "--watch")
+        stage("api", py, "app_api.py", "--port", str(args.api_port))
+        stage(
+            "ui",
+            py,
+            "-m",
+            "streamlit",
+            "run",
+            "app_ui.py",
+            "--server.port",
+            str(args.ui_port),
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        )
+        print(
+            f"\n  UI:  http://localhost:{args.ui_port}\n  API: {api_url}\n"
+            f"  logs: {logs}/<stage>.log      Ctrl-C stops everything.\n",
+            flush=True,
+        )
+        return _watch(args, supervisor, producer, clock, env, topic, already)
+    finally:
+        supervisor.stop_all()
+        broker.stop()
+        clock.mark("stopped everything the demo started")
+
+
+def _watch(args, supervisor, producer, clock, env, topic, already) -> int:
+    expected = already
+    served: str | None = None
+    while True:
+        time.sleep(0.5)
+        if producer is not None and not expected and producer.process.poll() is not None:
+            if producer.process.returncode:
+                raise UserError(f"the producer failed; see {producer.log_path}")
+            expected = records_in_topic(env["KAFKA_BOOTSTRAP_SERVERS"], topic)
+            clock.mark(f"producer done: {expected} records in {topic}")
+        failed = [s for s in supervisor.failed() if s is not producer]
+        if failed:
+            raise UserError(f"stage {failed[0].name} stopped; see {failed[0].log_path}")
+        newest = rows_of_newest_set(env["API_URL"])
+        if newest and newest[0] != served:
+            served = newest[0]
+            clock.mark(f"API serves model set {newest[0]} trained on {newest[1]} rows")
+        if args.exit_when_trained:
+            if expected and newest and newest[1] >= expected:
+                answer = check_prediction(env["API_URL"])
+                clock.mark(f"prediction: {answer}")
+                return 0
+            if time.monotonic() - clock.start > args.timeout:
+                raise UserError(f"no set trained on all records within {args.timeout:.0f}s")
+
+
+if __name__ == "__main__":
+    run(main, "make demo")
