@@ -1,0 +1,71 @@
+"""The Flask API (DESIGN §8): ``create_app(model_dir=...)`` builds a ready-to-serve app.
+
+It scores with the numpy scorer (``smarthome.scoring``) and never imports Spark.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Flask, Response, jsonify
+from flask_cors import CORS
+from werkzeug.exceptions import HTTPException
+
+from smarthome.api.holder import Loader, ModelHolder, default_loader
+from smarthome.api.routes import bp
+from smarthome.api.validation import MAX_BATCH, MAX_BODY_BYTES, ApiError
+
+__all__ = ["create_app", "ModelHolder"]
+
+log = logging.getLogger("smarthome.api")
+
+
+def _error(status: int, message: str, details: list[str]) -> tuple[Response, int]:
+    return jsonify({"error": message, "details": details}), status
+
+
+def _http_error(exc: HTTPException) -> tuple[Response, int]:
+    status = exc.code or 500
+    if status == 413:
+        return _error(
+            413,
+            "request body too large",
+            [f"body: larger than {MAX_BODY_BYTES} bytes; send at most {MAX_BATCH} records"],
+        )
+    response, code = _error(status, (exc.name or "error").lower(), [exc.description or ""])
+    if status == 405 and exc.response is None:
+        allowed = getattr(exc, "valid_methods", None)
+        if allowed:
+            response.headers["Allow"] = ", ".join(allowed)
+    return response, code
+
+
+def _unexpected(exc: Exception) -> tuple[Response, int]:
+    log.exception("unexpected error")
+    return _error(500, "internal server error", [f"{type(exc).__name__}: see the server log"])
+
+
+def create_app(
+    model_dir: Path | str = "spark_models",
+    *,
+    reload_seconds: float = 2.0,
+    loader: Loader = default_loader,
+) -> Flask:
+    """The API serving the newest set in ``model_dir``, re-checked every ``reload_seconds``.
+
+    ``reload_seconds=0`` disables the background watcher (tests call ``holder.check()``).
+    """
+    app = Flask("smarthome.api")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.json.sort_keys = False
+    holder = ModelHolder(model_dir, loader)
+    holder.check()
+    holder.start(reload_seconds)
+    app.extensions["model_holder"] = holder
+    app.register_blueprint(bp)
+    app.register_error_handler(ApiError, lambda e: _error(e.status, e.message, e.details))
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
+    CORS(app)
+    return app

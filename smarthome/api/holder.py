@@ -1,0 +1,91 @@
+"""The live model set: the newest set in the model dir, swapped in while the server runs.
+
+A new set is loaded fully first and then published by rebinding one attribute, so a request
+that read ``holder.current`` keeps a consistent set for its whole life (DESIGN §8). A set
+that fails to load is logged once with its reason and never retried; the old set keeps
+serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from smarthome import registry
+
+log = logging.getLogger("smarthome.api")
+
+#: loads one set folder; raises with a readable reason if the set is broken
+Loader = Callable[[Path], Any]
+
+
+def default_loader(set_dir: Path) -> Any:
+    """``ModelSet.load`` from the numpy scorer (imported late: the API never needs Spark)."""
+    from smarthome.scoring import ModelSet
+
+    return ModelSet.load(set_dir)
+
+
+class ModelHolder:
+    """Owns the loaded set; ``check()`` looks for a newer one (a background thread calls it)."""
+
+    def __init__(self, model_dir: Path | str, loader: Loader = default_loader):
+        self.model_dir = Path(model_dir)
+        self.loader = loader
+        self.current: Any | None = None
+        self.failed: dict[str, str] = {}
+        self._check_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def current_name(self) -> str | None:
+        current = self.current
+        return current.name if current is not None else None
+
+    def check(self) -> bool:
+        """Load the newest loadable set if it is newer than the current one; True if swapped."""
+        with self._check_lock:
+            loaded = self.current_name
+            for set_dir in reversed(registry.list_sets(self.model_dir)):
+                name = set_dir.name
+                if loaded is not None and name <= loaded:
+                    return False
+                if name in self.failed:
+                    continue
+                try:
+                    model_set = self.loader(set_dir)
+                except Exception as exc:  # any broken set is skipped, never fatal
+                    reason = str(exc) or type(exc).__name__
+                    self.failed[name] = reason
+                    log.warning("skipping model set %s: %s", name, reason)
+                    continue
+                self.current = model_set  # the atomic swap
+                log.info("serving model set %s (was %s)", name, loaded or "none")
+                return True
+            return False
+
+    def start(self, every_seconds: float) -> None:
+        """Poll for new sets in a daemon thread until ``stop()``."""
+        if self._thread is not None or every_seconds <= 0:
+            return
+        self._thread = threading.Thread(
+            target=self._watch, args=(every_seconds,), name="model-reload", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def _watch(self, every_seconds: float) -> None:
+        while not self._stop.wait(every_seconds):
+            try:
+                self.check()
+            except Exception:  # e.g. the model dir vanished: keep serving, keep watching
+                log.exception("model reload check failed")

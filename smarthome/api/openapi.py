@@ -1,0 +1,110 @@
+"""``GET /openapi.json``: an OpenAPI 3.1 document generated from the pydantic models.
+
+The request schemas are the very classes that validate requests, so the document and the
+validation cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from smarthome.api import results
+from smarthome.api.validation import MAX_BATCH, DeviceRequest, MalfunctionRequest
+
+REF = "#/components/schemas/{model}"
+
+_MODELS: list[tuple[type[BaseModel], str]] = [
+    (DeviceRequest, "validation"),
+    (MalfunctionRequest, "validation"),
+    (results.EfficiencyResult, "serialization"),
+    (results.MalfunctionResult, "serialization"),
+    (results.SegmentResult, "serialization"),
+    (results.ErrorResponse, "serialization"),
+    (results.StatusResponse, "serialization"),
+    (results.ModelsResponse, "serialization"),
+    (results.SegmentsResponse, "serialization"),
+]
+
+_ERRORS = {
+    "400": "Malformed JSON or empty body",
+    "413": f"Body too large, or more than {MAX_BATCH} records",
+    "415": "Content-Type is not application/json",
+    "422": "A field is missing, unknown, of the wrong type or out of range",
+    "503": "No model set loaded yet; train one with spark_training.py",
+}
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": REF.format(model=model.__name__)}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _one_or_list(model: type[BaseModel], request: bool) -> dict[str, Any]:
+    array: dict[str, Any] = {"type": "array", "items": _ref(model)}
+    if request:
+        array.update(minItems=1, maxItems=MAX_BATCH)
+    return {"anyOf": [_ref(model), array]}
+
+
+def _predict(summary: str, body: type[BaseModel], result: type[BaseModel]) -> dict[str, Any]:
+    error = _ref(results.ErrorResponse)
+    responses = {
+        "200": _json(_one_or_list(result, False), "One result, or a list in request order"),
+        **{code: _json(error, text) for code, text in _ERRORS.items()},
+    }
+    return {
+        "post": {
+            "summary": summary,
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _one_or_list(body, True)}},
+            },
+            "responses": responses,
+        }
+    }
+
+
+def _get(summary: str, model: type[BaseModel], *codes: str) -> dict[str, Any]:
+    responses = {"200": _json(_ref(model), summary)}
+    responses.update({c: _json(_ref(results.ErrorResponse), _ERRORS[c]) for c in codes})
+    return {"get": {"summary": summary, "responses": responses}}
+
+
+def build_document(server_url: str | None = None) -> dict[str, Any]:
+    """The whole OpenAPI document."""
+    _, defs = models_json_schema(_MODELS, ref_template=REF)
+    doc: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Smart-home device predictions",
+            "version": "1.0.0",
+            "description": "Spark MLlib models scored without Spark (DESIGN §7-8). A POST "
+            "body is one record or a JSON list of records; dataset columns the model does not "
+            "use (UserID, SmartHomeEfficiency, and MalfunctionIncidents for malfunction) are "
+            "accepted and ignored.",
+        },
+        "paths": {
+            "/predict_efficiency": _predict(
+                "Is the device efficient?", DeviceRequest, results.EfficiencyResult
+            ),
+            "/predict_malfunction": _predict(
+                "How many malfunction incidents?", MalfunctionRequest, results.MalfunctionResult
+            ),
+            "/get_device_segment": _predict(
+                "Which device segment?", DeviceRequest, results.SegmentResult
+            ),
+            "/": _get("Status, the loaded model set and its metrics", results.StatusResponse),
+            "/models": _get("Every model set's manifest, newest first", results.ModelsResponse),
+            "/segments": _get("The loaded set's cluster profiles", results.SegmentsResponse, "503"),
+        },
+        "components": {"schemas": defs["$defs"]},
+    }
+    if server_url:
+        doc["servers"] = [{"url": server_url}]
+    return doc

@@ -1,0 +1,126 @@
+"""The endpoints (DESIGN §8): three predictions, status, manifests, segments, OpenAPI."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from pydantic import BaseModel
+
+from smarthome import registry
+from smarthome.api import openapi, results
+from smarthome.api.holder import ModelHolder
+from smarthome.api.validation import (
+    ApiError,
+    DeviceRequest,
+    MalfunctionRequest,
+    parse_body,
+    validate_rows,
+)
+
+bp = Blueprint("api", __name__)
+
+
+def holder() -> ModelHolder:
+    return current_app.extensions["model_holder"]
+
+
+def no_model_message(model_dir: Path) -> str:
+    return f"no model set in {model_dir}; train one with: spark-submit spark_training.py"
+
+
+def _loaded() -> Any:
+    model_set = holder().current
+    if model_set is None:
+        raise ApiError(503, no_model_message(holder().model_dir))
+    return model_set
+
+
+def _predict(model: type[BaseModel], score: Callable[[Any, list], list[dict]]) -> Response:
+    value, is_list = parse_body(request.get_data(cache=False), request.content_type)
+    rows = validate_rows(value, model)
+    answers = score(_loaded(), rows)
+    return jsonify(answers if is_list else answers[0])
+
+
+@bp.post("/predict_efficiency")
+def predict_efficiency() -> Response:
+    return _predict(DeviceRequest, results.efficiency)
+
+
+@bp.post("/predict_malfunction")
+def predict_malfunction() -> Response:
+    return _predict(MalfunctionRequest, results.malfunction)
+
+
+@bp.post("/get_device_segment")
+def get_device_segment() -> Response:
+    return _predict(DeviceRequest, results.segment)
+
+
+@bp.get("/")
+def status() -> Response:
+    h = holder()
+    model_set = h.current
+    body: dict[str, Any] = {
+        "status": "ok" if model_set is not None else "no model set",
+        "model_set": model_set.name if model_set is not None else None,
+        "model_dir": str(h.model_dir),
+        "metrics": results.metrics_of(model_set.manifest) if model_set is not None else {},
+        "manifest": model_set.manifest if model_set is not None else None,
+        "skipped_sets": dict(h.failed),
+        "hint": None if model_set is not None else no_model_message(h.model_dir),
+    }
+    return jsonify(body)
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """A no-op endpoint: the benchmark's reference for the server's own overhead."""
+    return jsonify({"status": "ok"})
+
+
+def _read_manifest(set_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
+    try:
+        manifest = json.loads((set_dir / registry.MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return None, f"{registry.MANIFEST} unreadable: {exc}"
+    if not isinstance(manifest, dict):
+        return None, f"{registry.MANIFEST} is not a JSON object"
+    return manifest, None
+
+
+@bp.get("/models")
+def models() -> Response:
+    h = holder()
+    loaded = h.current_name
+    sets = []
+    for set_dir in reversed(registry.list_sets(h.model_dir)):
+        manifest, error = _read_manifest(set_dir)
+        sets.append(
+            {
+                "name": set_dir.name,
+                "loaded": set_dir.name == loaded,
+                "manifest": manifest,
+                "error": h.failed.get(set_dir.name, error),
+            }
+        )
+    return jsonify({"model_dir": str(h.model_dir), "sets": sets})
+
+
+@bp.get("/segments")
+def segments() -> Response:
+    model_set = _loaded()
+    clusters = model_set.clusters if isinstance(model_set.clusters, dict) else {}
+    return jsonify({"model_set": model_set.name, "clusters": clusters})
+
+
+@bp.get("/openapi.json")
+def openapi_json() -> Response:
+    doc = current_app.extensions.get("openapi_doc")
+    if doc is None:
+        doc = current_app.extensions["openapi_doc"] = openapi.build_document()
+    return jsonify(doc)
