@@ -15,6 +15,7 @@ sys.path.insert(0, str(ROOT))
 pytest_plugins = [
     "tests.fixtures_kafka",
     "tests.fixtures_models",
+    "tests.fixtures_api",
 ]
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
