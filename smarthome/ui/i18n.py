@@ -1,0 +1,210 @@
+"""Every label and message of the UI in English and Bahasa Indonesia (the original's language).
+
+``t(key, lang, **values)`` formats a text; a test checks that both languages have every key
+with the same ``{placeholders}``.
+"""
+
+from __future__ import annotations
+
+LANGUAGES: dict[str, str] = {"en": "English", "id": "Bahasa Indonesia"}
+
+TEXTS: dict[str, dict[str, str]] = {
+    # page and sidebar
+    "title": {"en": "Smart-home device insights", "id": "Wawasan perangkat smart home"},
+    "subtitle": {
+        "en": "Predictions from the newest model set trained on the Kafka stream.",
+        "id": "Prediksi dari set model terbaru yang dilatih dari stream Kafka.",
+    },
+    "language": {"en": "Language", "id": "Bahasa"},
+    "api_url": {"en": "API URL", "id": "URL API"},
+    "api_url_help": {
+        "en": "Where app_api.py listens (env API_URL).",
+        "id": "Alamat app_api.py berjalan (env API_URL).",
+    },
+    # status
+    "status": {"en": "Status", "id": "Status"},
+    "status_ok": {"en": "API reachable", "id": "API dapat dihubungi"},
+    "status_set": {"en": "Model set", "id": "Set model"},
+    "status_trained": {"en": "Trained", "id": "Dilatih"},
+    "status_rows": {"en": "Rows trained on", "id": "Jumlah baris latih"},
+    "status_checked": {"en": "Checked at {time}", "id": "Diperiksa pukul {time}"},
+    "unknown": {"en": "unknown", "id": "tidak diketahui"},
+    # errors (one per ApiError.kind)
+    "err_unreachable": {
+        "en": "Cannot reach the API at {url}. Start it with `python app_api.py` "
+        "(or `make demo`), or correct the API URL in the sidebar.",
+        "id": "API di {url} tidak dapat dihubungi. Jalankan dengan `python app_api.py` "
+        "(atau `make demo`), atau perbaiki URL API di sidebar.",
+    },
+    "err_timeout": {
+        "en": "The API at {url} did not answer in time; it may be busy. Try again in a moment.",
+        "id": "API di {url} tidak menjawab tepat waktu; mungkin sedang sibuk. "
+        "Coba lagi sebentar lagi.",
+    },
+    "err_invalid": {
+        "en": "The API rejected the input: {message}",
+        "id": "API menolak input: {message}",
+    },
+    "err_no_model": {
+        "en": "The API is running but has no model set yet. Train one with "
+        "`spark-submit spark_training.py`; it is picked up without a restart.",
+        "id": "API berjalan tetapi belum ada set model. Latih dengan "
+        "`spark-submit spark_training.py`; set baru dimuat tanpa restart.",
+    },
+    "err_server": {
+        "en": "The API failed ({message}). See the API's log.",
+        "id": "API gagal ({message}). Lihat log API.",
+    },
+    "err_bad_response": {
+        "en": "The API answered with something unexpected ({message}). Is {url} the "
+        "smart-home API?",
+        "id": "Jawaban API tidak sesuai ({message}). Apakah {url} benar API smart home?",
+    },
+    # tabs
+    "tab_efficiency": {"en": "Efficiency", "id": "Efisiensi"},
+    "tab_malfunction": {"en": "Malfunctions", "id": "Kerusakan"},
+    "tab_segment": {"en": "Segment", "id": "Segmen"},
+    "tab_bulk": {"en": "Bulk predictions", "id": "Prediksi massal"},
+    "tab_history": {"en": "Model history", "id": "Riwayat model"},
+    "tab_segments": {"en": "Segments", "id": "Segmen perangkat"},
+    # form inputs
+    "DeviceType": {"en": "Device type", "id": "Jenis perangkat"},
+    "UsageHoursPerDay": {"en": "Usage (hours per day)", "id": "Pemakaian (jam per hari)"},
+    "EnergyConsumption": {
+        "en": "Energy consumption (kWh per day)",
+        "id": "Konsumsi energi (kWh per hari)",
+    },
+    "UserPreferences": {"en": "User preferences", "id": "Preferensi pengguna"},
+    "MalfunctionIncidents": {"en": "Malfunction incidents", "id": "Insiden kerusakan"},
+    "DeviceAgeMonths": {"en": "Device age (months)", "id": "Usia perangkat (bulan)"},
+    "SmartHomeEfficiency": {"en": "Efficient (0/1)", "id": "Efisien (0/1)"},
+    "pref_0": {"en": "0 - off", "id": "0 - mati"},
+    "pref_1": {"en": "1 - on", "id": "1 - aktif"},
+    "Camera": {"en": "Camera", "id": "Kamera"},
+    "Lights": {"en": "Lights", "id": "Lampu"},
+    "Security System": {"en": "Security System", "id": "Sistem Keamanan"},
+    "Smart Speaker": {"en": "Smart Speaker", "id": "Speaker Pintar"},
+    "Thermostat": {"en": "Thermostat", "id": "Termostat"},
+    # forms and results
+    "efficiency_intro": {
+        "en": "Is this device used efficiently?",
+        "id": "Apakah perangkat ini digunakan secara efisien?",
+    },
+    "malfunction_intro": {
+        "en": "How many malfunction incidents should we expect?",
+        "id": "Berapa insiden kerusakan yang dapat diperkirakan?",
+    },
+    "segment_intro": {
+        "en": "Which group of similar devices does this one belong to?",
+        "id": "Perangkat ini termasuk kelompok perangkat serupa yang mana?",
+    },
+    "submit_efficiency": {"en": "Predict efficiency", "id": "Prediksi efisiensi"},
+    "submit_malfunction": {"en": "Predict malfunctions", "id": "Prediksi kerusakan"},
+    "submit_segment": {"en": "Find segment", "id": "Cari segmen"},
+    "result": {"en": "Prediction", "id": "Prediksi"},
+    "efficient": {"en": "Efficient", "id": "Efisien"},
+    "not_efficient": {"en": "Not efficient", "id": "Tidak efisien"},
+    "probability": {"en": "Probability", "id": "Probabilitas"},
+    "efficiency_summary": {
+        "en": "The model says **{label}** with probability **{probability}**.",
+        "id": "Model memprediksi **{label}** dengan probabilitas **{probability}**.",
+    },
+    "malfunctions": {"en": "Expected malfunction incidents", "id": "Perkiraan insiden kerusakan"},
+    "segment_id": {"en": "Segment", "id": "Segmen"},
+    "from_set": {"en": "Answered by model set {set}.", "id": "Dijawab oleh set model {set}."},
+    "segment_vs_avg": {
+        "en": "How segment {id} differs from the average device",
+        "id": "Perbedaan segmen {id} dengan rata-rata perangkat",
+    },
+    "your_device": {"en": "Your device", "id": "Perangkat Anda"},
+    "segment_mean": {"en": "Segment average", "id": "Rata-rata segmen"},
+    "overall_mean": {"en": "All devices", "id": "Semua perangkat"},
+    "diff_pct": {"en": "Difference from average (%)", "id": "Selisih dari rata-rata (%)"},
+    "feature": {"en": "Feature", "id": "Fitur"},
+    # bulk
+    "bulk_intro": {
+        "en": "Upload a CSV with the columns {columns} (other columns such as UserID are "
+        "kept). You get the three predictions for every row.",
+        "id": "Unggah CSV dengan kolom {columns} (kolom lain seperti UserID dipertahankan). "
+        "Anda mendapat tiga prediksi untuk setiap baris.",
+    },
+    "bulk_upload": {"en": "CSV file of devices", "id": "File CSV perangkat"},
+    "bulk_template": {"en": "Download an example CSV", "id": "Unduh contoh CSV"},
+    "bulk_summary": {
+        "en": "{total} rows: {ok} predicted, {bad} rejected (see the error column).",
+        "id": "{total} baris: {ok} diprediksi, {bad} ditolak (lihat kolom error).",
+    },
+    "bulk_download": {"en": "Download the predictions", "id": "Unduh hasil prediksi"},
+    "bulk_unreadable": {
+        "en": "This file is not a readable CSV ({reason}).",
+        "id": "File ini bukan CSV yang dapat dibaca ({reason}).",
+    },
+    "bulk_missing": {
+        "en": "The CSV lacks the column(s) {columns}. Required: {required}.",
+        "id": "CSV tidak memiliki kolom {columns}. Wajib: {required}.",
+    },
+    "bulk_empty": {"en": "The CSV has no rows.", "id": "CSV tidak berisi baris."},
+    "bulk_too_many": {
+        "en": "The CSV has {rows} rows; at most {limit} are accepted. Split the file.",
+        "id": "CSV berisi {rows} baris; maksimal {limit}. Bagi file menjadi beberapa.",
+    },
+    # history
+    "history_intro": {
+        "en": "Each model set is trained on all batches so far; these curves show how the "
+        "held-out metrics change as the models see more rows. Dashed: a trivial baseline "
+        "(majority class / mean) on the same split.",
+        "id": "Setiap set model dilatih pada semua batch sejauh ini; kurva ini menunjukkan "
+        "perubahan metrik uji seiring bertambahnya baris. Putus-putus: baseline sederhana "
+        "(kelas mayoritas / rata-rata) pada data uji yang sama.",
+    },
+    "history_none": {
+        "en": "No model set yet. Train one with `spark-submit spark_training.py`.",
+        "id": "Belum ada set model. Latih dengan `spark-submit spark_training.py`.",
+    },
+    "history_no_metrics": {
+        "en": "The model sets carry no metrics the UI recognises.",
+        "id": "Set model tidak memuat metrik yang dikenali UI.",
+    },
+    "metric_accuracy": {
+        "en": "Efficiency classifier: accuracy",
+        "id": "Klasifikasi efisiensi: akurasi",
+    },
+    "metric_rmse": {"en": "Malfunction regressor: RMSE", "id": "Regresi kerusakan: RMSE"},
+    "metric_silhouette": {
+        "en": "Device segments: silhouette",
+        "id": "Segmen perangkat: silhouette",
+    },
+    "rows": {"en": "Rows trained on", "id": "Baris latih"},
+    "model": {"en": "Model", "id": "Model"},
+    "baseline": {"en": "Baseline", "id": "Baseline"},
+    "sets_table": {"en": "All model sets", "id": "Semua set model"},
+    "set": {"en": "Set", "id": "Set"},
+    # segments
+    "segments_intro": {
+        "en": "The KMeans segments of the loaded model set: how each differs from the "
+        "average device, its device-type mix, and its generated description.",
+        "id": "Segmen KMeans dari set model yang dimuat: perbedaannya dengan rata-rata "
+        "perangkat, komposisi jenis perangkat, dan deskripsi yang dihasilkan.",
+    },
+    "segments_none": {
+        "en": "The API does not publish segment profiles for the loaded set.",
+        "id": "API tidak menyediakan profil segmen untuk set yang dimuat.",
+    },
+    "segment_header": {
+        "en": "Segment {id}: {size} devices ({share})",
+        "id": "Segmen {id}: {size} perangkat ({share})",
+    },
+    "device_mix": {"en": "Device-type mix", "id": "Komposisi jenis perangkat"},
+    "device": {"en": "Device type", "id": "Jenis perangkat"},
+    "share": {"en": "Share", "id": "Porsi"},
+    "efficiency_rate": {"en": "Efficient devices", "id": "Perangkat efisien"},
+}
+
+
+def t(key: str, lang: str = "en", **values: object) -> str:
+    """The text ``key`` in ``lang`` (English when missing), with ``{placeholders}`` filled."""
+    entry = TEXTS.get(key)
+    if entry is None:
+        return key
+    text = entry.get(lang) or entry["en"]
+    return text.format(**values) if values else text

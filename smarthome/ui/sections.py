@@ -1,0 +1,214 @@
+"""The page sections besides the forms: status, model history, segments, bulk predictions."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any
+
+import streamlit as st
+
+from smarthome.schema import DEVICE_FEATURES
+from smarthome.ui import bulk, charts, data
+from smarthome.ui.client import ApiClient, ApiError
+from smarthome.ui.common import api_url, client, lang, show_error, tr
+
+STATUS_REFRESH_SECONDS = 5
+PROBE_TIMEOUT = 3.0  # a status check that waits longer than this reports a slow API
+
+
+def probe() -> tuple[dict[str, Any] | None, ApiError | None]:
+    """``GET /`` with a short timeout."""
+    try:
+        return ApiClient(api_url(), PROBE_TIMEOUT, PROBE_TIMEOUT).status(), None
+    except ApiError as error:
+        return None, error
+
+
+def api_usable() -> bool:
+    """False when the API is down or slow: sections then skip their calls (no stacked waits)."""
+    error = st.session_state.get("_probe_error")
+    return error is None or error.kind not in ("unreachable", "timeout", "bad_response")
+
+
+def run_probe() -> None:
+    """Probe once per page run; every section reads the result instead of asking again."""
+    body, error = probe()
+    st.session_state["_probe_fresh"] = True
+    st.session_state["_probe_body"], st.session_state["_probe_error"] = body, error
+    st.session_state["_probe_set"] = data.status_summary(body)["set"] if body else None
+    st.session_state.pop("_segments", None)
+
+
+def _status_body() -> None:
+    if st.session_state.pop("_probe_fresh", False):  # the page run just probed
+        body, error = st.session_state["_probe_body"], st.session_state["_probe_error"]
+    else:
+        body, error = probe()
+    summary = data.status_summary(body) if body else {}
+    seen = (st.session_state.get("_probe_set"), st.session_state.get("_probe_error") is None)
+    if (summary.get("set"), error is None) != seen:
+        st.rerun(scope="app")  # a new set or the API came back: redraw charts and segments
+    st.subheader(tr("status"))
+    if error is not None:
+        show_error(error)
+    elif not summary.get("set"):
+        st.warning(tr("err_no_model"))
+    else:
+        st.success(tr("status_ok"))
+        st.markdown(
+            f"**{tr('status_set')}:** `{summary['set']}`  \n"
+            f"**{tr('status_trained')}:** {summary.get('created_at') or tr('unknown')}  \n"
+            f"**{tr('status_rows')}:** {summary.get('rows') or tr('unknown')}"
+        )
+    st.caption(tr("status_checked", time=time.strftime("%H:%M:%S")))
+
+
+@st.fragment(run_every=STATUS_REFRESH_SECONDS)
+def status_panel() -> None:
+    """The API's status, re-checked on its own every few seconds."""
+    _status_body()
+
+
+def main_notice() -> None:
+    """The same clear message at the top of the page when the API cannot be used."""
+    error = st.session_state.get("_probe_error")
+    if error is not None:
+        show_error(error)
+
+
+def history_section() -> None:
+    st.markdown(tr("history_intro"))
+    if not api_usable():
+        main_notice()
+        return
+    try:
+        manifests = client().models()
+    except ApiError as error:
+        show_error(error)
+        return
+    if not manifests:
+        st.info(tr("history_none"))
+        return
+    history = data.history_frame(manifests)
+    if history.empty:
+        st.warning(tr("history_no_metrics"))
+    for metric in data.HISTORY_METRICS:
+        if (history["metric"] == metric).any():
+            st.altair_chart(charts.learning_curve(history, metric, lang()), width="stretch")
+    st.markdown(f"**{tr('sets_table')}**")
+    table = (
+        history.pivot_table(
+            index=["set", "set_name", "rows"], columns="metric", values="value", dropna=False
+        ).reset_index()
+        if not history.empty
+        else history
+    )
+    st.dataframe(table.rename(columns={"set": tr("set"), "rows": tr("rows")}), hide_index=True)
+
+
+def load_segments() -> tuple[list[dict[str, Any]], ApiError | None]:
+    """Cluster profiles of the loaded set, fetched once per page run.
+
+    Tried in order: ``GET /segments``, the status body, the newest manifest in ``/models``.
+    """
+    if "_segments" in st.session_state:
+        return st.session_state["_segments"]
+    result: tuple[list[dict[str, Any]], ApiError | None] = ([], None)
+    if api_usable():
+        api = client()
+        try:
+            result = (data.normalize_clusters(api.segments()), None)
+        except ApiError as error:
+            result = ([], error if error.kind not in ("invalid",) else None)
+        if not result[0] and result[1] is None:
+            result = (data.normalize_clusters(st.session_state.get("_probe_body") or {}), None)
+        if not result[0] and result[1] is None:
+            try:
+                manifests = api.models()
+                result = (data.normalize_clusters(manifests[0] if manifests else {}), None)
+            except ApiError as error:
+                result = ([], error)
+    st.session_state["_segments"] = result
+    return result
+
+
+def segments_section() -> None:
+    st.markdown(tr("segments_intro"))
+    if not api_usable():
+        main_notice()
+        return
+    clusters, error = load_segments()
+    if error is not None:
+        show_error(error)
+        return
+    if not clusters:
+        st.info(tr("segments_none"))
+        return
+    overall = data.overall_means(clusters)
+    total = sum(c["size"] for c in clusters) or 1
+    for cluster in clusters:
+        st.subheader(
+            tr(
+                "segment_header",
+                id=cluster["id"],
+                size=cluster["size"],
+                share=f"{cluster['size'] / total:.0%}",
+            )
+        )
+        if cluster["description"]:
+            st.info(cluster["description"])
+        left, right = st.columns(2)
+        profile = data.profile_frame(cluster, overall)
+        if not profile.empty:
+            left.markdown(f"**{tr('segment_vs_avg', id=cluster['id'])}**")
+            left.altair_chart(charts.profile_chart(profile, lang()), width="stretch")
+        if cluster["device_shares"]:
+            right.altair_chart(
+                charts.device_mix_chart(data.device_mix_frame(cluster), lang()), width="stretch"
+            )
+        if cluster["efficiency_rate"] is not None:
+            st.caption(f"{tr('efficiency_rate')}: {cluster['efficiency_rate']:.1%}")
+
+
+def bulk_section() -> None:
+    st.markdown(tr("bulk_intro", columns=", ".join(f"`{c}`" for c in DEVICE_FEATURES)))
+    st.download_button(
+        tr("bulk_template"),
+        bulk.template_csv(),
+        "devices_example.csv",
+        "text/csv",
+        key="bulk_template",
+    )
+    upload = st.file_uploader(tr("bulk_upload"), type=["csv"], key="bulk_file")
+    if upload is None:
+        return
+    raw = upload.getvalue()
+    cache_key = (hashlib.sha256(raw).hexdigest(), api_url(), st.session_state.get("_probe_set"))
+    cached = st.session_state.get("_bulk")
+    if cached is None or cached[0] != cache_key:
+        try:
+            result: Any = bulk.predict_bulk(client(), bulk.read_devices(raw))
+        except (bulk.BulkInputError, ApiError) as error:
+            result = error
+        cached = (cache_key, result)
+        st.session_state["_bulk"] = cached
+    result = cached[1]
+    if isinstance(result, bulk.BulkInputError):
+        st.error(tr(result.key, **result.values))
+        return
+    if isinstance(result, ApiError):
+        show_error(result)
+        return
+    total = len(result.table)
+    box = st.success if result.rejected == 0 else st.warning
+    box(tr("bulk_summary", total=total, ok=result.predicted, bad=result.rejected))
+    st.dataframe(result.table, hide_index=True)
+    st.download_button(
+        tr("bulk_download"),
+        result.table.to_csv(index=False).encode(),
+        "predictions.csv",
+        "text/csv",
+        key="bulk_download",
+        type="primary",
+    )
