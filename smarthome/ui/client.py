@@ -21,7 +21,7 @@ READ_TIMEOUT = 10.0
 class ApiError(Exception):
     """A failed API call; ``kind`` is one of the i18n keys ``err_<kind>``."""
 
-    kind: str  # unreachable | timeout | invalid | no_model | server | bad_response
+    kind: str  # unreachable | timeout | not_found | invalid | no_model | server | bad_response
     message: str = ""
     details: list[str] = field(default_factory=list)
     status: int | None = None
@@ -44,6 +44,8 @@ def _error_from_response(resp: requests.Response) -> ApiError:
     details = [str(d) for d in details]
     if resp.status_code == 503:
         kind = "no_model"
+    elif resp.status_code in (404, 405):
+        kind = "not_found"
     elif 400 <= resp.status_code < 500:
         kind = "invalid"
     else:
@@ -57,11 +59,11 @@ class ApiClient:
     def __init__(
         self,
         base_url: str,
-        connect_timeout: float = CONNECT_TIMEOUT,
-        read_timeout: float = READ_TIMEOUT,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
     ) -> None:
         self.base_url = base_url.strip().rstrip("/")
-        self.timeout = (connect_timeout, read_timeout)
+        self.timeout = (connect_timeout or CONNECT_TIMEOUT, read_timeout or READ_TIMEOUT)
         self.session = requests.Session()
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
@@ -91,14 +93,25 @@ class ApiClient:
         return self._expect(self._call("GET", "/"), dict, "/")
 
     def models(self) -> list[dict[str, Any]]:
-        """``GET /models``: every set's manifest, newest first (a list, or wrapped in a dict)."""
+        """``GET /models``: every set's manifest, newest first.
+
+        The API wraps each manifest as ``{"name", "loaded", "manifest", "error"}`` inside
+        ``{"sets": [...]}``; the set's folder name and loaded flag are kept as ``_set_name`` and
+        ``_loaded``. A set whose manifest is unreadable is left out.
+        """
         body = self._call("GET", "/models")
         if isinstance(body, dict):
-            for key in ("models", "sets", "model_sets", "manifests"):
-                if isinstance(body.get(key), list):
-                    body = body[key]
-                    break
-        return [m for m in self._expect(body, list, "/models") if isinstance(m, dict)]
+            body = next((body[k] for k in ("sets", "models") if isinstance(body.get(k), list)), [])
+        manifests = []
+        for entry in self._expect(body, list, "/models"):
+            if not isinstance(entry, dict):
+                continue
+            manifest = entry.get("manifest", entry)
+            if isinstance(manifest, dict):
+                manifests.append(
+                    {**manifest, "_set_name": entry.get("name"), "_loaded": entry.get("loaded")}
+                )
+        return manifests
 
     def segments(self) -> Any:
         """``GET /segments`` when the API has it (cluster profiles of the loaded set)."""

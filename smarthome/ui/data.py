@@ -23,7 +23,7 @@ HISTORY_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 _ROW_KEYS = ("row_count", "rows", "n_rows", "num_rows", "rows_trained", "training_rows")
 _SET_KEYS = ("set_number", "set", "number", "set_no")
-_NAME_KEYS = ("name", "model_set", "set_name", "folder", "id")
+_NAME_KEYS = ("_set_name", "name", "model_set", "set_name", "folder", "id")
 
 
 def _number(value: Any) -> float | None:
@@ -142,7 +142,11 @@ def normalize_clusters(source: Any) -> list[dict[str, Any]]:
         if not isinstance(raw, dict):
             continue
         cid = next(
-            (raw[k] for k in ("cluster", "id", "cluster_id", "segment") if _number(raw.get(k))),
+            (
+                raw[k]
+                for k in ("cluster", "id", "cluster_id", "segment")
+                if _number(raw.get(k)) is not None
+            ),
             index,
         )
         means = raw.get("means") or raw.get("feature_means") or {}

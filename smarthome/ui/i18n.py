@@ -41,6 +41,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "id": "API di {url} tidak menjawab tepat waktu; mungkin sedang sibuk. "
         "Coba lagi sebentar lagi.",
     },
+    "err_not_found": {
+        "en": "The API at {url} does not know this request ({message}). Is the API URL right "
+        "and the API up to date?",
+        "id": "API di {url} tidak mengenal permintaan ini ({message}). Apakah URL API benar "
+        "dan API versi terbaru?",
+    },
     "err_invalid": {
         "en": "The API rejected the input: {message}",
         "id": "API menolak input: {message}",

@@ -10,6 +10,7 @@ import streamlit as st
 
 from smarthome.schema import DEVICE_FEATURES
 from smarthome.ui import bulk, charts, data
+from smarthome.ui import client as client_module
 from smarthome.ui.client import ApiClient, ApiError
 from smarthome.ui.common import api_url, client, lang, show_error, tr
 
@@ -20,7 +21,8 @@ PROBE_TIMEOUT = 3.0  # a status check that waits longer than this reports a slow
 def probe() -> tuple[dict[str, Any] | None, ApiError | None]:
     """``GET /`` with a short timeout."""
     try:
-        return ApiClient(api_url(), PROBE_TIMEOUT, PROBE_TIMEOUT).status(), None
+        timeout = min(PROBE_TIMEOUT, client_module.READ_TIMEOUT)
+        return ApiClient(api_url(), timeout, timeout).status(), None
     except ApiError as error:
         return None, error
 
@@ -28,7 +30,12 @@ def probe() -> tuple[dict[str, Any] | None, ApiError | None]:
 def api_usable() -> bool:
     """False when the API is down or slow: sections then skip their calls (no stacked waits)."""
     error = st.session_state.get("_probe_error")
-    return error is None or error.kind not in ("unreachable", "timeout", "bad_response")
+    return error is None or error.kind not in (
+        "unreachable",
+        "timeout",
+        "not_found",
+        "bad_response",
+    )
 
 
 def run_probe() -> None:
@@ -120,7 +127,7 @@ def load_segments() -> tuple[list[dict[str, Any]], ApiError | None]:
         try:
             result = (data.normalize_clusters(api.segments()), None)
         except ApiError as error:
-            result = ([], error if error.kind not in ("invalid",) else None)
+            result = ([], None if error.kind in ("invalid", "not_found") else error)
         if not result[0] and result[1] is None:
             result = (data.normalize_clusters(st.session_state.get("_probe_body") or {}), None)
         if not result[0] and result[1] is None:
