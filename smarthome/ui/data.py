@@ -220,3 +220,20 @@ def status_summary(body: dict[str, Any]) -> dict[str, Any]:
         created = created or _first(place, ("created_at", "trained_at", "created"))
         rows = rows if rows is not None else row_count(place)
     return {"set": name, "created_at": created, "rows": rows}
+
+
+def sets_table(manifests: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per set, newest first: name, rows, when, and each chart metric."""
+    rows = []
+    for manifest in manifests:
+        number, name = set_label(manifest)
+        row: dict[str, Any] = {
+            "set": number,
+            "set_name": name,
+            "rows": row_count(manifest),
+            "created_at": _first(manifest, ("created_at", "trained_at", "created")),
+        }
+        for metric, (model, names) in HISTORY_METRICS.items():
+            row[metric] = find_metric(model_entry(manifest, model), names)[0]
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -104,13 +104,7 @@ def history_section() -> None:
         if (history["metric"] == metric).any():
             st.altair_chart(charts.learning_curve(history, metric, lang()), width="stretch")
     st.markdown(f"**{tr('sets_table')}**")
-    table = (
-        history.pivot_table(
-            index=["set", "set_name", "rows"], columns="metric", values="value", dropna=False
-        ).reset_index()
-        if not history.empty
-        else history
-    )
+    table = data.sets_table(manifests)
     st.dataframe(table.rename(columns={"set": tr("set"), "rows": tr("rows")}), hide_index=True)
 
 

@@ -1,0 +1,182 @@
+"""The Streamlit page (AppTest) against a real running API serving a real trained model set.
+
+Every value the page shows is compared with the API's own answer to the same request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import pytest
+import requests
+from streamlit.testing.v1 import AppTest
+
+from smarthome.ui.i18n import TEXTS
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+DEVICE = {
+    "DeviceType": "Camera",
+    "UsageHoursPerDay": 3.5,
+    "EnergyConsumption": 7.25,
+    "UserPreferences": 0,
+    "MalfunctionIncidents": 3,
+    "DeviceAgeMonths": 40,
+}
+
+
+@pytest.fixture(scope="module")
+def api(api_server: str) -> str:
+    return api_server
+
+
+def ask(api: str, path: str, body: Any = None) -> Any:
+    method = requests.post if body is not None else requests.get
+    response = method(f"{api}{path}", json=body, timeout=10)
+    response.raise_for_status()
+    return response.json()
+
+
+@pytest.fixture
+def page(api: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app_ui.py"), default_timeout=30)
+    at.session_state["api_url"] = api
+    at.run()
+    assert not at.exception
+    return at
+
+
+def fill(at: AppTest, form: str, values: dict[str, Any]) -> AppTest:
+    for field, value in values.items():
+        key = f"{form}_{field}"
+        widget = {"DeviceType": at.selectbox, "UserPreferences": at.radio}.get(
+            field, at.number_input
+        )
+        widget(key=key).set_value(value)
+    label = TEXTS[f"submit_{form}"][at.session_state["lang"]]
+    next(b for b in at.button if b.label == label).click().run()
+    assert not at.exception
+    return at
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.main.metric}
+
+
+def test_efficiency_form_shows_the_apis_prediction(page: AppTest, api: str) -> None:
+    fill(page, "efficiency", DEVICE)
+    expected = ask(api, "/predict_efficiency", DEVICE)
+    shown = metrics(page)
+    label = "Efficient" if expected["predicted_efficiency_class"] == 1 else "Not efficient"
+    assert shown["Prediction"] == label
+    assert shown["Probability"] == f"{expected['probability_of_predicted_class']:.1%}"
+    assert any(expected["model_set"] in c.value for c in page.caption)
+
+
+def test_malfunction_form_shows_the_estimate_and_the_quality_note(page: AppTest, api: str) -> None:
+    body = {k: v for k, v in DEVICE.items() if k != "MalfunctionIncidents"}
+    fill(page, "malfunction", body)
+    expected = ask(api, "/predict_malfunction", body)
+    assert metrics(page)["Expected malfunction incidents"] == (
+        f"{expected['predicted_malfunctions']:.2f}"
+    )
+    if expected.get("note"):
+        assert expected["note"] in [i.value for i in page.info]
+
+
+def test_segment_form_shows_the_segment_its_description_and_profile(
+    page: AppTest, api: str
+) -> None:
+    fill(page, "segment", DEVICE)
+    expected = ask(api, "/get_device_segment", DEVICE)
+    assert metrics(page)["Segment"] == str(expected["device_segment_id"])
+    assert expected["description"] in [i.value for i in page.info]
+    # how the segment differs from the average device, next to this device's values
+    table = page.main.dataframe[0].value
+    assert list(table["Your device"]) == [DEVICE[f] for f in DEVICE if f != "DeviceType"]
+
+
+def test_status_shows_the_loaded_set(page: AppTest, api: str) -> None:
+    status = ask(api, "/")
+    sidebar = " ".join(m.value for m in page.sidebar.markdown)
+    assert status["model_set"] in sidebar
+    assert [s.value for s in page.sidebar.success] == ["API reachable"]
+
+
+def test_model_history_charts_every_set(page: AppTest, api: str) -> None:
+    sets = ask(api, "/models")["sets"]
+    table = page.main.dataframe[0].value  # the sets table of the history tab
+    assert sorted(table["set_name"]) == sorted(s["name"] for s in sets)
+    charts = page.get("vega_lite_chart")
+    clusters = ask(api, "/segments")["clusters"]
+    # 3 learning curves + 2 charts per segment
+    assert len(charts) >= 3 + len(clusters.get("clusters", clusters))
+
+
+def test_segments_section_shows_each_generated_description(page: AppTest, api: str) -> None:
+    body = ask(api, "/segments")
+    entries = body["clusters"].get("clusters", body["clusters"])
+    entries = entries.values() if isinstance(entries, dict) else entries
+    descriptions = [e["description"] for e in entries]
+    headers = [h.value for h in page.main.subheader]
+    assert len([h for h in headers if h.startswith("Segment ")]) == len(descriptions)
+    shown = [i.value for i in page.main.info]
+    assert all(d in shown for d in descriptions)
+
+
+def test_language_switch_translates_the_page_and_keeps_results(page: AppTest) -> None:
+    fill(page, "efficiency", DEVICE)
+    english = metrics(page)
+    page.radio(key="lang").set_value("id").run()
+    assert not page.exception
+    assert [t.label for t in page.tabs] == [
+        TEXTS[f"tab_{n}"]["id"]
+        for n in ("efficiency", "malfunction", "segment", "bulk", "history", "segments")
+    ]
+    shown = metrics(page)
+    assert shown["Probabilitas"] == english["Probability"]
+    assert shown["Prediksi"] in ("Efisien", "Tidak efisien")
+    assert [s.value for s in page.sidebar.success] == ["API dapat dihubungi"]
+    assert page.number_input(key="efficiency_UsageHoursPerDay").label == (
+        "Pemakaian (jam per hari)"
+    )
+
+
+def test_bulk_upload_predicts_every_row_and_flags_bad_ones(
+    page: AppTest, api: str, dataset_path
+) -> None:
+    rows = pd.read_csv(dataset_path).head(40)
+    bad = rows.iloc[[0]].assign(UserID=99999, DeviceType="Toaster")
+    upload = pd.concat([rows, bad]).to_csv(index=False).encode()
+    page.file_uploader(key="bulk_file").set_value(("devices.csv", upload, "text/csv")).run()
+    assert not page.exception
+    assert any(w.value.startswith("41 rows: 40 predicted, 1 rejected") for w in page.warning)
+    table = next(d.value for d in page.main.dataframe if "error" in d.value.columns)
+    good = rows.drop(columns=["UserID", "SmartHomeEfficiency"]).to_dict("records")
+    efficiency = ask(api, "/predict_efficiency", good)
+    malfunction = ask(api, "/predict_malfunction", good)
+    segment = ask(api, "/get_device_segment", good)
+    assert list(table["UserID"][:40].astype(int)) == list(rows["UserID"])
+    assert list(table["predicted_efficiency_class"][:40]) == [
+        e["predicted_efficiency_class"] for e in efficiency
+    ]
+    assert list(table["probability_of_predicted_class"][:40]) == pytest.approx(
+        [e["probability_of_predicted_class"] for e in efficiency]
+    )
+    assert list(table["predicted_malfunctions"][:40]) == pytest.approx(
+        [m["predicted_malfunctions"] for m in malfunction]
+    )
+    assert list(table["device_segment_id"][:40]) == [s["device_segment_id"] for s in segment]
+    assert "DeviceType" in table["error"].iloc[40]
+    assert pd.isna(table["predicted_efficiency_class"].iloc[40])
+    assert "Download the predictions" in [b.label for b in page.get("download_button")]
+
+
+def test_a_wrong_api_url_is_explained(api: str) -> None:
+    at = AppTest.from_file(str(ROOT / "app_ui.py"), default_timeout=30)
+    at.session_state["api_url"] = api + "/not-the-api"
+    at.run()
+    assert not at.exception
+    assert any("does not know this request" in e.value for e in at.error)
