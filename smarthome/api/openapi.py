@@ -30,9 +30,10 @@ _MODELS: list[tuple[type[BaseModel], str]] = [
 
 _ERRORS = {
     "400": "Malformed JSON or empty body",
-    "413": f"Body too large, or more than {MAX_BATCH} records",
+    "413": "Body too large",
     "415": "Content-Type is not application/json",
-    "422": "A field is missing, unknown, of the wrong type or out of range",
+    "422": f"A field is missing, unknown, of the wrong type or out of range, or the list "
+    f"is empty or longer than {MAX_BATCH}",
     "503": "No model set loaded yet; train one with spark_training.py",
 }
 

@@ -8,9 +8,10 @@ columns an endpoint accepts and ignores, so a whole dataset row can be posted an
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from smarthome.schema import (
     DEVICE_FEATURES,
@@ -26,6 +27,13 @@ MAX_BATCH = 1000
 MAX_BODY_BYTES = 1024 * 1024
 #: ints must fit Spark's LongType (and a float64 without overflow)
 INT_LIMIT = 2**63
+_INT_FIELDS = (
+    "UserPreferences",
+    "DeviceAgeMonths",
+    "MalfunctionIncidents",
+    "UserID",
+    "SmartHomeEfficiency",
+)
 
 _JSON_TYPES = {
     dict: "object",
@@ -62,29 +70,53 @@ def _ignored(description: str) -> Any:
     return Field(default=None, description=f"{description} (accepted and ignored)")
 
 
+def _integral_float_to_int(value: Any) -> Any:
+    """JSON has one number type: ``36.0`` is the integer 36 (as in JSON Schema), ``36.5`` not."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < INT_LIMIT:
+        return int(value)
+    return value
+
+
 def _fits_int64(value: int | None) -> int | None:
-    if value is not None and value >= INT_LIMIT:
+    if value is not None and abs(value) >= INT_LIMIT:
         raise ValueError("less than 2^63")
     return value
 
 
-class MalfunctionRequest(MalfunctionInput):
+def _document_bounds(schema: dict[str, Any]) -> None:
+    """Show the int64 / float64 bounds in the OpenAPI document, so fuzzers and clients know."""
+    bounds = {"integer": INT_LIMIT - 1, "number": sys.float_info.max}
+    for prop in schema.get("properties", {}).values():
+        for option in [prop, *prop.get("anyOf", [])]:
+            if option.get("type") in bounds:
+                option.setdefault("minimum", -bounds[option["type"]])
+                option.setdefault("maximum", bounds[option["type"]])
+
+
+class _Request(BaseModel):
+    """Shared by the request models: JSON integers and the int64 bound."""
+
+    model_config = ConfigDict(json_schema_extra=_document_bounds)
+
+    _int_in = field_validator(*_INT_FIELDS, mode="before", check_fields=False)(
+        _integral_float_to_int
+    )
+    _int_out = field_validator(*_INT_FIELDS, check_fields=False)(_fits_int64)
+
+
+class MalfunctionRequest(MalfunctionInput, _Request):
     """Body of ``POST /predict_malfunction``: the regressor's 5 inputs (other columns ignored)."""
 
     MalfunctionIncidents: int | None = _ignored("The label this endpoint predicts")
     UserID: int | None = _ignored("Dataset row id")
     SmartHomeEfficiency: int | None = _ignored("Efficiency label of the dataset row")
 
-    _int64 = field_validator("DeviceAgeMonths")(_fits_int64)
 
-
-class DeviceRequest(DeviceInput):
+class DeviceRequest(DeviceInput, _Request):
     """Body of ``POST /predict_efficiency`` and ``/get_device_segment``: all 6 features."""
 
     UserID: int | None = _ignored("Dataset row id")
     SmartHomeEfficiency: int | None = _ignored("Efficiency label of the dataset row")
-
-    _int64 = field_validator("DeviceAgeMonths", "MalfunctionIncidents")(_fits_int64)
 
 
 #: the columns each request model hands to the scorer
@@ -140,7 +172,7 @@ def validate_rows(value: Any, model: type[BaseModel]) -> list[dict[str, Any]]:
         raise ApiError(422, "invalid input", ["body: empty list; send at least one record"])
     if len(items) > MAX_BATCH:
         raise ApiError(
-            413,
+            422,
             "too many records",
             [f"body: {len(items)} records; send at most {MAX_BATCH} per request"],
         )
