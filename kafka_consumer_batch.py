@@ -1,0 +1,108 @@
+"""Consume the smart-home topic into batch CSV files, exactly once (DESIGN §4-5).
+
+Each batch file holds records of one partition and is named after the offsets it covers; the
+offset is committed only after the file is durably renamed into place. Invalid messages go to
+``<batch-dir>/rejected/``. Stops after ``--idle-timeout`` seconds without a new record unless
+``--follow``; Ctrl-C writes what is buffered, commits and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from smarthome.cli import UserError, run
+from smarthome.config import CONSUMER_GROUP, env, help_default
+from smarthome.consumer import BatchConsumer, ConsumerOptions, install_stop_handlers
+
+PROG = "kafka_consumer_batch.py"
+
+
+def positive(kind: type, what: str):  # noqa: ANN201 - argparse type factory
+    def parse(text: str):  # noqa: ANN202
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be a number (got {text!r})") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{what} must be > 0 (got {text})")
+        return value
+
+    return parse
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--bootstrap-servers",
+        default=env("KAFKA_BOOTSTRAP_SERVERS"),
+        help=f"Kafka brokers, host:port[,...] {help_default('KAFKA_BOOTSTRAP_SERVERS')}",
+    )
+    parser.add_argument(
+        "--topic", default=env("KAFKA_TOPIC"), help=f"topic {help_default('KAFKA_TOPIC')}"
+    )
+    parser.add_argument(
+        "--batch-dir",
+        default=env("BATCH_DIR"),
+        help=f"folder of batch files (created if missing) {help_default('BATCH_DIR')}",
+    )
+    parser.add_argument(
+        "--group", default=CONSUMER_GROUP, help=f"consumer group (default: {CONSUMER_GROUP})"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=positive(int, "--batch-size"),
+        default=1000,
+        help="records per batch file (default: 1000)",
+    )
+    parser.add_argument(
+        "--max-batch-age",
+        type=positive(float, "--max-batch-age"),
+        default=10.0,
+        help="publish a partial batch after this many seconds (default: 10)",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=positive(float, "--idle-timeout"),
+        default=30.0,
+        help="stop after this many seconds without a new record (default: 30)",
+    )
+    parser.add_argument(
+        "--follow", action="store_true", help="never stop on idle; run until Ctrl-C"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--instance-id",
+        default=None,
+        help="static group membership id (KIP-345): a restarted process with the same id "
+        "takes its partitions back without waiting for the session timeout",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    batch_dir = Path(args.batch_dir)
+    if batch_dir.exists() and not batch_dir.is_dir():
+        raise UserError(f"--batch-dir {batch_dir} is a file, not a folder; pick another path")
+    options = ConsumerOptions(
+        bootstrap_servers=args.bootstrap_servers,
+        topic=args.topic,
+        batch_dir=batch_dir,
+        group=args.group,
+        batch_size=args.batch_size,
+        max_batch_age=args.max_batch_age,
+        idle_timeout=args.idle_timeout,
+        follow=args.follow,
+        progress=not args.no_progress,
+        instance_id=args.instance_id,
+    )
+    batch_consumer = BatchConsumer(options)
+    install_stop_handlers(batch_consumer)
+    summary = batch_consumer.run()
+    print(f"{PROG}: {summary.line(args.topic, batch_dir)} (stopped: {summary.stopped_by})")
+    return 130 if summary.stopped_by == "SIGINT" else 0
+
+
+if __name__ == "__main__":
+    run(main, PROG)
