@@ -139,9 +139,9 @@ def test_language_switch_translates_the_page_and_keeps_results(page: AppTest) ->
     assert shown["Probabilitas"] == english["Probability"]
     assert shown["Prediksi"] in ("Efisien", "Tidak efisien")
     assert [s.value for s in page.sidebar.success] == ["API dapat dihubungi"]
-    assert page.number_input(key="efficiency_UsageHoursPerDay").label == (
-        "Pemakaian (jam per hari)"
-    )
+    usage = page.number_input(key="efficiency_UsageHoursPerDay")
+    assert (usage.label, usage.value) == ("Pemakaian (jam per hari)", DEVICE["UsageHoursPerDay"])
+    assert page.radio(key="efficiency_UserPreferences").value == DEVICE["UserPreferences"]
 
 
 def test_bulk_upload_predicts_every_row_and_flags_bad_ones(

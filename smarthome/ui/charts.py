@@ -7,6 +7,8 @@ import pandas as pd
 
 from smarthome.ui.i18n import t
 
+_LABELS = alt.Axis(labelLimit=260, labelOverlap=False)
+
 
 def learning_curve(history: pd.DataFrame, metric: str, lang: str) -> alt.Chart | alt.LayerChart:
     """One metric of every model set against the rows it was trained on, with its baseline."""
@@ -45,13 +47,13 @@ def learning_curve(history: pd.DataFrame, metric: str, lang: str) -> alt.Chart |
 
 def profile_chart(profile: pd.DataFrame, lang: str) -> alt.Chart:
     """Bars of how far a segment's feature means are from the overall means, in percent."""
-    frame = profile.assign(label=[t(f, lang) for f in profile["feature"]])
+    frame = profile.assign(label=[t(f, lang).split(" (")[0] for f in profile["feature"]])
     return (
         alt.Chart(frame)
         .mark_bar()
         .encode(
             x=alt.X("diff_pct:Q", title=t("diff_pct", lang)),
-            y=alt.Y("label:N", title=None, sort=None),
+            y=alt.Y("label:N", title=None, sort=None, axis=_LABELS),
             color=alt.condition("datum.diff_pct >= 0", alt.value("#2a9d8f"), alt.value("#e76f51")),
             tooltip=[
                 alt.Tooltip("label:N", title=t("feature", lang)),
@@ -60,13 +62,13 @@ def profile_chart(profile: pd.DataFrame, lang: str) -> alt.Chart:
                 alt.Tooltip("diff_pct:Q", title=t("diff_pct", lang), format="+.1f"),
             ],
         )
-        .properties(height=180)
+        .properties(height=200)
     )
 
 
 def device_mix_chart(mix: pd.DataFrame, lang: str) -> alt.Chart:
     """Bars of each device type's share of a segment."""
-    frame = mix.assign(label=[t(d, lang) for d in mix["device"]])
+    frame = mix.rename(columns={"device": "label"})
     return (
         alt.Chart(frame)
         .mark_bar(color="#457b9d")
@@ -77,11 +79,11 @@ def device_mix_chart(mix: pd.DataFrame, lang: str) -> alt.Chart:
                 axis=alt.Axis(format="%"),
                 scale=alt.Scale(domain=[0, 1]),
             ),
-            y=alt.Y("label:N", title=None, sort=None),
+            y=alt.Y("label:N", title=None, sort=None, axis=_LABELS),
             tooltip=[
                 alt.Tooltip("label:N", title=t("device", lang)),
                 alt.Tooltip("share:Q", title=t("share", lang), format=".1%"),
             ],
         )
-        .properties(title=t("device_mix", lang), height=180)
+        .properties(title=t("device_mix", lang), height=200)
     )

@@ -33,12 +33,14 @@ FORMS: dict[str, tuple[str, list[str]]] = {
 
 
 def _input(form: str, field: str) -> Any:
-    """One input widget with the dataset's ranges (DESIGN §3); keyed so values survive reruns."""
+    """One input widget with the dataset's ranges (DESIGN §3); keyed so values survive reruns.
+
+    Options are the dataset's own values in every language: a translated option label would
+    make Streamlit reset the widget when the language changes.
+    """
     key, label, default = f"{form}_{field}", tr(field), DEFAULTS[field]
     if field == "DeviceType":
-        return st.selectbox(
-            label, DEVICE_TYPES, index=DEVICE_TYPES.index(default), key=key, format_func=tr
-        )
+        return st.selectbox(label, DEVICE_TYPES, index=DEVICE_TYPES.index(default), key=key)
     if field == "UserPreferences":
         return st.radio(
             label,
@@ -46,7 +48,6 @@ def _input(form: str, field: str) -> Any:
             index=default,
             key=key,
             horizontal=True,
-            format_func=lambda v: tr(f"pref_{v}"),
         )
     if field == "UsageHoursPerDay":
         return st.number_input(label, 0.0, 24.0, default, 0.5, format="%.2f", key=key)

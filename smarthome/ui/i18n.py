@@ -80,17 +80,13 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Energy consumption (kWh per day)",
         "id": "Konsumsi energi (kWh per hari)",
     },
-    "UserPreferences": {"en": "User preferences", "id": "Preferensi pengguna"},
+    "UserPreferences": {
+        "en": "User preferences (0 = off, 1 = on)",
+        "id": "Preferensi pengguna (0 = mati, 1 = aktif)",
+    },
     "MalfunctionIncidents": {"en": "Malfunction incidents", "id": "Insiden kerusakan"},
     "DeviceAgeMonths": {"en": "Device age (months)", "id": "Usia perangkat (bulan)"},
     "SmartHomeEfficiency": {"en": "Efficient (0/1)", "id": "Efisien (0/1)"},
-    "pref_0": {"en": "0 - off", "id": "0 - mati"},
-    "pref_1": {"en": "1 - on", "id": "1 - aktif"},
-    "Camera": {"en": "Camera", "id": "Kamera"},
-    "Lights": {"en": "Lights", "id": "Lampu"},
-    "Security System": {"en": "Security System", "id": "Sistem Keamanan"},
-    "Smart Speaker": {"en": "Smart Speaker", "id": "Speaker Pintar"},
-    "Thermostat": {"en": "Thermostat", "id": "Termostat"},
     # forms and results
     "efficiency_intro": {
         "en": "Is this device used efficiently?",

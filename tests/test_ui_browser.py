@@ -1,0 +1,185 @@
+"""The real thing: ``streamlit run app_ui.py`` against the real API, in headless Chromium.
+
+Fills and submits the efficiency form like a person would, finds the API's prediction on the
+page, and saves a screenshot of each section under docs/ for the README.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import requests
+
+from tests.conftest import ROOT, require
+from tests.fixtures_api import free_port
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = Path("/usr/bin/chromium")
+DOCS = ROOT / "docs"
+DEVICE = {
+    "DeviceType": "Camera",
+    "UsageHoursPerDay": 3.5,
+    "EnergyConsumption": 7.25,
+    "UserPreferences": 0,
+    "MalfunctionIncidents": 3,
+    "DeviceAgeMonths": 40,
+}
+
+
+@pytest.fixture(scope="module")
+def api(api_server: str) -> str:
+    return api_server
+
+
+@pytest.fixture(scope="module")
+def ui_url(api: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``streamlit run app_ui.py`` on a free port, talking to the test API."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("ui") / "streamlit.log"
+    env = {**os.environ, "API_URL": api}
+    command = [
+        sys.executable, "-m", "streamlit", "run", "app_ui.py",
+        "--server.port", str(port), "--server.headless", "true",
+        "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, f"streamlit exited: {log_path.read_text()[-2000:]}"
+            try:
+                if requests.get(f"{url}/_stcore/health", timeout=2).ok:
+                    break
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline, f"no answer: {log_path.read_text()[-2000:]}"
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    require(CHROMIUM.exists(), f"Chromium at {CHROMIUM} (run `make browser`)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+            ],
+        )
+        yield chromium
+        chromium.close()
+
+
+def _form(page, submit: str):
+    return page.locator("[data-testid='stForm']").filter(
+        has=page.get_by_role("button", name=submit)
+    )
+
+
+def _fill_efficiency(page) -> None:
+    form = _form(page, "Predict efficiency")
+    form.get_by_label("Device type").click()
+    page.get_by_role("option", name=DEVICE["DeviceType"]).click()
+    for field, label in [
+        ("UsageHoursPerDay", "Usage (hours per day)"),
+        ("EnergyConsumption", "Energy consumption (kWh per day)"),
+        ("MalfunctionIncidents", "Malfunction incidents"),
+        ("DeviceAgeMonths", "Device age (months)"),
+    ]:
+        box = form.get_by_label(label)
+        box.fill(str(DEVICE[field]))
+        box.press("Tab")
+    form.get_by_role("radiogroup").get_by_text(str(DEVICE["UserPreferences"]), exact=True).click()
+    form.get_by_role("button", name="Predict efficiency").click()
+
+
+def _shot(page, name: str) -> None:
+    page.wait_for_timeout(800)  # let charts finish their transition before the picture
+    page.screenshot(path=str(DOCS / f"ui_{name}.png"), full_page=True)
+
+
+def test_efficiency_form_in_a_real_browser_and_screenshots(
+    browser, ui_url: str, api: str, dataset_path: Path, tmp_path: Path
+) -> None:
+    expected = requests.post(f"{api}/predict_efficiency", json=DEVICE, timeout=10).json()
+    label = "Efficient" if expected["predicted_efficiency_class"] == 1 else "Not efficient"
+    probability = f"{expected['probability_of_predicted_class']:.1%}"
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(30_000)
+    page.goto(ui_url)
+    page.get_by_role("button", name="Predict efficiency").wait_for()
+    page.get_by_text("API reachable").wait_for()
+    _fill_efficiency(page)
+    result = page.get_by_test_id("stMetric")
+    result.filter(has_text=probability).wait_for()
+    assert result.filter(has_text="Probability").inner_text().endswith(probability)
+    assert result.filter(has_text="Prediction").inner_text().strip().endswith(label)
+    assert page.get_by_test_id("stException").count() == 0
+    _shot(page, "efficiency")
+
+    page.get_by_role("tab", name="Malfunctions").click()
+    page.get_by_role("button", name="Predict malfunctions").click()
+    page.get_by_text("Expected malfunction incidents").wait_for()
+    _shot(page, "malfunction")
+
+    page.get_by_role("tab", name="Segment", exact=True).click()
+    page.get_by_role("button", name="Find segment").click()
+    page.get_by_text("How segment").first.wait_for()
+    _shot(page, "segment")
+
+    page.get_by_role("tab", name="Bulk predictions").click()
+    upload = tmp_path / "devices.csv"
+    pd.read_csv(dataset_path).head(25).to_csv(upload, index=False)
+    page.locator("input[type=file]").set_input_files(str(upload))
+    page.get_by_text("25 rows: 25 predicted, 0 rejected").wait_for()
+    _shot(page, "bulk")
+
+    page.get_by_role("tab", name="Model history").click()
+    page.get_by_text("All model sets").wait_for()
+    _shot(page, "history")
+
+    page.get_by_role("tab", name="Segments", exact=True).click()
+    page.get_by_test_id("stVegaLiteChart").last.wait_for()
+    _shot(page, "segments")
+
+    page.get_by_text("Bahasa Indonesia").click()
+    page.get_by_role("tab", name="Efisiensi").click()
+    page.get_by_text("API dapat dihubungi").wait_for()
+    # the inputs keep their values across the language switch
+    form = _form(page, "Prediksi efisiensi")
+    assert form.get_by_label("Pemakaian (jam per hari)").input_value() == "3.50"
+    assert form.get_by_role("radio", name="0").is_checked()
+    _shot(page, "bahasa")
+
+    url_box = page.get_by_label("URL API", exact=True)
+    url_box.fill(f"http://127.0.0.1:{free_port()}")
+    url_box.press("Enter")
+    page.get_by_text("tidak dapat dihubungi").first.wait_for()
+    assert page.get_by_test_id("stException").count() == 0
+    _shot(page, "api_down")
+    page.close()
