@@ -1,0 +1,381 @@
+"""A real Apache Kafka 4.x broker (KRaft, single node) without Docker.
+
+The jars come from Maven Central through ``kafka/pom.xml`` (resolved once into ``.cache/``);
+the broker is ``java -cp '<jars>/*' kafka.Kafka server.properties``. Ports, data directory and
+heap are parameters so tests can run private brokers on free ports next to ``make kafka-up``.
+
+``python -m smarthome.kafka_local up|down|status`` is what the Makefile calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import psutil
+
+from smarthome.cli import UserError, run
+
+ROOT = Path(__file__).resolve().parent.parent
+POM = ROOT / "kafka" / "pom.xml"
+LOG4J2_CONFIG = ROOT / "kafka" / "log4j2.properties"
+DEFAULT_JARS_DIR = ROOT / ".cache" / "kafka-jars"
+DEFAULT_DATA_DIR = ROOT / ".run" / "kafka"
+STAMP_NAME = ".resolved"  # same stamp file as the Makefile's `jars` target
+
+# Lean JVM flags: a small serial-GC heap starts fast and is plenty for one local broker.
+JVM_FLAGS = [
+    "-XX:+UseSerialGC",
+    "-XX:+ExitOnOutOfMemoryError",
+    "-Djava.awt.headless=true",
+]
+
+SERVER_PROPERTIES = """\
+# Written by smarthome/kafka_local.py: a single-node KRaft broker+controller for local use.
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}
+listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs={log_dirs}
+num.partitions={num_partitions}
+auto.create.topics.enable=true
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+num.network.threads=2
+num.io.threads=4
+"""
+
+
+def java_executable() -> str:
+    """The java binary, or a one-line UserError saying how to get Java 17."""
+    java = shutil.which("java")
+    if java is None:
+        raise UserError(
+            "java not found on PATH; install Java 17 (e.g. `apt install openjdk-17-jre-headless`"
+            " or `conda env create -f environment.yml`)"
+        )
+    return java
+
+
+def ensure_jars(jars_dir: Path = DEFAULT_JARS_DIR, pom: Path = POM) -> Path:
+    """Resolve the Kafka jars from Maven Central once (a stamp file marks success)."""
+    stamp = jars_dir / STAMP_NAME
+    if stamp.exists() and any(jars_dir.glob("kafka_2.13-*.jar")):
+        return jars_dir
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise UserError(
+            f"the Kafka jars are not in {jars_dir} and mvn is not on PATH; install Maven"
+            " (e.g. `apt install maven`) and run `make jars`"
+        )
+    jars_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        mvn,
+        "-q",
+        "-B",
+        "-f",
+        str(pom),
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={jars_dir}",
+        "-DincludeScope=runtime",
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        last = (result.stdout + result.stderr).strip().splitlines()[-1:] or ["no output"]
+        raise UserError(f"mvn could not resolve the Kafka jars from {pom}: {last[0]}")
+    stamp.touch()
+    return jars_dir
+
+
+def free_port() -> int:
+    """A TCP port that is free on 127.0.0.1 right now (bind port 0)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts TCP connections on host:port."""
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+        return True
+    return False
+
+
+def _random_cluster_id() -> str:
+    """A Kafka cluster id: a random UUID in Kafka's URL-safe base64 form (22 chars)."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def _tail(path: Path, lines: int = 5) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " | ".join(line.strip() for line in text[-lines:])
+
+
+class LocalKafka:
+    """One local KRaft broker+controller process with its own data dir, ports and log."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int = 9092,
+        controller_port: int = 9093,
+        heap_mb: int = 512,
+        num_partitions: int = 1,
+        jars_dir: Path = DEFAULT_JARS_DIR,
+    ) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.port = port
+        self.controller_port = controller_port
+        self.heap_mb = heap_mb
+        self.num_partitions = num_partitions
+        self.jars_dir = Path(jars_dir)
+        self.bootstrap_servers = f"127.0.0.1:{port}"
+        self.log_file = self.data_dir.parent / "logs" / f"{self.data_dir.name}.log"
+        self.pid_file = self.data_dir / "kafka.pid"
+        self.properties = self.data_dir / "server.properties"
+        self.log_dirs = self.data_dir / "kraft-logs"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    # -- process bookkeeping -------------------------------------------------------------
+    def _process(self) -> psutil.Process | None:
+        """Our broker process (from Popen or the pid file), if it is alive and really ours."""
+        pid = self._proc.pid if self._proc is not None else None
+        if pid is None and self.pid_file.exists():
+            with contextlib.suppress(ValueError, OSError):
+                pid = int(self.pid_file.read_text().strip())
+        if pid is None:
+            return None
+        try:
+            proc = psutil.Process(pid)
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return None
+            cmdline = proc.cmdline()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return None
+        # Guard against a recycled pid: it must be kafka.Kafka with *our* server.properties.
+        if "kafka.Kafka" in cmdline and str(self.properties) in cmdline:
+            return proc
+        return None
+
+    @property
+    def pid(self) -> int | None:
+        proc = self._process()
+        return proc.pid if proc else None
+
+    def is_running(self) -> bool:
+        """Whether this broker's own process is alive."""
+        return self._process() is not None
+
+    # -- start / stop --------------------------------------------------------------------
+    def _java_cmd(self, main_class: str, *args: str) -> list[str]:
+        return [
+            java_executable(),
+            f"-Xmx{self.heap_mb}m",
+            f"-Xms{self.heap_mb}m",
+            *JVM_FLAGS,
+            f"-Dlog4j2.configurationFile={LOG4J2_CONFIG}",
+            "-cp",
+            str(self.jars_dir / "*"),
+            main_class,
+            *args,
+        ]
+
+    def _write_config(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.properties.write_text(
+            SERVER_PROPERTIES.format(
+                port=self.port,
+                controller_port=self.controller_port,
+                log_dirs=self.log_dirs,
+                num_partitions=self.num_partitions,
+            )
+        )
+
+    def _format_storage(self) -> None:
+        """Format the KRaft storage once (first start of this data dir)."""
+        if (self.log_dirs / "meta.properties").exists():
+            return
+        cmd = self._java_cmd(
+            "kafka.tools.StorageTool",
+            "format",
+            "--standalone",
+            "--ignore-formatted",
+            "-t",
+            _random_cluster_id(),
+            "-c",
+            str(self.properties),
+        )
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode != 0:
+            out = (result.stdout + result.stderr).strip().splitlines()[-1:] or ["no output"]
+            raise UserError(f"could not format Kafka storage in {self.log_dirs}: {out[0]}")
+
+    def start(self, timeout: float = 90) -> None:
+        """Format storage on first start, launch the broker, wait until it answers."""
+        if self.is_running():
+            return
+        java_executable()
+        ensure_jars(self.jars_dir)
+        for port in (self.port, self.controller_port):
+            if port_open(port):
+                raise UserError(
+                    f"port {port} on 127.0.0.1 is already in use by another process;"
+                    " pick another with --port/--controller-port"
+                )
+        self._write_config()
+        self._format_storage()
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_file, "ab") as log:
+            self._proc = subprocess.Popen(
+                self._java_cmd("kafka.Kafka", str(self.properties)),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.data_dir,
+                start_new_session=True,  # survives the `up` command and its terminal's Ctrl-C
+            )
+        self.pid_file.write_text(f"{self._proc.pid}\n")
+        try:
+            self._wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc is not None and self._proc.poll() is not None:
+                raise UserError(
+                    f"Kafka exited with code {self._proc.returncode} during start-up;"
+                    f" log {self.log_file}: {_tail(self.log_file, 2)}"
+                )
+            if port_open(self.port) and self.answers():
+                return
+            time.sleep(0.2)
+        raise UserError(f"Kafka did not answer within {timeout:.0f} s; see {self.log_file}")
+
+    def answers(self) -> bool:
+        """Whether the broker answers a metadata request from kafka-python."""
+        from kafka import KafkaAdminClient
+
+        try:
+            admin = KafkaAdminClient(
+                bootstrap_servers=self.bootstrap_servers,
+                request_timeout_ms=5000,
+                bootstrap_timeout_ms=3000,
+                client_id="smarthome-kafka-local",
+            )
+        except Exception:
+            return False
+        try:
+            return bool(admin.describe_cluster().get("brokers")) and admin.list_topics() is not None
+        except Exception:
+            return False
+        finally:
+            admin.close()
+
+    def stop(self, timeout: float = 30) -> None:
+        """Stop only this broker's process: SIGTERM, wait, SIGKILL fallback."""
+        proc = self._process()
+        if proc is not None:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout)
+                except psutil.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(10)
+        if self._proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(5)  # reap our child so it is no zombie
+            self._proc = None
+        with contextlib.suppress(FileNotFoundError):
+            self.pid_file.unlink()
+
+
+# -- command line (make kafka-up / kafka-down / kafka-status) ----------------------------
+def _broker_from_args(args: argparse.Namespace) -> LocalKafka:
+    return LocalKafka(
+        data_dir=args.data_dir,
+        port=args.port,
+        controller_port=args.controller_port or args.port + 1,
+        heap_mb=args.heap_mb,
+        num_partitions=args.partitions,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m smarthome.kafka_local",
+        description="Start/stop a local Apache Kafka broker (KRaft single node, no Docker).",
+    )
+    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("--port", type=int, default=9092, help="client port (default 9092)")
+    parser.add_argument(
+        "--controller-port", type=int, default=0, help="KRaft controller port (default port+1)"
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help=f"broker data dir; also holds the pid file (default {DEFAULT_DATA_DIR})",
+    )
+    parser.add_argument("--partitions", type=int, default=1, help="num.partitions (default 1)")
+    parser.add_argument("--heap-mb", type=int, default=512, help="JVM heap in MB (default 512)")
+    parser.add_argument("--timeout", type=float, default=90, help="seconds to wait for start")
+    args = parser.parse_args(argv)
+    for name in ("port", "partitions", "heap_mb"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+
+    broker = _broker_from_args(args)
+    if args.command == "status":
+        if broker.is_running():
+            print(f"Kafka is running (pid {broker.pid}) at {broker.bootstrap_servers}")
+        else:
+            print(f"Kafka is not running (data dir {broker.data_dir})")
+        return 0
+    if args.command == "down":
+        if not broker.is_running():
+            print(f"Kafka is not running (data dir {broker.data_dir})")
+            return 0
+        pid = broker.pid
+        broker.stop()
+        print(f"Kafka stopped (pid {pid})")
+        return 0
+    if broker.is_running():
+        print(f"Kafka is already running (pid {broker.pid}) at {broker.bootstrap_servers}")
+        return 0
+    started = time.monotonic()
+    broker.start(timeout=args.timeout)
+    print(
+        f"Kafka is up (pid {broker.pid}) at {broker.bootstrap_servers} after"
+        f" {time.monotonic() - started:.1f} s; log: {broker.log_file}; stop it with"
+        " `make kafka-down`"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    run(main, "kafka_local")
