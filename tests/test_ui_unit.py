@@ -213,3 +213,9 @@ def test_page_with_a_hung_api_reports_it_is_slow(
     _submit(at, "Find segment")
     assert not at.exception
     assert any("did not answer in time" in e.value for e in at.error)
+
+
+def test_overall_means_stated_by_clusters_json_win() -> None:
+    stated = {**CLUSTERS["clusters"][0], "overall_means": {"UsageHoursPerDay": 12.0}}
+    clusters = data.normalize_clusters([stated])
+    assert data.overall_means(clusters) == {"UsageHoursPerDay": 12.0}

@@ -136,7 +136,8 @@ def _shares(raw: Any) -> dict[str, float]:
 
 
 def normalize_clusters(source: Any) -> list[dict[str, Any]]:
-    """Clusters as ``{id, size, means, device_shares, efficiency_rate, description}``."""
+    """Clusters as ``{id, size, means, overall_means, device_shares, efficiency_rate,
+    description}`` (clusters.json as the training stage writes it, or similar layouts)."""
     result = []
     for index, raw in enumerate(_clusters_list(source)):
         if not isinstance(raw, dict):
@@ -156,9 +157,15 @@ def normalize_clusters(source: Any) -> list[dict[str, Any]]:
         shares = _shares(
             raw.get("device_type_shares") or raw.get("device_shares") or raw.get("device_types")
         )
+        overall = raw.get("overall_means") if isinstance(raw.get("overall_means"), dict) else {}
         result.append(
             {
                 "id": int(cid),
+                "overall_means": {
+                    f: float(overall[f])
+                    for f in NUMERIC_FEATURES
+                    if _number(overall.get(f)) is not None
+                },
                 "size": int(_number(raw.get("size")) or _number(raw.get("count")) or 0),
                 "means": means,
                 "device_shares": shares,
@@ -170,7 +177,11 @@ def normalize_clusters(source: Any) -> list[dict[str, Any]]:
 
 
 def overall_means(clusters: list[dict[str, Any]]) -> dict[str, float]:
-    """The dataset-wide mean of each feature: the size-weighted mean of the cluster means."""
+    """The dataset-wide mean of each feature: as clusters.json states it, else the size-weighted
+    mean of the cluster means (the same number)."""
+    stated = next((c["overall_means"] for c in clusters if c.get("overall_means")), None)
+    if stated:
+        return stated
     totals: dict[str, float] = {}
     weights: dict[str, float] = {}
     for cluster in clusters:
