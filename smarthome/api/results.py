@@ -67,7 +67,7 @@ class ModelsResponse(BaseModel):
 
 class SegmentsResponse(BaseModel):
     model_set: str
-    clusters: dict[str, Any] = Field(description="The loaded set's clusters.json")
+    clusters: dict[str, Any] | list[Any] = Field(description="The loaded set's clusters.json")
 
 
 def _model_sections(manifest: dict[str, Any]) -> dict[str, Any]:

@@ -114,8 +114,7 @@ def models() -> Response:
 @bp.get("/segments")
 def segments() -> Response:
     model_set = _loaded()
-    clusters = model_set.clusters if isinstance(model_set.clusters, dict) else {}
-    return jsonify({"model_set": model_set.name, "clusters": clusters})
+    return jsonify({"model_set": model_set.name, "clusters": model_set.clusters})
 
 
 @bp.get("/openapi.json")

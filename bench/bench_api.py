@@ -1,0 +1,208 @@
+"""API benchmark (DESIGN §11): in-process latency, HTTP throughput, Spark-per-request baseline.
+
+    python -m bench.bench_api [--model-dir DIR] [--seconds 5] [--clients 8]
+
+Uses the newest set in --model-dir (env MODEL_DIR); if there is none, trains one on the whole
+dataset into a temporary folder with ``spark_training.py --latest-only``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import http.client
+import json
+import multiprocessing as mp
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from smarthome import registry
+from smarthome.batchfiles import batch_file_name
+from smarthome.config import env
+from smarthome.schema import DEVICE_FEATURES
+from tests.fixtures_api import running_api
+
+ROOT = Path(__file__).resolve().parent.parent
+DATASET = ROOT / "dataset" / "smart_home_device_usage_data.csv"
+
+
+def dataset_rows(limit: int | None = None) -> list[dict[str, Any]]:
+    with open(DATASET, newline="") as fh:
+        rows = list(csv.DictReader(fh))[:limit]
+    typed = []
+    for r in rows:
+        typed.append(
+            {
+                "UserID": int(r["UserID"]),
+                "DeviceType": r["DeviceType"],
+                "UsageHoursPerDay": float(r["UsageHoursPerDay"]),
+                "EnergyConsumption": float(r["EnergyConsumption"]),
+                "UserPreferences": int(r["UserPreferences"]),
+                "MalfunctionIncidents": int(r["MalfunctionIncidents"]),
+                "DeviceAgeMonths": int(r["DeviceAgeMonths"]),
+                "SmartHomeEfficiency": int(r["SmartHomeEfficiency"]),
+            }
+        )
+    return typed
+
+
+def model_dir_with_a_set(model_dir: Path, work: Path) -> Path:
+    """``model_dir`` if it holds a set, else a fresh one trained on the whole dataset."""
+    if registry.newest_set(model_dir):
+        return model_dir
+    batches, models = work / "batches", work / "models"
+    batches.mkdir()
+    shutil.copy(DATASET, batches / batch_file_name("smart_home_stream", 0, 0, 5402))
+    print(f"no model set in {model_dir}; training one in {models} ...", file=sys.stderr)
+    subprocess.run(
+        [sys.executable, "spark_training.py", "--batch-dir", str(batches)]
+        + ["--model-dir", str(models), "--latest-only"],
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return models
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def in_process(model_dir: Path, n: int) -> list[tuple[str, float, float]]:
+    """p50/p99 in ms of one request through Flask's test client (no network)."""
+    from smarthome.api import create_app
+
+    client = create_app(model_dir, reload_seconds=0).test_client()
+    row = {k: dataset_rows(1)[0][k] for k in DEVICE_FEATURES}
+    body = json.dumps(row)
+    out = []
+    for path in ("/predict_efficiency", "/predict_malfunction", "/get_device_segment"):
+        times = []
+        for _ in range(n):
+            t = time.perf_counter()
+            answer = client.post(path, data=body, content_type="application/json")
+            times.append((time.perf_counter() - t) * 1000)
+            assert answer.status_code == 200, answer.get_json()
+        out.append((f"in-process POST {path}", pct(times, 0.5), pct(times, 0.99)))
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        client.get("/healthz")
+        times.append((time.perf_counter() - t) * 1000)
+    out.append(("in-process GET /healthz (no-op)", pct(times, 0.5), pct(times, 0.99)))
+    return out
+
+
+def _client(port: int, method: str, path: str, body: bytes, seconds: float, q: Any) -> None:
+    """One keep-alive connection sending requests back to back for ``seconds``."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Content-Type": "application/json"} if body else {}
+    latencies, errors = [], 0
+    end = time.perf_counter() + seconds
+    while (start := time.perf_counter()) < end:
+        conn.request(method, path, body=body or None, headers=headers)
+        answer = conn.getresponse()
+        answer.read()
+        latencies.append((time.perf_counter() - start) * 1000)
+        errors += answer.status != 200
+    conn.close()
+    q.put((latencies, errors))
+
+
+def load(port: int, method: str, path: str, body: bytes, clients: int, seconds: float):
+    """Requests/s, p50, p99 (ms) and errors with ``clients`` client processes."""
+    q: Any = mp.Queue()
+    procs = [
+        mp.Process(target=_client, args=(port, method, path, body, seconds, q))
+        for _ in range(clients)
+    ]
+    for p in procs:
+        p.start()
+    results = [q.get() for _ in procs]
+    for p in procs:
+        p.join()
+    latencies = [x for lat, _ in results for x in lat]
+    errors = sum(e for _, e in results)
+    return len(latencies) / seconds, pct(latencies, 0.5), pct(latencies, 0.99), errors
+
+
+def spark_baseline(set_dir: Path, n: int) -> float:
+    """The original design: createDataFrame + PipelineModel.transform per request (p50 ms)."""
+    from pyspark.ml import PipelineModel
+
+    from smarthome.spark import get_spark
+
+    spark = get_spark("local[2]", "bench-api-baseline")
+    model = PipelineModel.load(str(set_dir / "efficiency"))
+    row = {k: dataset_rows(1)[0][k] for k in DEVICE_FEATURES}
+    times = []
+    for i in range(n + 3):
+        t = time.perf_counter()
+        df = spark.createDataFrame([row])
+        model.transform(df).select("prediction", "probability").collect()
+        if i >= 3:  # the first calls warm the JVM up
+            times.append((time.perf_counter() - t) * 1000)
+    spark.stop()
+    return statistics.median(times)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="bench_api", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model-dir", default=env("MODEL_DIR"))
+    parser.add_argument("--seconds", type=float, default=5.0, help="per HTTP load run")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=2000, help="in-process per endpoint")
+    parser.add_argument("--spark-requests", type=int, default=20)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bench_api_") as tmp:
+        work = Path(tmp)
+        model_dir = model_dir_with_a_set(Path(args.model_dir), work)
+        set_dir = registry.newest_set(model_dir)
+        rows = in_process(model_dir, args.requests)
+        print(f"model set: {set_dir.name}\n")
+        print("| measurement | p50 ms | p99 ms |\n|---|---|---|")
+        for name, p50, p99 in rows:
+            print(f"| {name} | {p50:.3f} | {p99:.3f} |")
+
+        body = json.dumps({k: dataset_rows(1)[0][k] for k in DEVICE_FEATURES}).encode()
+        http_rows = []
+        with running_api(model_dir, work / "api.log") as url:
+            port = int(url.rsplit(":", 1)[1])
+            for label, method, path, data in (
+                ("GET /healthz (no-op)", "GET", "/healthz", b""),
+                ("POST /predict_efficiency", "POST", "/predict_efficiency", body),
+            ):
+                load(port, method, path, data, args.clients, 1.0)  # warm-up
+                http_rows.append(
+                    (label, *load(port, method, path, data, args.clients, args.seconds))
+                )
+        print(
+            f"\nHTTP, waitress (8 threads), {args.clients} keep-alive client processes, "
+            f"{args.seconds:g} s each:\n"
+        )
+        print("| endpoint | requests/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|")
+        for label, rps, p50, p99, errors in http_rows:
+            print(f"| {label} | {rps:.0f} | {p50:.2f} | {p99:.2f} | {errors} |")
+        ratio = http_rows[1][1] / http_rows[0][1]
+        print(f"\npredict_efficiency at {ratio:.0%} of the no-op endpoint's requests/s")
+
+        spark_p50 = spark_baseline(set_dir, args.spark_requests)
+        ours = rows[0][1]
+        print("\n| original design (Spark per request) | p50 ms | vs in-process |\n|---|---|---|")
+        print(
+            f"| createDataFrame + PipelineModel.transform + collect | {spark_p50:.1f} "
+            f"| {spark_p50 / ours:.0f}x slower |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Live reload over real HTTP: sets published while clients hammer the API.
+
+A newer set is picked up with zero failed requests; a broken newer set is skipped with its
+reason and the old set keeps answering.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import requests
+
+from smarthome import registry
+from tests.fixtures_api import running_api
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+ROW = {
+    "DeviceType": "Thermostat",
+    "UsageHoursPerDay": 7.5,
+    "EnergyConsumption": 4.2,
+    "UserPreferences": 1,
+    "MalfunctionIncidents": 1,
+    "DeviceAgeMonths": 20,
+}
+
+
+def publish_copy(source: Path, model_dir: Path, number: int, minutes: int) -> tuple[Path, Path]:
+    """Copy a set under a newer name into .tmp; the caller renames it into place (atomic)."""
+    name = registry.set_name(number, datetime.now(timezone.utc) + timedelta(minutes=minutes))
+    staging = registry.tmp_dir(model_dir) / name
+    shutil.copytree(source, staging)
+    return staging, model_dir / name
+
+
+def wait_for(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_new_set_under_load_is_picked_up_and_broken_set_skipped(
+    trained_model_dir: Path, tmp_path: Path
+) -> None:
+    original = registry.newest_set(trained_model_dir)
+    model_dir = tmp_path / "models"
+    model_dir.mkdir()
+    shutil.copytree(original, model_dir / original.name)
+
+    with running_api(model_dir, tmp_path / "api.log", "--reload-seconds", "0.2") as url:
+        stop = threading.Event()
+        seen: list[str] = []
+        failures: list[str] = []
+
+        def hammer() -> None:
+            with requests.Session() as http:
+                while not stop.is_set():
+                    try:
+                        answer = http.post(url + "/predict_efficiency", json=ROW, timeout=30)
+                        if answer.status_code != 200:
+                            failures.append(f"{answer.status_code} {answer.text[:200]}")
+                        else:
+                            seen.append(answer.json()["model_set"])
+                    except requests.RequestException as exc:
+                        failures.append(repr(exc))
+
+        clients = [threading.Thread(target=hammer) for _ in range(4)]
+        for c in clients:
+            c.start()
+        try:
+            wait_for(lambda: len(seen) > 50)
+            staging, newer = publish_copy(original, model_dir, 2, minutes=5)
+            os.replace(staging, newer)
+            wait_for(lambda: seen and seen[-1] == newer.name)
+            count_after_swap = len(seen)
+            wait_for(lambda: len(seen) > count_after_swap + 50)
+
+            staging, broken = publish_copy(original, model_dir, 3, minutes=10)
+            (staging / registry.SCORING).write_text("{ this is not json")
+            os.replace(staging, broken)
+            wait_for(
+                lambda: broken.name in requests.get(url + "/", timeout=10).json()["skipped_sets"]
+            )
+            count_after_broken = len(seen)
+            wait_for(lambda: len(seen) > count_after_broken + 50)
+        finally:
+            stop.set()
+            for c in clients:
+                c.join()
+
+        assert failures == []
+        assert seen[0] == original.name
+        assert set(seen) == {original.name, newer.name}
+        assert seen[count_after_broken:] == [newer.name] * (len(seen) - count_after_broken)
+        status = requests.get(url + "/", timeout=10).json()
+        assert status["model_set"] == newer.name
+        assert "scoring.json" in status["skipped_sets"][broken.name]
+    log = (tmp_path / "api.log").read_text()
+    assert f"skipping model set {broken.name}" in log
