@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     py = sys.executable
     clock = Timeline()
-    broker = Broker(args.kafka_port, state / ".run" / "kafka-demo")
+    broker = Broker(args.kafka_port, state / ".run" / "kafka")
     supervisor = Supervisor()
 
     def stage(name: str, *argv: str) -> Stage:
