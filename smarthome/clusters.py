@@ -1,0 +1,170 @@
+"""Cluster profiles and their generated one-sentence descriptions (``clusters.json``).
+
+Pure pandas/numpy given the records and a cluster-id column, so training and
+``analyze_clusters.py`` write the same file and the UI never needs hand-copied descriptions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .schema import DEVICE_TYPES, EFFICIENCY_LABEL, NUMERIC_FEATURES
+
+#: (above average, below average) wording per feature
+TRAITS: dict[str, tuple[str, str]] = {
+    "UsageHoursPerDay": ("heavy daily use", "light daily use"),
+    "EnergyConsumption": ("high energy use", "low energy use"),
+    "UserPreferences": ("user preferences mostly on", "user preferences mostly off"),
+    "MalfunctionIncidents": ("frequent malfunctions", "few malfunctions"),
+    "DeviceAgeMonths": ("older devices", "newer devices"),
+}
+UNITS = {
+    "UsageHoursPerDay": " h/day",
+    "EnergyConsumption": " kWh/day",
+    "DeviceAgeMonths": " months",
+}
+#: a feature is a trait of a segment when its mean is this many overall std-devs off the mean
+TRAIT_Z = 0.3
+MAX_TRAITS = 3
+
+
+def _plural(device_type: str) -> str:
+    return device_type if device_type.endswith("s") else f"{device_type}s"
+
+
+def _shares(series: pd.Series) -> dict[str, float]:
+    counts = series.value_counts()
+    total = max(int(counts.sum()), 1)
+    return {t: round(float(counts.get(t, 0)) / total, 6) for t in DEVICE_TYPES}
+
+
+def _means(frame: pd.DataFrame) -> dict[str, float]:
+    return {c: round(float(frame[c].mean()), 6) for c in NUMERIC_FEATURES}
+
+
+def _value(feature: str, value: float) -> str:
+    if feature == "UserPreferences":
+        return f"{value:.0%} on"
+    if feature == "MalfunctionIncidents":
+        return f"{value:.1f}"
+    return f"{value:.1f}{UNITS.get(feature, '')}"
+
+
+def describe(cluster: dict[str, Any], overall: dict[str, Any]) -> str:
+    """One sentence: share, dominant device type, strongest traits, efficiency vs overall."""
+    stds = overall["stds"]
+    scored = []
+    for feature in NUMERIC_FEATURES:
+        std = stds.get(feature) or 0.0
+        if std <= 0:
+            continue
+        z = (cluster["means"][feature] - overall["means"][feature]) / std
+        if abs(z) >= TRAIT_Z:
+            scored.append((abs(z), feature, z))
+    scored.sort(reverse=True)
+    traits = [
+        f"{TRAITS[f][0 if z > 0 else 1]} ({_value(f, cluster['means'][f])} vs "
+        f"{_value(f, overall['means'][f])})"
+        for _, f, z in scored[:MAX_TRAITS]
+    ]
+    ranked = sorted(cluster["device_type_shares"].items(), key=lambda kv: -kv[1])
+    top_type, top_share = ranked[0]
+    if top_share >= 0.995:
+        who = f"all {_plural(top_type)}"
+    elif top_share >= 0.8:
+        who = f"mostly {_plural(top_type)} ({top_share:.0%})"
+    else:
+        main = [f"{_plural(t)} ({s:.0%})" for t, s in ranked if s >= 0.2]
+        who = " and ".join(main[:3]) if main else "a mix of device types"
+    how = ", ".join(traits) if traits else "close to the average on every feature"
+    return (
+        f"Segment {cluster['id']} ({cluster['share']:.0%} of devices): {who}, {how}; "
+        f"{cluster['efficiency_rate']:.0%} efficient (overall {overall['efficiency_rate']:.0%})."
+    )
+
+
+def profile_clusters(records: pd.DataFrame, cluster_col: str, k: int) -> dict[str, Any]:
+    """Per-cluster size, share, feature means, device-type mix, efficiency rate, description.
+
+    ``records`` holds the record columns plus ``cluster_col`` (cluster ids 0..k-1); a cluster
+    that no row falls into is listed with size 0.
+    """
+    total = len(records)
+    overall = {
+        "rows": total,
+        "means": _means(records),
+        "stds": {c: round(float(records[c].std(ddof=0)), 6) for c in NUMERIC_FEATURES},
+        "device_type_shares": _shares(records["DeviceType"]),
+        "efficiency_rate": round(float(records[EFFICIENCY_LABEL].mean()), 6) if total else 0.0,
+    }
+    clusters = []
+    for cluster_id in range(k):
+        part = records[records[cluster_col] == cluster_id]
+        size = len(part)
+        cluster: dict[str, Any] = {
+            "id": cluster_id,
+            "size": size,
+            "share": round(size / total, 6) if total else 0.0,
+            "means": _means(part) if size else dict.fromkeys(NUMERIC_FEATURES, np.nan),
+            "overall_means": overall["means"],
+            "device_type_shares": _shares(part["DeviceType"]),
+            "efficiency_rate": round(float(part[EFFICIENCY_LABEL].mean()), 6) if size else 0.0,
+        }
+        if size:
+            cluster["description"] = describe(cluster, overall)
+        else:
+            cluster["means"] = dict.fromkeys(NUMERIC_FEATURES, None)
+            cluster["description"] = f"Segment {cluster_id}: no device in the training data."
+        clusters.append(cluster)
+    return {"format": 1, "k": k, "overall": overall, "clusters": clusters}
+
+
+def redescribe(profile: dict[str, Any]) -> dict[str, Any]:
+    """Regenerate every description from the stored statistics (no data needed)."""
+    for cluster in profile["clusters"]:
+        if cluster["size"]:
+            cluster["description"] = describe(cluster, profile["overall"])
+    return profile
+
+
+def table(profile: dict[str, Any]) -> str:
+    """A plain-text table of the segments for the terminal."""
+    overall = profile["overall"]
+    short = {
+        "UsageHoursPerDay": "usage h",
+        "EnergyConsumption": "kWh",
+        "UserPreferences": "prefs",
+        "MalfunctionIncidents": "malf.",
+        "DeviceAgeMonths": "age mo",
+    }
+    head = ["seg", "size", "share"] + [short[c] for c in NUMERIC_FEATURES] + ["efficient", "mix"]
+    rows = []
+    for c in profile["clusters"]:
+        means = c["means"]
+        mix = ", ".join(
+            f"{t} {s:.0%}"
+            for t, s in sorted(c["device_type_shares"].items(), key=lambda kv: -kv[1])
+            if s >= 0.05
+        )
+        rows.append(
+            [str(c["id"]), str(c["size"]), f"{c['share']:.1%}"]
+            + ["-" if means[f] is None else f"{means[f]:.2f}" for f in NUMERIC_FEATURES]
+            + [f"{c['efficiency_rate']:.1%}", mix]
+        )
+    rows.append(
+        ["all", str(overall["rows"]), "100.0%"]
+        + [f"{overall['means'][f]:.2f}" for f in NUMERIC_FEATURES]
+        + [f"{overall['efficiency_rate']:.1%}", "-"]
+    )
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    lines = [
+        "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
+        for r in [head, *rows]
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.append("")
+    lines += [c["description"] for c in profile["clusters"]]
+    return "\n".join(lines)

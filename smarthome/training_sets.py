@@ -1,0 +1,318 @@
+"""Cumulative model sets (DESIGN §6): plan which sets are missing, build, publish atomically.
+
+Set N is trained on the first N batch files in file-name (publish) order; its manifest lists
+them, so a run knows which sets exist. A set is built in ``<model_dir>/.tmp/<name>`` and
+``os.replace``d into place when complete: a reader never sees half a set, and a killed run
+leaves only a ``.tmp`` leftover that the next run removes.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import platform
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+from . import __version__, registry
+from .batch_reader import read_batches
+from .batchfiles import list_batch_files
+from .cli import UserError
+from .clusters import profile_clusters
+from .features import PREDICTION
+from .schema import RECORD_COLUMNS
+from .training import TrainConfig, split, train_clustering, train_efficiency, train_malfunction
+
+Log = Callable[[str], None]
+LOCK = ".training.lock"
+CONSUMER_HINT = "run `python kafka_consumer_batch.py` to write batch files"
+
+
+def log_print(message: str) -> None:
+    print(message, flush=True)
+
+
+class NoBatchesError(UserError):
+    """No batch folder or no batch file in it (``--watch`` waits instead of failing)."""
+
+
+@dataclass(frozen=True)
+class PlannedSet:
+    number: int
+    files: list[Path]
+
+
+def batch_files(batch_dir: Path) -> list[Path]:
+    """The published batch files, or UserError naming the folder and how to get some."""
+    if not batch_dir.is_dir():
+        raise NoBatchesError(f"batch folder {batch_dir} does not exist; {CONSUMER_HINT}")
+    files = list_batch_files(batch_dir)
+    if not files:
+        raise NoBatchesError(f"no batch files in {batch_dir}; {CONSUMER_HINT}")
+    return files
+
+
+def existing_sets(model_dir: Path) -> dict[int, list[tuple[Path, list[str]]]]:
+    """Set number -> [(folder, batch file names in its manifest)] of every published set."""
+    out: dict[int, list[tuple[Path, list[str]]]] = {}
+    for folder in registry.list_sets(model_dir):
+        try:
+            manifest = json.loads((folder / registry.MANIFEST).read_text(encoding="utf-8"))
+            used = list(manifest.get("batch_files", []))
+        except (OSError, ValueError, AttributeError):
+            used = []
+        out.setdefault(registry.set_number(folder), []).append((folder, used))
+    return out
+
+
+def plan(
+    files: list[Path], model_dir: Path, retrain_all: bool, latest_only: bool, log: Log
+) -> list[PlannedSet]:
+    """The sets to train: set N <-> the first N files; only missing ones unless retrain_all."""
+    names = [p.name for p in files]
+    have = existing_sets(model_dir)
+    numbers = [len(files)] if latest_only else range(1, len(files) + 1)
+    todo = []
+    for number in numbers:
+        found = have.get(number, [])
+        if retrain_all or not found:
+            todo.append(PlannedSet(number, files[:number]))
+        elif not any(used == names[:number] for _, used in found):
+            log(
+                f"note: set {number} ({found[-1][0].name}) was trained on other batch files "
+                "than the current first ones; --retrain-all retrains it"
+            )
+    return todo
+
+
+def clean_tmp(model_dir: Path) -> None:
+    """Remove leftovers of a killed run (only call while holding the training lock)."""
+    tmp = registry.tmp_dir(model_dir)
+    if tmp.is_dir():
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def training_lock(model_dir: Path) -> Iterator[None]:
+    """One training process per model dir (two would clean each other's ``.tmp``)."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    with open(model_dir / LOCK, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(
+                f"another spark_training.py is training into {model_dir}; wait for it or stop it"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def versions(spark: SparkSession) -> dict[str, str]:
+    import numpy
+    import pandas
+    import pyspark
+
+    return {
+        "spark": spark.version,
+        "pyspark": pyspark.__version__,
+        "python": platform.python_version(),
+        "java": spark.sparkContext._jvm.System.getProperty("java.version"),  # type: ignore[union-attr]
+        "numpy": numpy.__version__,
+        "pandas": pandas.__version__,
+        "smarthome": __version__,
+    }
+
+
+def _write_json(path: Path, data: Any) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, allow_nan=False)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _scoring(models: dict[str, Any]) -> dict[str, Any]:
+    from .scoring_export import export_pipeline
+
+    return {"format": 1, **{name: export_pipeline(m) for name, m in models.items()}}
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def build_set(
+    spark: SparkSession,
+    planned: PlannedSet,
+    model_dir: Path,
+    cfg: TrainConfig,
+    min_rows: int,
+    log: Log = log_print,
+) -> Path | None:
+    """Train, save and publish one set; None when it has fewer than ``min_rows`` rows."""
+    start = time.perf_counter()
+    label = f"set {planned.number}"
+    log(f"{label}: reading {len(planned.files)} batch file(s)")
+    data = read_batches(spark, planned.files)
+    for name, count in data.skipped_by_file.items():
+        log(f"{label}: {name}: {count} bad row(s) skipped (unparseable or out of schema)")
+    if data.rows < min_rows:
+        log(f"{label}: skipped, {data.rows} rows < --min-rows {min_rows}")
+        data.df.unpersist()
+        return None
+    train, test = split(data.df, cfg.seed, cfg.test_percent)
+    train, test = train.cache(), test.cache()
+    train_rows, test_rows = train.count(), test.count()
+    if not train_rows or not test_rows:
+        raise UserError(f"{label}: {data.rows} rows leave an empty training or held-out split")
+    log(f"{label}: {data.rows} rows ({train_rows} train / {test_rows} held out); training")
+    eff, eff_section = train_efficiency(train, test, cfg)
+    log(f"{label}: efficiency accuracy {eff_section['metrics']['accuracy']:.4f}")
+    mal, mal_section = train_malfunction(train, test, cfg)
+    log(f"{label}: malfunction RMSE {mal_section['metrics']['rmse']:.4f}")
+    km, km_section = train_clustering(data.df, cfg)
+    log(f"{label}: clustering silhouette {km_section['metrics']['silhouette']:.4f}")
+    predicted = km.transform(data.df).select(*RECORD_COLUMNS, PREDICTION).toPandas()
+    clusters = profile_clusters(predicted, PREDICTION, cfg.k)
+
+    name = registry.set_name(planned.number)
+    tmp = registry.tmp_dir(model_dir) / name
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    models = {"efficiency": eff, "malfunction": mal, "clustering": km}
+    for model_name, model in models.items():
+        model.save(str(tmp / model_name))
+    _write_json(tmp / registry.SCORING, _scoring(models))
+    _write_json(tmp / registry.CLUSTERS, clusters)
+    seconds = time.perf_counter() - start
+    manifest = {
+        "format": 1,
+        "set": planned.number,
+        "name": name,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "batch_files": [p.name for p in planned.files],
+        "rows": data.rows,
+        "rows_skipped": data.rows_skipped,
+        "rows_skipped_by_file": data.skipped_by_file,
+        "split": {
+            "method": "held out iff pmod(xxhash64(UserID, seed), 100) < test_percent",
+            "seed": cfg.seed,
+            "test_percent": cfg.test_percent,
+            "train_rows": train_rows,
+            "test_rows": test_rows,
+        },
+        "config": asdict(cfg),
+        "versions": versions(spark),
+        "seconds": round(seconds, 3),
+        "models": {"efficiency": eff_section, "malfunction": mal_section, "clustering": km_section},
+    }
+    _write_json(tmp / registry.MANIFEST, manifest)
+    for frame in (train, test, data.df):
+        frame.unpersist()
+    final = model_dir / name
+    os.replace(tmp, final)
+    _fsync_dir(model_dir)
+    log(
+        f"{label} published {name}: rows {data.rows}, accuracy "
+        f"{eff_section['metrics']['accuracy']:.4f}, RMSE {mal_section['metrics']['rmse']:.4f}, "
+        f"silhouette {km_section['metrics']['silhouette']:.4f}, "
+        f"{time.perf_counter() - start:.1f} s"
+    )
+    return final
+
+
+def _retire_older(model_dir: Path, published: Path) -> None:
+    """After --retrain-all: remove the older folders of the same set number."""
+    number = registry.set_number(published)
+    for folder, _ in existing_sets(model_dir).get(number, []):
+        if folder != published:
+            trash = registry.tmp_dir(model_dir) / f"retired-{folder.name}"
+            os.replace(folder, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+
+
+def run_once(
+    spark: SparkSession,
+    batch_dir: Path,
+    model_dir: Path,
+    cfg: TrainConfig,
+    *,
+    min_rows: int = 50,
+    retrain_all: bool = False,
+    latest_only: bool = False,
+    log: Log = log_print,
+    quiet_when_idle: bool = False,
+) -> list[Path]:
+    """Train every missing set (or the latest/all); the published folders, oldest first."""
+    files = batch_files(batch_dir)
+    todo = plan(files, model_dir, retrain_all, latest_only, log)
+    if not todo:
+        if not quiet_when_idle:
+            log(
+                f"nothing new to train: {len(files)} batch file(s), every set exists in {model_dir}"
+            )
+        return []
+    published = []
+    for planned in todo:
+        folder = build_set(spark, planned, model_dir, cfg, min_rows, log)
+        if folder is not None:
+            published.append(folder)
+            if retrain_all:
+                _retire_older(model_dir, folder)
+    return published
+
+
+def watch(
+    spark: SparkSession,
+    batch_dir: Path,
+    model_dir: Path,
+    cfg: TrainConfig,
+    *,
+    poll_seconds: float = 5.0,
+    min_rows: int = 50,
+    latest_only: bool = False,
+    log: Log = log_print,
+    stop: Callable[[], bool] = lambda: False,
+) -> int:
+    """Keep one SparkSession warm; train a set whenever a batch is published, until stopped."""
+    log(f"watching {batch_dir} every {poll_seconds:g} s (Ctrl-C to stop)")
+    first, waiting, count = True, False, 0
+    while not stop():
+        try:
+            published = run_once(
+                spark,
+                batch_dir,
+                model_dir,
+                cfg,
+                min_rows=min_rows,
+                latest_only=latest_only,
+                log=log,
+                quiet_when_idle=not first,
+            )
+            count += len(published)
+            waiting = False
+        except NoBatchesError as exc:
+            if not waiting:
+                log(f"waiting: {exc}")
+            waiting = True
+        first = False
+        deadline = time.monotonic() + poll_seconds
+        while time.monotonic() < deadline and not stop():
+            time.sleep(min(0.2, poll_seconds))
+    return count

@@ -1,0 +1,116 @@
+"""Train the cumulative model sets from the batch files (DESIGN §6).
+
+    spark-submit spark_training.py            # or: python spark_training.py
+    spark-submit spark_training.py --watch    # keep training as batches are published
+
+Set N is trained on batch files 1..N (file-name order); a run trains only the missing sets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from pathlib import Path
+
+from smarthome.cli import run
+from smarthome.config import env, help_default
+
+PROG = "spark_training.py"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--batch-dir", default=env("BATCH_DIR"), help=f"batch files {help_default('BATCH_DIR')}"
+    )
+    parser.add_argument(
+        "--model-dir", default=env("MODEL_DIR"), help=f"model sets {help_default('MODEL_DIR')}"
+    )
+    parser.add_argument(
+        "--master",
+        default=None,
+        help="Spark master; default: spark-submit's when run by spark-submit, else "
+        f"{help_default('SPARK_MASTER')}",
+    )
+    parser.add_argument("--k", type=int, default=4, help="KMeans segments (default: 4)")
+    parser.add_argument(
+        "--min-rows", type=int, default=50, help="skip sets with fewer rows (default: 50)"
+    )
+    parser.add_argument("--seed", type=int, default=42, help="split and model seed (default: 42)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--retrain-all", action="store_true", help="retrain every set 1..N")
+    mode.add_argument(
+        "--latest-only", action="store_true", help="train only set N on all N batch files"
+    )
+    parser.add_argument(
+        "--watch", action="store_true", help="keep training as new batches arrive, until Ctrl-C"
+    )
+    parser.add_argument(
+        "--poll-seconds", type=float, default=5.0, help="--watch: batch folder poll interval"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="small models (few shallow trees) for smoke tests; not for real use",
+    )
+    args = parser.parse_args(argv)
+    if args.k < 2:
+        parser.error("--k must be at least 2")
+    if args.min_rows < 1:
+        parser.error("--min-rows must be at least 1")
+    if args.poll_seconds <= 0:
+        parser.error("--poll-seconds must be positive")
+    if args.watch and args.retrain_all:
+        parser.error("--watch cannot be combined with --retrain-all")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    batch_dir, model_dir = Path(args.batch_dir), Path(args.model_dir)
+    # imported late so that --help and flag errors answer without starting Java
+    from smarthome.spark import get_spark
+    from smarthome.training import TrainConfig
+    from smarthome.training_sets import batch_files, clean_tmp, run_once, training_lock, watch
+
+    cfg = TrainConfig(k=args.k, seed=args.seed, quick=args.quick)
+    if not args.watch:
+        batch_files(batch_dir)  # fail fast, before starting Spark
+    with training_lock(model_dir):
+        clean_tmp(model_dir)
+        print(f"starting Spark ({args.master or 'default master'})", flush=True)
+        spark = get_spark(args.master, app_name="spark_training")
+        try:
+            if args.watch:
+                try:
+                    count = watch(
+                        spark,
+                        batch_dir,
+                        model_dir,
+                        cfg,
+                        poll_seconds=args.poll_seconds,
+                        min_rows=args.min_rows,
+                        latest_only=args.latest_only,
+                    )
+                except KeyboardInterrupt:
+                    print("stopped watching", flush=True)
+                    return 0
+                return 0 if count >= 0 else 1
+            run_once(
+                spark,
+                batch_dir,
+                model_dir,
+                cfg,
+                min_rows=args.min_rows,
+                retrain_all=args.retrain_all,
+                latest_only=args.latest_only,
+            )
+        finally:
+            clean_tmp(model_dir)
+            with contextlib.suppress(Exception):  # may fail after Ctrl-C; nothing to keep
+                spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    run(main, PROG)
