@@ -109,7 +109,15 @@ def parse_row(raw: bytes | None) -> list[Any]:
     """A validated message value as a batch-file row, or RecordError with its reason."""
     if raw is None:
         raise RecordError(["record: empty message (null value)"])
-    return list(parse_record_json(raw).values())  # already in RECORD_COLUMNS order
+    try:
+        return list(parse_record_json(raw).values())  # already in RECORD_COLUMNS order
+    except RecordError:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:  # say so, rather than "invalid JSON"
+            reason = f"record: not valid UTF-8 ({exc.reason} at byte {exc.start})"
+            raise RecordError([reason]) from None
+        raise
 
 
 class _Listener(ConsumerRebalanceListener):
@@ -117,7 +125,7 @@ class _Listener(ConsumerRebalanceListener):
 
     Never commits nor asks the broker anything (a sync listener runs on kafka-python's IO
     loop, where a commit raises); an assigned partition is paused until the main loop has
-    compared its position with the disk's resume point (``_seek_past_disk``).
+    compared its position with the disk's resume point (``_position_partitions``).
     """
 
     def __init__(self, owner: BatchConsumer):
@@ -180,7 +188,7 @@ class BatchConsumer:
                     self.summary.consumed += count
                     if bar is not None:
                         bar.update(count)
-                self._seek_past_disk()
+                self._position_partitions()
                 self._flush_aged(now)
                 if not opts.follow and now - self.last_activity >= opts.idle_timeout:
                     self.stop_reason = f"no new record for {opts.idle_timeout:g} s"
@@ -216,19 +224,28 @@ class BatchConsumer:
             if len(buf.rows) >= batch_size:
                 self.flush(tp, buf)
 
-    def _seek_past_disk(self) -> None:
-        """Skip ahead to the disk's resume point when it is ahead of the committed offset."""
+    def _position_partitions(self) -> None:
+        """Start each newly assigned partition at max(committed offset, disk resume point).
+
+        Always an explicit seek: kafka-python keeps the fetch position of a partition that is
+        revoked and assigned again, but its unwritten buffer was dropped, so the position must
+        go back to what is durable (the committed offset or the files, whichever is ahead).
+        """
         for tp in list(self.pending_seek):
             buf = self.buffers.get(tp)
             if buf is None or tp not in self.consumer.assignment():
                 self.pending_seek.discard(tp)
                 continue
             try:
-                position = self.consumer.position(tp, timeout_ms=5000)
+                committed = self.consumer.committed(tp, timeout_ms=10_000)
             except KafkaError:
-                continue  # broker busy: try again after the next poll
-            if position is not None and position < buf.next_offset:
-                self.consumer.seek(tp, buf.next_offset)
+                continue  # coordinator busy or away: try again after the next poll
+            start = max(buf.next_offset, committed or 0)
+            buf.next_offset = start
+            if start > 0:
+                self.consumer.seek(tp, start)
+            else:
+                self.consumer.seek_to_beginning(tp)
             self.pending_seek.discard(tp)
             self.consumer.resume(tp)
 
