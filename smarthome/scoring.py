@@ -1,0 +1,496 @@
+"""Score exported Spark pipelines with numpy only, exactly as ``PipelineModel.transform`` would.
+
+``smarthome.scoring_export`` writes every fitted parameter to ``scoring.json`` at training
+time; this module evaluates them in float64 with Spark's own formulas (DESIGN §7), so the API
+answers in microseconds and never starts a JVM. It must never import pyspark.
+
+Spark semantics reproduced here:
+- StringIndexer: labels in Spark's fitted order; unseen or null -> ``numLabels`` ('keep').
+- OneHotEncoder: Spark's configured sizes (dropLast / 'keep' add or drop the last slot).
+- StandardScaler: ``(x - mean) * (1/std, or 0 where std == 0)``; no shift without withMean.
+- Trees: ``x <= threshold`` goes left; a categorical split goes left if x is a left category.
+- RandomForest classifier: sum of per-tree normalised leaf counts, then normalised.
+- GBT classifier: ``p0 = 1/(1+exp(2m))``, ``p1 = 1 - p0``; class 1 iff ``m > 0``.
+- LogisticRegression (binary): ``p = 1/(1+exp(-raw))`` on raw ``[-m, m]``; class 1 iff
+  ``m > log(t/(1-t))``. Multinomial: Spark's shifted softmax.
+- KMeans: nearest center, ties to the lowest index.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from smarthome import registry
+
+EXPORT_FORMAT = 1
+Columns = dict[str, Any]  # column name -> list (strings) or float64 array (n,) / (n, d)
+
+
+@dataclass
+class ScoreResult:
+    """One entry per row: class (float, like Spark), regression value, or cluster id."""
+
+    prediction: np.ndarray
+    probability: np.ndarray | None  # (n, classes) for classifiers, else None
+
+
+class ModelSetError(Exception):
+    """A model-set folder is missing a file or holds a corrupt one; ``reason`` says which."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(reason)
+
+
+def _f64(values: Any) -> np.ndarray:
+    return np.asarray(values, dtype=np.float64)
+
+
+def _cumsum_last(a: np.ndarray, axis: int) -> np.ndarray:
+    """Left-to-right sum along ``axis`` (Scala's ``sum``; numpy's own sum is pairwise)."""
+    return np.take(np.cumsum(a, axis=axis), -1, axis=axis)
+
+
+# ---------------------------------------------------------------- feature stages
+
+
+def _string_indexer(d: Mapping[str, Any]) -> Callable[[Columns], None]:
+    keep = d["handleInvalid"] == "keep"
+    maps = [{label: float(i) for i, label in enumerate(labels)} for labels in d["labels"]]
+    pairs = list(zip(d["inputCols"], d["outputCols"], maps, strict=True))
+
+    def apply(cols: Columns) -> None:
+        for src, dst, mapping in pairs:
+            unseen = float(len(mapping))
+            out = []
+            for value in cols[src]:
+                index = mapping.get(value if value is None else str(value))
+                if index is None:
+                    if not keep:
+                        raise ValueError(f"{src}: unseen label {value!r}")
+                    index = unseen
+                out.append(index)
+            cols[dst] = _f64(out)
+
+    return apply
+
+
+def _one_hot(d: Mapping[str, Any]) -> Callable[[Columns], None]:
+    keep = d["handleInvalid"] == "keep"
+    drop_last = bool(d["dropLast"])
+    sizes = [int(s) for s in d["categorySizes"]]
+    configured = [s + 1 if keep and not drop_last else s - 1 if drop_last and not keep else s
+                  for s in sizes]  # fmt: skip
+    specs = list(zip(d["inputCols"], d["outputCols"], sizes, configured, strict=True))
+
+    def apply(cols: Columns) -> None:
+        for src, dst, size, width in specs:
+            label = cols[src]
+            valid = (label >= 0) & (label < size)
+            if not keep and not valid.all():
+                raise ValueError(f"{src}: category index out of range 0..{size - 1}")
+            index = np.where(valid, label, size).astype(np.int64)
+            out = np.zeros((len(label), width))
+            hit = index < width
+            out[np.nonzero(hit)[0], index[hit]] = 1.0
+            cols[dst] = out
+
+    return apply
+
+
+def _assembler(d: Mapping[str, Any]) -> Callable[[Columns], None]:
+    inputs, output = list(d["inputCols"]), d["outputCol"]
+    check_nan = d.get("handleInvalid", "error") != "keep"
+
+    def apply(cols: Columns) -> None:
+        parts = [np.reshape(cols[c], (len(cols[c]), -1)) for c in inputs]
+        out = np.hstack(parts) if len(parts) > 1 else np.array(parts[0], dtype=np.float64)
+        if check_nan and np.isnan(out).any():
+            raise ValueError(f"{output}: a NaN or missing value among {', '.join(inputs)}")
+        cols[output] = out
+
+    return apply
+
+
+def _scaler(d: Mapping[str, Any]) -> Callable[[Columns], None]:
+    src, dst = d["inputCol"], d["outputCol"]
+    shift = _f64(d["mean"]) if d["withMean"] else None
+    std = _f64(d["std"])
+    scale = None
+    if d["withStd"]:
+        safe = np.where(std == 0, 1.0, std)
+        scale = np.where(std == 0, 0.0, 1.0 / safe)
+
+    def apply(cols: Columns) -> None:
+        x = cols[src]
+        if shift is not None:
+            x = x - shift
+        if scale is not None:
+            x = x * scale
+        cols[dst] = x
+
+    return apply
+
+
+# ---------------------------------------------------------------- predictors
+
+
+class _Predictor:
+    """A final estimator: reads the feature matrix, returns (prediction, probability)."""
+
+    def __init__(self, d: Mapping[str, Any]):
+        self.features = d["featuresCol"]
+        self.num_features = d.get("numFeatures")
+
+    def matrix(self, cols: Columns) -> np.ndarray:
+        x = cols[self.features]
+        if self.num_features is not None and x.shape[1] != self.num_features:
+            raise ValueError(
+                f"{self.features}: {x.shape[1]} features, the model expects {self.num_features}"
+            )
+        return x
+
+    def score(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        raise NotImplementedError
+
+
+class _Logistic(_Predictor):
+    def __init__(self, d: Mapping[str, Any]):
+        super().__init__(d)
+        self.multinomial = bool(d["multinomial"])
+        if self.multinomial:
+            self.coef = _f64(d["coefficients"])
+            self.intercepts = _f64(d["intercepts"])
+        else:
+            self.coef = _f64(d["coefficients"])
+            self.intercept = float(d["intercept"])
+            t = float(d["threshold"])
+            self.raw_threshold = (
+                -math.inf if t == 0 else math.inf if t == 1 else math.log(t / (1 - t))
+            )
+
+    def score(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        if not self.multinomial:
+            m = x @ self.coef + self.intercept
+            prob = np.column_stack([1.0 / (1.0 + np.exp(m)), 1.0 / (1.0 + np.exp(-m))])
+            return (m > self.raw_threshold).astype(np.float64), prob
+        raw = x @ self.coef.T + self.intercepts
+        top = raw.max(axis=1, keepdims=True)
+        e = np.exp(np.where(top > 0, raw - top, raw))
+        prob = e * (1.0 / _cumsum_last(e, 1))[:, None]
+        return np.argmax(raw, axis=1).astype(np.float64), prob
+
+
+class _Linear(_Predictor):
+    def __init__(self, d: Mapping[str, Any]):
+        super().__init__(d)
+        self.coef = _f64(d["coefficients"])
+        self.intercept = float(d["intercept"])
+
+    def score(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        return x @ self.coef + self.intercept, None
+
+
+class _KMeans(_Predictor):
+    def __init__(self, d: Mapping[str, Any]):
+        super().__init__(d)
+        self.centers = _f64(d["centers"])
+        self.cosine = d["distanceMeasure"] == "cosine"
+        self.center_norms = np.sqrt((self.centers**2).sum(axis=1))
+
+    def score(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        if self.cosine:
+            norms = np.sqrt((x**2).sum(axis=1))
+            dist = 1.0 - (x @ self.centers.T) / norms[:, None] / self.center_norms
+        else:
+            diff = x[:, None, :] - self.centers[None, :, :]
+            dist = (diff * diff).sum(axis=2)
+        return np.argmin(dist, axis=1).astype(np.float64), None  # argmin: lowest index on ties
+
+
+class _Forest(_Predictor):
+    """Every tree of a model in flat node arrays, evaluated for all rows and trees per level.
+
+    Leaves loop to themselves (threshold +inf), so ``depth`` steps land every row on a leaf.
+    """
+
+    def __init__(self, d: Mapping[str, Any]):
+        super().__init__(d)
+        self.kind = d["type"]
+        trees = d["trees"]
+        self.weights = _f64(d["treeWeights"])
+        self.num_classes = int(d.get("numClasses", 0))
+        feature, threshold, left, right, roots, values = [], [], [], [], [], []
+        self.categories: dict[int, np.ndarray] = {}
+        depth, offset = 0, 0
+        for tree in trees:
+            n = len(tree["feature"])
+            ids = np.arange(n) + offset
+            leaf = _f64(tree["feature"]) < 0
+            feature.append(np.where(leaf, 0, tree["feature"]))
+            threshold.append(np.where(leaf, np.inf, _f64(tree["threshold"])))
+            left.append(np.where(leaf, ids, _f64(tree["left"]) + offset))
+            right.append(np.where(leaf, ids, _f64(tree["right"]) + offset))
+            for node, cats in tree["leftCategories"].items():
+                self.categories[int(node) + offset] = _f64(cats)
+            values.extend(tree["value"])
+            roots.append(offset)
+            depth = max(depth, _depth(tree))
+            offset += n
+        self.feature = np.concatenate(feature).astype(np.int64)
+        self.threshold = np.concatenate(threshold)
+        self.left = np.concatenate(left).astype(np.int64)
+        self.right = np.concatenate(right).astype(np.int64)
+        self.is_categorical = np.zeros(offset, dtype=bool)
+        self.is_categorical[list(self.categories)] = True
+        self.roots = np.array(roots, dtype=np.int64)
+        self.depth = depth
+        self.leaf_value = self._leaf_values(values, offset)
+
+    def _leaf_values(self, values: list[Any], count: int) -> np.ndarray:
+        if self.kind not in ("DecisionTreeClassifier", "RandomForestClassifier"):
+            return _f64(values)
+        counts = np.zeros((count, self.num_classes))
+        for node, stats in enumerate(values):
+            if stats:
+                counts[node] = stats
+        if self.kind == "DecisionTreeClassifier":
+            return counts
+        total = _cumsum_last(counts, 1)[:, None]  # RF votes with each tree's normalised counts
+        return np.where(total != 0, counts / np.where(total == 0, 1.0, total), 0.0)
+
+    def leaves(self, x: np.ndarray) -> np.ndarray:
+        """The leaf node id reached by each (row, tree): shape (n, trees)."""
+        n, width = x.shape
+        flat = x.ravel()
+        base = (np.arange(n, dtype=np.int64) * width)[:, None]
+        node = np.broadcast_to(self.roots, (n, len(self.roots)))
+        for _ in range(self.depth):
+            value = flat.take(base + self.feature.take(node))
+            go_left = value <= self.threshold.take(node)
+            if self.categories:
+                cat = self.is_categorical.take(node)
+                for pos in zip(*np.nonzero(cat), strict=True):
+                    go_left[pos] = np.isin(value[pos], self.categories[int(node[pos])])
+            node = np.where(go_left, self.left.take(node), self.right.take(node))
+        return node
+
+    def score(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        values = self.leaf_value[self.leaves(x)]  # (n, trees) or (n, trees, classes)
+        kind = self.kind
+        if kind == "DecisionTreeRegressor":
+            return values[:, 0], None
+        if kind == "RandomForestRegressor":
+            return _cumsum_last(values, 1) / values.shape[1], None
+        if kind in ("GBTRegressor", "GBTClassifier"):
+            margin = values @ self.weights
+            if kind == "GBTRegressor":
+                return margin, None
+            p0 = 1.0 / (1.0 + np.exp(2.0 * margin))
+            return (margin > 0).astype(np.float64), np.column_stack([p0, 1.0 - p0])
+        raw = values[:, 0, :] if kind == "DecisionTreeClassifier" else _cumsum_last(values, 1)
+        total = _cumsum_last(raw, 1)[:, None]
+        return np.argmax(raw, axis=1).astype(np.float64), raw / total
+
+
+def _depth(tree: Mapping[str, Any]) -> int:
+    """Edges on the longest root-to-leaf path."""
+    left, right = tree["left"], tree["right"]
+    deepest, stack = 0, [(0, 0)]
+    while stack:
+        node, level = stack.pop()
+        if left[node] < 0:
+            deepest = max(deepest, level)
+        else:
+            stack += [(left[node], level + 1), (right[node], level + 1)]
+    return deepest
+
+
+_FEATURE_STAGES = {
+    "StringIndexer": _string_indexer,
+    "OneHotEncoder": _one_hot,
+    "VectorAssembler": _assembler,
+    "StandardScaler": _scaler,
+}
+_PREDICTORS: dict[str, type[_Predictor]] = {
+    "LogisticRegression": _Logistic,
+    "LinearRegression": _Linear,
+    "KMeans": _KMeans,
+    **{
+        kind: _Forest
+        for kind in (
+            "DecisionTreeClassifier",
+            "DecisionTreeRegressor",
+            "RandomForestClassifier",
+            "RandomForestRegressor",
+            "GBTClassifier",
+            "GBTRegressor",
+        )
+    },
+}
+
+
+def _stage_inputs(d: Mapping[str, Any]) -> list[str]:
+    if "inputCols" in d:
+        return list(d["inputCols"])
+    return [d.get("inputCol") or d["featuresCol"]]
+
+
+def _stage_outputs(d: Mapping[str, Any]) -> list[str]:
+    if "outputCols" in d:
+        return list(d["outputCols"])
+    if "outputCol" in d:
+        return [d["outputCol"]]
+    return [c for c in (d["predictionCol"], d.get("probabilityCol")) if c]
+
+
+class PipelineScorer:
+    """One exported pipeline: feature stages, then the estimator that gives the result."""
+
+    def __init__(self, stages: list[Mapping[str, Any]]):
+        self._steps: list[Callable[[Columns], None]] = []
+        self.input_columns: list[str] = []  # raw columns a row must carry
+        self.string_columns: set[str] = set()  # read as labels, not numbers
+        produced: set[str] = set()
+        self._result: tuple[str, str] | None = None
+        for d in stages:
+            kind = d["type"]
+            for col in _stage_inputs(d):
+                if col not in produced and col not in self.input_columns:
+                    self.input_columns.append(col)
+                    if kind == "StringIndexer":
+                        self.string_columns.add(col)
+            if kind in _FEATURE_STAGES:
+                self._steps.append(_FEATURE_STAGES[kind](d))
+            elif kind in _PREDICTORS:
+                self._steps.append(self._predict_step(_PREDICTORS[kind](d), d))
+                self._result = (d["predictionCol"], d.get("probabilityCol") or "")
+            else:
+                raise ValueError(f"unsupported stage type {kind!r}")
+            produced.update(_stage_outputs(d))
+        if self._result is None:
+            raise ValueError("the pipeline has no predicting stage")
+
+    @staticmethod
+    def _predict_step(model: _Predictor, d: Mapping[str, Any]) -> Callable[[Columns], None]:
+        prediction_col, probability_col = d["predictionCol"], d.get("probabilityCol") or ""
+
+        def apply(cols: Columns) -> None:
+            prediction, probability = model.score(model.matrix(cols))
+            cols[prediction_col] = prediction
+            if probability_col and probability is not None:
+                cols[probability_col] = probability
+
+        return apply
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PipelineScorer:
+        """Build from ``export_pipeline``'s dict (one entry of scoring.json)."""
+        if not isinstance(d, Mapping) or d.get("format") != EXPORT_FORMAT:
+            got = d.get("format") if isinstance(d, Mapping) else type(d).__name__
+            raise ValueError(f"export format must be {EXPORT_FORMAT} (got {got!r})")
+        return cls(list(d["stages"]))
+
+    def columns(self, rows: Sequence[Mapping[str, Any]]) -> Columns:
+        """The input columns of ``rows``: labels as lists, numbers as float64 arrays."""
+        cols: Columns = {}
+        for col in self.input_columns:
+            try:
+                values = [row[col] for row in rows]
+            except KeyError:
+                raise ValueError(f"{col}: missing from a row; it is required") from None
+            if col in self.string_columns:
+                cols[col] = values
+            else:
+                try:
+                    cols[col] = np.array(values, dtype=np.float64)
+                except (TypeError, ValueError):
+                    raise ValueError(f"{col}: every value must be a number") from None
+        return cols
+
+    def predict(self, rows: Sequence[Mapping[str, Any]]) -> ScoreResult:
+        """Score every row at once (extra keys in a row are ignored)."""
+        cols = self.columns(rows)
+        for step in self._steps:
+            step(cols)
+        prediction_col, probability_col = self._result  # type: ignore[misc]
+        probability = cols.get(probability_col) if probability_col else None
+        return ScoreResult(prediction=cols[prediction_col], probability=probability)
+
+
+def _read_json(set_dir: Path, name: str) -> Any:
+    path = set_dir / name
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ModelSetError(f"{name}: missing from {set_dir}") from None
+    except OSError as exc:
+        raise ModelSetError(f"{name}: cannot be read ({exc.strerror})") from None
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelSetError(f"{name}: not valid JSON ({exc})") from None
+
+
+class ModelSet:
+    """One published model-set folder, scored without Spark."""
+
+    def __init__(self, path: Path, manifest: dict, clusters: Any, scorers: dict[str, Any]):
+        self.path = path
+        self.name = path.name
+        self.manifest = manifest
+        self.clusters = clusters
+        self.efficiency: PipelineScorer = scorers["efficiency"]
+        self.malfunction: PipelineScorer = scorers["malfunction"]
+        self.clustering: PipelineScorer = scorers["clustering"]
+
+    @classmethod
+    def load(cls, set_dir: Path) -> ModelSet:
+        """Read scoring.json, manifest.json and clusters.json; ModelSetError says what's wrong."""
+        set_dir = Path(set_dir)
+        if not set_dir.is_dir():
+            raise ModelSetError(f"{set_dir}: not a model set folder")
+        manifest = _read_json(set_dir, registry.MANIFEST)
+        if not isinstance(manifest, dict):
+            raise ModelSetError(f"{registry.MANIFEST}: must be a JSON object")
+        clusters = _read_json(set_dir, registry.CLUSTERS)
+        if not isinstance(clusters, (dict, list)):
+            raise ModelSetError(f"{registry.CLUSTERS}: must be a JSON object or list")
+        scoring = _read_json(set_dir, registry.SCORING)
+        if not isinstance(scoring, dict) or scoring.get("format") != EXPORT_FORMAT:
+            got = scoring.get("format") if isinstance(scoring, dict) else type(scoring).__name__
+            raise ModelSetError(f"{registry.SCORING}: format must be {EXPORT_FORMAT} (got {got!r})")
+        scorers = {}
+        for model in registry.MODEL_NAMES:
+            if model not in scoring:
+                raise ModelSetError(f"{registry.SCORING}: no {model!r} pipeline")
+            try:
+                scorers[model] = PipelineScorer.from_dict(scoring[model])
+            except (KeyError, IndexError, TypeError, ValueError) as exc:
+                detail = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
+                raise ModelSetError(
+                    f"{registry.SCORING}: {model} pipeline is corrupt ({detail})"
+                ) from None
+        return cls(set_dir, manifest, clusters, scorers)
+
+    def predict_efficiency(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[int, float]]:
+        """(class 0/1, probability of that class) per row."""
+        result = self.efficiency.predict(rows)
+        classes = result.prediction.astype(np.int64)
+        if result.probability is None:
+            raise ModelSetError("efficiency pipeline gives no probability")
+        chosen = result.probability[np.arange(len(classes)), classes]
+        return list(zip(classes.tolist(), chosen.tolist(), strict=True))
+
+    def predict_malfunction(self, rows: Sequence[Mapping[str, Any]]) -> list[float]:
+        return self.malfunction.predict(rows).prediction.tolist()
+
+    def segment(self, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+        return self.clustering.predict(rows).prediction.astype(np.int64).tolist()
