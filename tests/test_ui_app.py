@@ -12,6 +12,7 @@ import pytest
 import requests
 from streamlit.testing.v1 import AppTest
 
+from smarthome.ui import bulk
 from smarthome.ui.i18n import TEXTS
 from tests.conftest import ROOT
 
@@ -154,6 +155,7 @@ def test_bulk_upload_predicts_every_row_and_flags_bad_ones(
     assert not page.exception
     assert any(w.value.startswith("41 rows: 40 predicted, 1 rejected") for w in page.warning)
     table = next(d.value for d in page.main.dataframe if "error" in d.value.columns)
+    assert list(table.columns[:6]) == ["UserID", *bulk.RESULT_COLUMNS]  # answers first
     good = rows.drop(columns=["UserID", "SmartHomeEfficiency"]).to_dict("records")
     efficiency = ask(api, "/predict_efficiency", good)
     malfunction = ask(api, "/predict_malfunction", good)

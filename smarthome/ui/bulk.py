@@ -112,12 +112,19 @@ def predict_bulk(client: ApiClient, frame: pd.DataFrame, chunk: int = CHUNK) -> 
             )
             out["predicted_malfunctions"][pos] = mal[i].get("predicted_malfunctions")
             out["device_segment_id"][pos] = seg[i].get("device_segment_id")
-    table = frame.copy()
-    for column, values in out.items():
-        table[column] = pd.array(
-            values, dtype="Float64" if "prob" in column or "malf" in column else "Int64"
-        )
-    table["error"] = errors
+    answers = pd.DataFrame(
+        {
+            column: pd.array(
+                values, dtype="Float64" if "prob" in column or "malf" in column else "Int64"
+            )
+            for column, values in out.items()
+        },
+        index=frame.index,
+    ).assign(error=errors)
+    # UserID (if any), then the answers, then the rest of the upload: answers visible at once
+    ids = [c for c in ("UserID",) if c in frame.columns]
+    rest = frame.drop(columns=ids + [c for c in RESULT_COLUMNS if c in frame.columns])
+    table = pd.concat([frame[ids], answers, rest], axis=1)
     return BulkResult(table, len(records), len(frame) - len(records))
 
 

@@ -20,9 +20,12 @@ def learning_curve(history: pd.DataFrame, metric: str, lang: str) -> alt.Chart |
             frame.assign(series=baseline, score=frame["baseline"]),
         ]
     ).dropna(subset=["score"])
-    x = alt.X("rows:Q", title=t("rows", lang))
+    x = alt.X("rows:Q", title=t("rows", lang), axis=alt.Axis(format=",d", tickMinStep=1))
     y = alt.Y(
-        "score:Q", title=metric.upper() if metric == "rmse" else metric, scale=alt.Scale(zero=False)
+        "score:Q",
+        axis=alt.Axis(format=".3~f"),
+        title=metric.upper() if metric == "rmse" else metric,
+        scale=alt.Scale(zero=False),
     )
     color = alt.Color(
         "series:N",
@@ -62,7 +65,7 @@ def profile_chart(profile: pd.DataFrame, lang: str) -> alt.Chart:
                 alt.Tooltip("diff_pct:Q", title=t("diff_pct", lang), format="+.1f"),
             ],
         )
-        .properties(height=200)
+        .properties(height=alt.Step(26))
     )
 
 
@@ -85,5 +88,5 @@ def device_mix_chart(mix: pd.DataFrame, lang: str) -> alt.Chart:
                 alt.Tooltip("share:Q", title=t("share", lang), format=".1%"),
             ],
         )
-        .properties(title=t("device_mix", lang), height=200)
+        .properties(title=t("device_mix", lang), height=alt.Step(26))
     )

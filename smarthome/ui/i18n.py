@@ -132,6 +132,10 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "bulk_upload": {"en": "CSV file of devices", "id": "File CSV perangkat"},
     "bulk_template": {"en": "Download an example CSV", "id": "Unduh contoh CSV"},
+    "bulk_summary_ok": {
+        "en": "{total} rows, all predicted.",
+        "id": "{total} baris, semuanya diprediksi.",
+    },
     "bulk_summary": {
         "en": "{total} rows: {ok} predicted, {bad} rejected (see the error column).",
         "id": "{total} baris: {ok} diprediksi, {bad} ditolak (lihat kolom error).",
@@ -162,6 +166,10 @@ TEXTS: dict[str, dict[str, str]] = {
     "history_none": {
         "en": "No model set yet. Train one with `spark-submit spark_training.py`.",
         "id": "Belum ada set model. Latih dengan `spark-submit spark_training.py`.",
+    },
+    "history_one_set": {
+        "en": "Only one model set so far: the curves grow as the pipeline trains more sets.",
+        "id": "Baru ada satu set model: kurva bertambah seiring pipeline melatih set baru.",
     },
     "history_no_metrics": {
         "en": "The model sets carry no metrics the UI recognises.",

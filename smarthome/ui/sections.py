@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from datetime import datetime, timezone
 from typing import Any
 
 import streamlit as st
@@ -65,10 +66,23 @@ def _status_body() -> None:
         st.success(tr("status_ok"))
         st.markdown(
             f"**{tr('status_set')}:** `{summary['set']}`  \n"
-            f"**{tr('status_trained')}:** {summary.get('created_at') or tr('unknown')}  \n"
+            f"**{tr('status_trained')}:** {when(summary.get('created_at')) or tr('unknown')}  \n"
             f"**{tr('status_rows')}:** {summary.get('rows') or tr('unknown')}"
         )
     st.caption(tr("status_checked", time=time.strftime("%H:%M:%S")))
+
+
+def when(stamp: object) -> str | None:
+    """An ISO timestamp as ``2026-01-31 14:05 UTC`` (anything else as it is)."""
+    if not isinstance(stamp, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return stamp
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc)
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
 
 
 @st.fragment(run_every=STATUS_REFRESH_SECONDS)
@@ -98,6 +112,8 @@ def history_section() -> None:
         st.info(tr("history_none"))
         return
     history = data.history_frame(manifests)
+    if len(manifests) == 1:
+        st.caption(tr("history_one_set"))
     if history.empty:
         st.warning(tr("history_no_metrics"))
     for metric in data.HISTORY_METRICS:
@@ -202,9 +218,18 @@ def bulk_section() -> None:
         show_error(result)
         return
     total = len(result.table)
-    box = st.success if result.rejected == 0 else st.warning
-    box(tr("bulk_summary", total=total, ok=result.predicted, bad=result.rejected))
-    st.dataframe(result.table, hide_index=True)
+    if result.rejected == 0:
+        st.success(tr("bulk_summary_ok", total=total))
+    else:
+        st.warning(tr("bulk_summary", total=total, ok=result.predicted, bad=result.rejected))
+    st.dataframe(
+        result.table,
+        hide_index=True,
+        column_config={
+            "probability_of_predicted_class": st.column_config.NumberColumn(format="%.3f"),
+            "predicted_malfunctions": st.column_config.NumberColumn(format="%.2f"),
+        },
+    )
     st.download_button(
         tr("bulk_download"),
         result.table.to_csv(index=False).encode(),
