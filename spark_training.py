@@ -69,15 +69,32 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     batch_dir, model_dir = Path(args.batch_dir), Path(args.model_dir)
     # imported late so that --help and flag errors answer without starting Java
+    from smarthome.batch_reader import check_header
     from smarthome.spark import get_spark
     from smarthome.training import TrainConfig
-    from smarthome.training_sets import batch_files, clean_tmp, run_once, training_lock, watch
+    from smarthome.training_sets import (
+        batch_files,
+        clean_tmp,
+        log_print,
+        nothing_new,
+        plan,
+        run_once,
+        training_lock,
+        watch,
+    )
 
     cfg = TrainConfig(k=args.k, seed=args.seed, quick=args.quick)
-    if not args.watch:
-        batch_files(batch_dir)  # fail fast, before starting Spark
+    if not args.watch:  # fail fast, before starting Spark
+        files = batch_files(batch_dir)
+        for path in files:
+            check_header(path)
     with training_lock(model_dir):
         clean_tmp(model_dir)
+        if not args.watch and not plan(
+            files, model_dir, args.retrain_all, args.latest_only, log_print
+        ):
+            log_print(nothing_new(files, model_dir))
+            return 0
         print(f"starting Spark ({args.master or 'default master'})", flush=True)
         spark = get_spark(args.master, app_name="spark_training")
         try:

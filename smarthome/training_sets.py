@@ -37,6 +37,10 @@ LOCK = ".training.lock"
 CONSUMER_HINT = "run `python kafka_consumer_batch.py` to write batch files"
 
 
+def nothing_new(files: list[Path], model_dir: Path) -> str:
+    return f"nothing new to train: {len(files)} batch file(s), every set exists in {model_dir}"
+
+
 def log_print(message: str) -> None:
     print(message, flush=True)
 
@@ -264,9 +268,7 @@ def run_once(
     todo = plan(files, model_dir, retrain_all, latest_only, log)
     if not todo:
         if not quiet_when_idle:
-            log(
-                f"nothing new to train: {len(files)} batch file(s), every set exists in {model_dir}"
-            )
+            log(nothing_new(files, model_dir))
         return []
     published = []
     for planned in todo:

@@ -1,0 +1,123 @@
+"""Describe the KMeans segments of a model set and write the descriptions to its clusters.json.
+
+    spark-submit analyze_clusters.py [--set NAME]     # or: python analyze_clusters.py
+
+Prints one row per segment (size, share, feature means against the overall mean, device-type
+mix, efficiency rate) and the generated one-sentence descriptions, computed by the same code
+that training uses, so the UI shows them without any hand-copied text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from smarthome import registry
+from smarthome.cli import UserError, run
+from smarthome.config import env, help_default
+
+PROG = "analyze_clusters.py"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    parser.add_argument("--set", dest="set_name", help="model set folder name (default: newest)")
+    parser.add_argument(
+        "--model-dir", default=env("MODEL_DIR"), help=f"model sets {help_default('MODEL_DIR')}"
+    )
+    parser.add_argument(
+        "--batch-dir", default=env("BATCH_DIR"), help=f"batch files {help_default('BATCH_DIR')}"
+    )
+    parser.add_argument(
+        "--master",
+        default=None,
+        help="Spark master; default: spark-submit's when run by spark-submit, else "
+        f"{help_default('SPARK_MASTER')}",
+    )
+    return parser.parse_args(argv)
+
+
+def find_set(model_dir: Path, name: str | None) -> Path:
+    """The named set, or the newest; UserError saying how to get one."""
+    if name:
+        path = model_dir / name
+        if not registry.SET_NAME.match(name) or not path.is_dir():
+            known = ", ".join(p.name for p in registry.list_sets(model_dir)) or "none"
+            raise UserError(f"no model set {name!r} in {model_dir} (sets: {known})")
+        return path
+    newest = registry.newest_set(model_dir)
+    if newest is None:
+        raise UserError(
+            f"no model set in {model_dir}; train one with `spark-submit spark_training.py`"
+        )
+    return newest
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: cannot be read ({exc})") from None
+
+
+def recompute(set_dir: Path, batch_dir: Path, master: str | None) -> dict[str, Any]:
+    """Profile the set's segments from its batch files with its saved KMeans pipeline."""
+    from pyspark.ml import PipelineModel
+
+    from smarthome.batch_reader import read_batches
+    from smarthome.clusters import profile_clusters
+    from smarthome.features import PREDICTION
+    from smarthome.schema import RECORD_COLUMNS
+    from smarthome.spark import get_spark
+
+    manifest = _read_json(set_dir / registry.MANIFEST)
+    files = [batch_dir / name for name in manifest.get("batch_files", [])]
+    spark = get_spark(master, app_name="analyze_clusters")
+    data = read_batches(spark, files)
+    model = PipelineModel.load(str(set_dir / "clustering"))
+    k = int(manifest["models"]["clustering"]["k"])
+    predicted = model.transform(data.df).select(*RECORD_COLUMNS, PREDICTION).toPandas()
+    return profile_clusters(predicted, PREDICTION, k)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Replace ``path`` atomically (a reader sees the old or the new file, never half)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, allow_nan=False)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from smarthome.clusters import redescribe, table
+
+    set_dir = find_set(Path(args.model_dir), args.set_name)
+    manifest = _read_json(set_dir / registry.MANIFEST)
+    batch_dir = Path(args.batch_dir)
+    missing = [n for n in manifest.get("batch_files", []) if not (batch_dir / n).is_file()]
+    if missing:
+        print(
+            f"{len(missing)} of the set's batch files are not in {batch_dir}; "
+            "describing the profile stored in clusters.json",
+            flush=True,
+        )
+        profile = redescribe(_read_json(set_dir / registry.CLUSTERS))
+    else:
+        print(f"profiling the segments of {set_dir.name} from {batch_dir}", flush=True)
+        profile = recompute(set_dir, batch_dir, args.master)
+    print(f"\nSegments of {set_dir.name} ({profile['overall']['rows']} devices)\n")
+    print(table(profile))
+    write_json(set_dir / registry.CLUSTERS, profile)
+    print(f"\nwrote the descriptions to {set_dir / registry.CLUSTERS}")
+    return 0
+
+
+if __name__ == "__main__":
+    run(main, PROG)
