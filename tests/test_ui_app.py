@@ -5,6 +5,11 @@ Every value the page shows is compared with the API's own answer to the same req
 
 from __future__ import annotations
 
+import os
+import shutil
+import time
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -12,9 +17,11 @@ import pytest
 import requests
 from streamlit.testing.v1 import AppTest
 
+from smarthome import registry
 from smarthome.ui import bulk
 from smarthome.ui.i18n import TEXTS
 from tests.conftest import ROOT
+from tests.fixtures_api import running_api
 
 pytestmark = pytest.mark.slow
 
@@ -182,3 +189,30 @@ def test_a_wrong_api_url_is_explained(api: str) -> None:
     at.run()
     assert not at.exception
     assert any("does not know this request" in e.value for e in at.error)
+
+
+def test_a_new_model_set_shows_up_without_restarting_anything(
+    trained_model_dir: Path, tmp_path: Path
+) -> None:
+    """The pipeline publishes a set while API and page run: status and history show it."""
+    model_dir = tmp_path / "models"
+    first = registry.newest_set(trained_model_dir)
+    shutil.copytree(first, model_dir / first.name)
+    with running_api(model_dir, tmp_path / "api.log") as url:
+        at = AppTest.from_file(str(ROOT / "app_ui.py"), default_timeout=30)
+        at.session_state["api_url"] = url
+        at.run()
+        assert first.name in " ".join(m.value for m in at.sidebar.markdown)
+        newer = registry.set_name(registry.set_number(first) + 1, datetime(2999, 1, 1))
+        staging = registry.tmp_dir(model_dir) / newer
+        shutil.copytree(first, staging)
+        os.replace(staging, model_dir / newer)  # published atomically, as training does
+        deadline = time.monotonic() + 30
+        while ask(url, "/")["model_set"] != newer:
+            assert time.monotonic() < deadline, "the API did not load the new set"
+            time.sleep(0.2)
+        at.run()
+        assert not at.exception
+        assert newer in " ".join(m.value for m in at.sidebar.markdown)
+        history = at.main.dataframe[0].value
+        assert sorted(history["set_name"]) == sorted([first.name, newer])
