@@ -16,13 +16,14 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from smarthome.cli import run
 from smarthome.config import env, help_default
-from smarthome.ui import forms, sections
-from smarthome.ui.common import tr
-from smarthome.ui.i18n import LANGUAGES
 
 
 def page() -> None:
     """One run of the page (Streamlit reruns this on every interaction)."""
+    from smarthome.ui import forms, sections  # Streamlit-only imports: `--help` stays quiet
+    from smarthome.ui.common import tr
+    from smarthome.ui.i18n import LANGUAGES
+
     st.set_page_config(page_title="Smart-home ML", page_icon="🏠", layout="wide")
     st.session_state.setdefault("api_url", env("API_URL"))
     st.session_state.setdefault("lang", "en")
@@ -79,7 +80,9 @@ def main() -> int:
     return 0
 
 
-if get_script_run_ctx() is not None:  # run by Streamlit (streamlit run, or AppTest)
+if (
+    get_script_run_ctx(suppress_warning=True) is not None
+):  # run by Streamlit (streamlit run, or AppTest)
     page()
 elif __name__ == "__main__":
     run(main, "app_ui.py")

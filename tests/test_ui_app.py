@@ -216,3 +216,28 @@ def test_a_new_model_set_shows_up_without_restarting_anything(
         assert newer in " ".join(m.value for m in at.sidebar.markdown)
         history = at.main.dataframe[0].value
         assert sorted(history["set_name"]) == sorted([first.name, newer])
+
+
+def _post_bad_record() -> None:
+    """A page that sends what the forms never could: the API's 4xx must read clearly."""
+    import streamlit as st
+
+    from smarthome.ui.client import ApiError
+    from smarthome.ui.common import client, show_error
+
+    try:
+        client().predict_efficiency({"DeviceType": "Toaster", "UsageHourPerDay": 3})
+    except ApiError as error:
+        show_error(error)
+    else:
+        st.write("accepted")
+
+
+def test_an_api_4xx_is_shown_with_the_fields_it_names(api: str) -> None:
+    at = AppTest.from_function(_post_bad_record, default_timeout=30)
+    at.session_state["api_url"] = api
+    at.run()
+    assert not at.exception
+    assert at.error[0].value.startswith("The API rejected the input: ")
+    details = at.markdown[0].value
+    assert "DeviceType" in details and "UsageHourPerDay" in details
