@@ -43,9 +43,11 @@ from smarthome.cli import UserError
 from smarthome.config import CONSUMER_GROUP
 from smarthome.schema import RecordError, parse_record_json
 
-#: kafka-python settings tuned for throughput (big fetches, many records per poll)
-FETCH_CONFIG: dict[str, Any] = {
+#: kafka-python settings: big fetches and many records per poll for throughput, and a short
+#: reconnect backoff so a restarted broker is found again within seconds (default up to 30 s)
+CLIENT_CONFIG: dict[str, Any] = {
     "max_poll_records": 5000,
+    "reconnect_backoff_max_ms": 2000,
     "max_partition_fetch_bytes": 8 * 1024 * 1024,
     "fetch_max_bytes": 64 * 1024 * 1024,
     "receive_buffer_bytes": 4 * 1024 * 1024,
@@ -300,7 +302,7 @@ def connect(options: ConsumerOptions) -> KafkaConsumer:
             session_timeout_ms=options.session_timeout_ms,
             heartbeat_interval_ms=max(1000, options.session_timeout_ms // 4),
             bootstrap_timeout_ms=10_000,
-            **FETCH_CONFIG,
+            **CLIENT_CONFIG,
             **extra,
         )
     except (KafkaTimeoutError, KafkaError) as exc:

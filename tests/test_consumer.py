@@ -301,7 +301,7 @@ def test_two_consumers_in_one_group_split_three_partitions_exactly_once(
     producer.join(timeout=60)
     # the second process joins mid-stream: a rebalance while records flow
     second = start_consumer(bootstrap, topic, batch_dir, *flags, log=tmp_path / "b.log")
-    produce(bootstrap, topic, messages[2700:], rate=1500)
+    produce(bootstrap, topic, messages[2700:], rate=800)
     for proc, log in ((first, "a.log"), (second, "b.log")):
         assert proc.wait(timeout=240) == 0, (tmp_path / log).read_text()
     got = assert_exactly_once(batch_dir, dataset_frame(dataset_path))
