@@ -141,16 +141,16 @@ def records_in_topic(bootstrap: str, topic: str) -> int:
         consumer.close()
 
 
-def rows_of_newest_set(api_url: str) -> tuple[str, int] | None:
+def served_set(api_url: str) -> tuple[str, int] | None:
+    """The model set the API serves now and how many rows it was trained on."""
     try:
-        manifests = requests.get(f"{api_url}/models", timeout=2).json()
+        status = requests.get(f"{api_url}/", timeout=2).json()
     except (requests.RequestException, ValueError):
         return None
-    if not isinstance(manifests, list) or not manifests:
+    if not isinstance(status, dict) or not status.get("model_set"):
         return None
-    newest = manifests[0]
-    rows = newest.get("row_count", newest.get("rows", 0))
-    return str(newest.get("name", newest.get("set", "?"))), int(rows or 0)
+    manifest = status.get("manifest") or {}
+    return str(status["model_set"]), int(manifest.get("rows") or 0)
 
 
 def check_prediction(api_url: str) -> dict:
@@ -253,7 +253,7 @@ def _watch(args, supervisor, producer, clock, env, topic, already) -> int:
         failed = [s for s in supervisor.failed() if s is not producer]
         if failed:
             raise UserError(f"stage {failed[0].name} stopped; see {failed[0].log_path}")
-        newest = rows_of_newest_set(env["API_URL"])
+        newest = served_set(env["API_URL"])
         if newest and newest[0] != served:
             served = newest[0]
             clock.mark(f"API serves model set {newest[0]} trained on {newest[1]} rows")
