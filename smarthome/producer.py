@@ -1,0 +1,195 @@
+"""Streaming dataset records into Kafka: keyed JSON, acks=all, idempotent, every send checked.
+
+A message is one record (DESIGN §3): key = ``str(UserID)`` (same device, same partition,
+order kept), value = UTF-8 JSON of the 8 columns with native types. Each send's future gets
+a callback that counts it as delivered or failed, so the final counts are exact.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from smarthome.cli import UserError
+
+#: measured on this machine with bench/bench_kafka.py (see its table): linger + big batches
+#: let kafka-python amortise its per-batch work; lz4/gzip cost more CPU than they save on
+#: a local broker, so no compression by default.
+DEFAULT_LINGER_MS = 20
+DEFAULT_BATCH_SIZE = 256 * 1024
+DEFAULT_COMPRESSION = "none"
+BOOTSTRAP_TIMEOUT_MS = 10_000  # "no broker" must be reported well within 15 s
+
+
+def encode(record: dict[str, Any]) -> tuple[bytes, bytes]:
+    """The Kafka key and value of one validated record."""
+    value = json.dumps(record, separators=(",", ":"), allow_nan=False).encode()
+    return str(record["UserID"]).encode(), value
+
+
+def no_broker_message(bootstrap_servers: str) -> str:
+    return f"no Kafka broker at {bootstrap_servers}; start one with `make kafka-up`"
+
+
+def make_producer(
+    bootstrap_servers: str,
+    linger_ms: int = DEFAULT_LINGER_MS,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    compression: str = DEFAULT_COMPRESSION,
+    client_id: str = "smarthome-producer",
+) -> Any:
+    """A KafkaProducer with acks=all and idempotence on, or a one-line UserError."""
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaConfigurationError, KafkaError
+
+    try:
+        return KafkaProducer(
+            bootstrap_servers=bootstrap_servers.split(","),
+            client_id=client_id,
+            acks="all",
+            enable_idempotence=True,  # explicit: no duplicates when a retry follows a lost ack
+            linger_ms=linger_ms,
+            batch_size=batch_size,
+            compression_type=None if compression == "none" else compression,
+            bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
+        )
+    except (KafkaConfigurationError, ValueError, AssertionError) as exc:
+        raise UserError(f"bad producer setting: {exc}") from None
+    except KafkaError:
+        raise UserError(no_broker_message(bootstrap_servers)) from None
+
+
+def ensure_topic(bootstrap_servers: str, topic: str, partitions: int) -> str:
+    """Create ``topic`` with ``partitions`` partitions unless it exists; say what happened."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap_servers.split(","),
+            bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
+            client_id="smarthome-producer-admin",
+        )
+    except KafkaError:
+        raise UserError(no_broker_message(bootstrap_servers)) from None
+    try:
+        try:
+            admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+            return f"created topic {topic} with {partitions} partition(s)"
+        except TopicAlreadyExistsError:
+            described = admin.describe_topics([topic])
+            have = len(described[0].get("partitions", [])) if described else "?"
+            return f"topic {topic} already exists with {have} partition(s)"
+    finally:
+        admin.close()
+
+
+@dataclass
+class Counts:
+    """Thread-safe delivery counts, updated by the producer's I/O thread via callbacks."""
+
+    sent: int = 0
+    delivered: int = 0
+    failed: int = 0
+    interrupted: bool = False
+    errors: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def on_done(self, result: Any) -> None:
+        if isinstance(result, BaseException):
+            with self._lock:
+                self.failed += 1
+                if len(self.errors) < 5:
+                    self.errors.append(f"{type(result).__name__}: {result}")
+        else:
+            with self._lock:
+                self.delivered += 1
+
+    @property
+    def unconfirmed(self) -> int:
+        return self.sent - self.delivered - self.failed
+
+    def summary(self) -> str:
+        return f"delivered {self.delivered}, failed {self.failed + self.unconfirmed}"
+
+
+def paced(
+    messages: Iterable[tuple[bytes, bytes]],
+    rate: float = 0,
+    jitter_ms: tuple[float, float] | None = None,
+    rng: random.Random | None = None,
+) -> Iterator[tuple[bytes, bytes]]:
+    """Yield messages at ``rate`` per second (0 = no limit), plus an optional random delay."""
+    rng = rng or random.Random()
+    start = time.monotonic()
+    for i, message in enumerate(messages):
+        if rate > 0:
+            ahead = start + i / rate - time.monotonic()
+            if ahead > 0.001:
+                time.sleep(ahead)
+        yield message
+        if jitter_ms is not None:
+            time.sleep(rng.uniform(*jitter_ms) / 1000)
+
+
+def replay(
+    messages: list[tuple[bytes, bytes]], limit: int = 0, loop: bool = False
+) -> Iterator[tuple[bytes, bytes]]:
+    """The messages once (or forever with ``loop``), cut at ``limit`` (0 = no limit)."""
+    stream: Iterable[tuple[bytes, bytes]] = (
+        itertools.chain.from_iterable(itertools.repeat(messages)) if loop and messages else messages
+    )
+    return itertools.islice(stream, limit) if limit > 0 else iter(stream)
+
+
+def send_all(
+    producer: Any,
+    topic: str,
+    messages: Iterable[tuple[bytes, bytes]],
+    total: int | None = None,
+    progress: bool = True,
+    flush_timeout: float = 120,
+) -> Counts:
+    """Send every message, count each future's outcome, flush; also after Ctrl-C (.interrupted)."""
+    from tqdm import tqdm
+
+    counts = Counts()
+    on_done = counts.on_done
+    send = producer.send
+    bar = tqdm(
+        total=total, unit="rec", file=sys.stderr, disable=not progress, mininterval=0.5, smoothing=0
+    )
+    shown = 0
+    try:
+        for key, value in messages:
+            send(topic, key=key, value=value).add_both(on_done)
+            counts.sent += 1
+            if counts.sent - shown >= 500:
+                bar.update(counts.sent - shown)
+                shown = counts.sent
+    except KeyboardInterrupt:
+        counts.interrupted = True
+    finally:
+        bar.update(counts.sent - shown)
+        bar.close()
+    if counts.interrupted:
+        print(f"interrupted: flushing {counts.unconfirmed} record(s) in flight", file=sys.stderr)
+    _flush(producer, flush_timeout)
+    return counts
+
+
+def _flush(producer: Any, timeout: float) -> None:
+    from kafka.errors import KafkaError
+
+    try:
+        producer.flush(timeout=timeout)
+    except KafkaError as exc:  # a timeout: what is unconfirmed is counted as failed
+        print(f"flush did not complete: {exc}", file=sys.stderr)
