@@ -85,22 +85,21 @@ def _string_indexer(d: Mapping[str, Any]) -> Callable[[Columns], None]:
 def _one_hot(d: Mapping[str, Any]) -> Callable[[Columns], None]:
     keep = d["handleInvalid"] == "keep"
     drop_last = bool(d["dropLast"])
-    sizes = [int(s) for s in d["categorySizes"]]
-    configured = [s + 1 if keep and not drop_last else s - 1 if drop_last and not keep else s
-                  for s in sizes]  # fmt: skip
-    specs = list(zip(d["inputCols"], d["outputCols"], sizes, configured, strict=True))
+    specs = []
+    for src, dst, size in zip(d["inputCols"], d["outputCols"], d["categorySizes"], strict=True):
+        width = size + 1 if keep and not drop_last else size - 1 if drop_last and not keep else size
+        # row i = the encoding of index i; rows `size` and -1 (last) encode an invalid index
+        table = np.zeros((size + 2, width))
+        table[np.arange(min(size + 1, width)), np.arange(min(size + 1, width))] = 1.0
+        table[-1] = table[size]
+        specs.append((src, dst, int(size), table))
 
     def apply(cols: Columns) -> None:
-        for src, dst, size, width in specs:
+        for src, dst, size, table in specs:
             label = cols[src]
-            valid = (label >= 0) & (label < size)
-            if not keep and not valid.all():
+            if not keep and len(label) and (label.min() < 0 or label.max() >= size):
                 raise ValueError(f"{src}: category index out of range 0..{size - 1}")
-            index = np.where(valid, label, size).astype(np.int64)
-            out = np.zeros((len(label), width))
-            hit = index < width
-            out[np.nonzero(hit)[0], index[hit]] = 1.0
-            cols[dst] = out
+            cols[dst] = table.take(np.clip(label, -1, size).astype(np.int64), axis=0)
 
     return apply
 
@@ -110,8 +109,16 @@ def _assembler(d: Mapping[str, Any]) -> Callable[[Columns], None]:
     check_nan = d.get("handleInvalid", "error") != "keep"
 
     def apply(cols: Columns) -> None:
-        parts = [np.reshape(cols[c], (len(cols[c]), -1)) for c in inputs]
-        out = np.hstack(parts) if len(parts) > 1 else np.array(parts[0], dtype=np.float64)
+        parts = [cols[c] for c in inputs]
+        widths = [1 if p.ndim == 1 else p.shape[1] for p in parts]
+        out = np.empty((len(parts[0]), sum(widths)))
+        at = 0
+        for part, width in zip(parts, widths, strict=True):
+            if part.ndim == 1:
+                out[:, at] = part
+            else:
+                out[:, at : at + width] = part
+            at += width
         if check_nan and np.isnan(out).any():
             raise ValueError(f"{output}: a NaN or missing value among {', '.join(inputs)}")
         cols[output] = out
@@ -179,7 +186,8 @@ class _Logistic(_Predictor):
     def score(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         if not self.multinomial:
             m = x @ self.coef + self.intercept
-            prob = np.column_stack([1.0 / (1.0 + np.exp(m)), 1.0 / (1.0 + np.exp(-m))])
+            with np.errstate(over="ignore"):  # exp overflow -> inf -> probability 0, as in Java
+                prob = np.column_stack([1.0 / (1.0 + np.exp(m)), 1.0 / (1.0 + np.exp(-m))])
             return (m > self.raw_threshold).astype(np.float64), prob
         raw = x @ self.coef.T + self.intercepts
         top = raw.max(axis=1, keepdims=True)
@@ -233,11 +241,12 @@ class _Forest(_Predictor):
         for tree in trees:
             n = len(tree["feature"])
             ids = np.arange(n) + offset
-            leaf = _f64(tree["feature"]) < 0
-            feature.append(np.where(leaf, 0, tree["feature"]))
+            features = np.asarray(tree["feature"], dtype=np.int64)
+            leaf = features < 0
+            feature.append(np.where(leaf, 0, features))
             threshold.append(np.where(leaf, np.inf, _f64(tree["threshold"])))
-            left.append(np.where(leaf, ids, _f64(tree["left"]) + offset))
-            right.append(np.where(leaf, ids, _f64(tree["right"]) + offset))
+            left.append(np.where(leaf, ids, np.asarray(tree["left"], dtype=np.int64) + offset))
+            right.append(np.where(leaf, ids, np.asarray(tree["right"], dtype=np.int64) + offset))
             for node, cats in tree["leftCategories"].items():
                 self.categories[int(node) + offset] = _f64(cats)
             values.extend(tree["value"])
@@ -246,8 +255,9 @@ class _Forest(_Predictor):
             offset += n
         self.feature = np.concatenate(feature).astype(np.int64)
         self.threshold = np.concatenate(threshold)
-        self.left = np.concatenate(left).astype(np.int64)
-        self.right = np.concatenate(right).astype(np.int64)
+        self.child = np.empty(2 * offset, dtype=np.int64)  # node k: left at 2k, right at 2k+1
+        self.child[0::2] = np.concatenate(left)
+        self.child[1::2] = np.concatenate(right)
         self.is_categorical = np.zeros(offset, dtype=bool)
         self.is_categorical[list(self.categories)] = True
         self.roots = np.array(roots, dtype=np.int64)
@@ -269,21 +279,30 @@ class _Forest(_Predictor):
     def leaves(self, x: np.ndarray) -> np.ndarray:
         """The leaf node id reached by each (row, tree): shape (n, trees)."""
         n, width = x.shape
+        trees = len(self.roots)
         flat = x.ravel()
-        base = (np.arange(n, dtype=np.int64) * width)[:, None]
-        node = np.broadcast_to(self.roots, (n, len(self.roots)))
+        node = np.tile(self.roots, n)
+        base = np.repeat(np.arange(n, dtype=np.int64) * width, trees) if n > 1 else None
+        has_nan = bool(np.isnan(flat).any())  # NaN <= t is false: NaN goes right, as in Spark
         for _ in range(self.depth):
-            value = flat.take(base + self.feature.take(node))
-            go_left = value <= self.threshold.take(node)
+            feature = self.feature.take(node)
+            if base is not None:
+                feature += base
+            value = flat.take(feature)
+            threshold = self.threshold.take(node)
+            go_right = ~(value <= threshold) if has_nan else value > threshold
             if self.categories:
-                cat = self.is_categorical.take(node)
-                for pos in zip(*np.nonzero(cat), strict=True):
-                    go_left[pos] = np.isin(value[pos], self.categories[int(node[pos])])
-            node = np.where(go_left, self.left.take(node), self.right.take(node))
-        return node
+                self._categorical(node, value, go_right)
+            node = self.child.take(node * 2 + go_right)
+        return node.reshape(n, trees)
+
+    def _categorical(self, node: np.ndarray, value: np.ndarray, go_right: np.ndarray) -> None:
+        """Categorical splits: left iff the value is one of the node's left categories."""
+        for pos in np.nonzero(self.is_categorical.take(node))[0]:
+            go_right[pos] = not np.isin(value[pos], self.categories[int(node[pos])])
 
     def score(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        values = self.leaf_value[self.leaves(x)]  # (n, trees) or (n, trees, classes)
+        values = self.leaf_value.take(self.leaves(x), axis=0)  # (n, trees[, classes])
         kind = self.kind
         if kind == "DecisionTreeRegressor":
             return values[:, 0], None
@@ -293,7 +312,8 @@ class _Forest(_Predictor):
             margin = values @ self.weights
             if kind == "GBTRegressor":
                 return margin, None
-            p0 = 1.0 / (1.0 + np.exp(2.0 * margin))
+            with np.errstate(over="ignore"):
+                p0 = 1.0 / (1.0 + np.exp(2.0 * margin))
             return (margin > 0).astype(np.float64), np.column_stack([p0, 1.0 - p0])
         raw = values[:, 0, :] if kind == "DecisionTreeClassifier" else _cumsum_last(values, 1)
         total = _cumsum_last(raw, 1)[:, None]
@@ -377,6 +397,7 @@ class PipelineScorer:
             produced.update(_stage_outputs(d))
         if self._result is None:
             raise ValueError("the pipeline has no predicting stage")
+        self.numeric_columns = [c for c in self.input_columns if c not in self.string_columns]
 
     @staticmethod
     def _predict_step(model: _Predictor, d: Mapping[str, Any]) -> Callable[[Columns], None]:
@@ -401,18 +422,19 @@ class PipelineScorer:
     def columns(self, rows: Sequence[Mapping[str, Any]]) -> Columns:
         """The input columns of ``rows``: labels as lists, numbers as float64 arrays."""
         cols: Columns = {}
-        for col in self.input_columns:
-            try:
-                values = [row[col] for row in rows]
-            except KeyError:
-                raise ValueError(f"{col}: missing from a row; it is required") from None
-            if col in self.string_columns:
-                cols[col] = values
-            else:
-                try:
-                    cols[col] = np.array(values, dtype=np.float64)
-                except (TypeError, ValueError):
-                    raise ValueError(f"{col}: every value must be a number") from None
+        try:
+            for col in self.string_columns:
+                cols[col] = [row[col] for row in rows]
+            numeric = [[row[c] for c in self.numeric_columns] for row in rows]
+        except KeyError as exc:
+            raise ValueError(f"{exc.args[0]}: missing from a row; it is required") from None
+        try:
+            matrix = np.array(numeric, dtype=np.float64).reshape(len(rows), -1)
+        except (TypeError, ValueError):
+            names = ", ".join(self.numeric_columns)
+            raise ValueError(f"every value of {names} must be a number") from None
+        for j, col in enumerate(self.numeric_columns):
+            cols[col] = matrix[:, j]
         return cols
 
     def predict(self, rows: Sequence[Mapping[str, Any]]) -> ScoreResult:

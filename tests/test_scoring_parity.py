@@ -1,0 +1,368 @@
+"""Parity: the numpy scorer versus ``PipelineModel.transform`` (DESIGN §7), on real local Spark.
+
+Every supported estimator is fitted small (few, shallow trees) on the whole dataset, exported,
+round-tripped through JSON and scored on all 5,403 rows plus edge rows: unseen and null device
+types, zeros, extreme values, rows exactly on the trees' thresholds, rows a hair either side
+of the logistic decision margin and of the boundary between two KMeans centers. Classes and
+clusters must be equal; probabilities and regression values within 1e-9.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from smarthome.schema import DEVICE_FEATURES, DEVICE_TYPES, MALFUNCTION_FEATURES, NUMERIC_FEATURES
+from smarthome.scoring import ModelSet, PipelineScorer
+from smarthome.scoring_export import UnsupportedStageError, export_pipeline
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+EFF, MAL = "SmartHomeEfficiency", "MalfunctionIncidents"
+TOL = 1e-9
+#: few features, so the trees of the 'nominal' cases must split on the categorical DeviceType
+NOMINAL_FEATURES = ["DeviceType", "UsageHoursPerDay", "UserPreferences"]
+
+
+@pytest.fixture(scope="module")
+def data(spark: Any, dataset_path: Path) -> tuple[Any, list[dict[str, Any]]]:
+    """The dataset as a Spark DataFrame (numbers as doubles) and as a list of row dicts."""
+    frame = pd.read_csv(dataset_path)
+    frame["Multi"] = frame[MAL] % 3  # a 3-class label for the multinomial case
+    # a label that needs a split on the category itself (for the categorical-split cases)
+    frame["Nominal"] = (
+        frame["DeviceType"].isin(["Camera", "Thermostat"]) & (frame["UsageHoursPerDay"] > 12)
+    ).astype(float)
+    rows = frame.to_dict("records")
+    return _frame(spark, rows), rows
+
+
+def _frame(spark: Any, rows: list[dict[str, Any]]) -> Any:
+    from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
+
+    numbers = [*NUMERIC_FEATURES, EFF, "Multi", "Nominal"]
+    schema = StructType(
+        [StructField("_row", LongType(), False), StructField("DeviceType", StringType(), True)]
+        + [StructField(c, DoubleType(), True) for c in numbers]
+    )
+    data = [
+        (i, row["DeviceType"], *(float(row.get(c, 0.0)) for c in numbers))
+        for i, row in enumerate(rows)
+    ]
+    return spark.createDataFrame(data, schema)
+
+
+def _pipeline(estimator: Any, features: list[str], variant: str) -> Any:
+    """StringIndexer(keep) -> OneHotEncoder -> VectorAssembler -> StandardScaler -> estimator.
+
+    ``variant`` picks the encoder/scaler settings, or 'nominal' (index fed to the assembler
+    directly, so trees see a categorical feature and make categorical splits).
+    """
+    from pyspark.ml import Pipeline
+    from pyspark.ml.feature import OneHotEncoder, StandardScaler, StringIndexer, VectorAssembler
+
+    numbers = [c for c in features if c != "DeviceType"]
+    indexer = StringIndexer(inputCol="DeviceType", outputCol="dt_index", handleInvalid="keep")
+    if variant == "nominal":
+        assembler = VectorAssembler(inputCols=["dt_index", *numbers], outputCol="features")
+        return Pipeline(stages=[indexer, assembler, estimator])
+    drop_last, invalid, with_mean, with_std = {
+        "default": (True, "error", False, True),
+        "keep-all": (False, "keep", True, True),
+        "keep-drop": (True, "keep", True, False),
+        "plain": (False, "error", False, False),
+    }[variant]
+    encoder = OneHotEncoder(
+        inputCols=["dt_index"], outputCols=["dt_vec"], dropLast=drop_last, handleInvalid=invalid
+    )
+    assembler = VectorAssembler(inputCols=["dt_vec", *numbers], outputCol="raw")
+    scaler = StandardScaler(
+        inputCol="raw", outputCol="features", withMean=with_mean, withStd=with_std
+    )
+    return Pipeline(stages=[indexer, encoder, assembler, scaler, estimator])
+
+
+def _estimators() -> dict[str, tuple[Callable[[], Any], list[str], str]]:
+    from pyspark.ml import classification as c
+    from pyspark.ml import clustering as k
+    from pyspark.ml import regression as r
+
+    return {
+        "logistic": (lambda: c.LogisticRegression(labelCol=EFF), DEVICE_FEATURES, "default"),
+        "logistic-multinomial": (
+            lambda: c.LogisticRegression(labelCol="Multi", family="multinomial", maxIter=30),
+            MALFUNCTION_FEATURES,
+            "keep-all",
+        ),
+        "linear": (lambda: r.LinearRegression(labelCol=MAL), MALFUNCTION_FEATURES, "keep-all"),
+        "tree-classifier": (
+            lambda: c.DecisionTreeClassifier(labelCol=EFF, maxDepth=5),
+            DEVICE_FEATURES,
+            "keep-drop",
+        ),
+        "tree-classifier-nominal": (
+            lambda: c.DecisionTreeClassifier(labelCol="Nominal", maxDepth=4),
+            NOMINAL_FEATURES,
+            "nominal",
+        ),
+        "tree-regressor": (
+            lambda: r.DecisionTreeRegressor(labelCol=MAL, maxDepth=4),
+            MALFUNCTION_FEATURES,
+            "plain",
+        ),
+        "forest-classifier": (
+            lambda: c.RandomForestClassifier(labelCol=EFF, numTrees=8, maxDepth=5, seed=3),
+            DEVICE_FEATURES,
+            "default",
+        ),
+        "forest-regressor-nominal": (
+            lambda: r.RandomForestRegressor(labelCol="Nominal", numTrees=5, maxDepth=4, seed=3),
+            NOMINAL_FEATURES,
+            "nominal",
+        ),
+        "gbt-classifier": (
+            lambda: c.GBTClassifier(labelCol=EFF, maxIter=5, maxDepth=3, seed=3),
+            DEVICE_FEATURES,
+            "default",
+        ),
+        "gbt-regressor": (
+            lambda: r.GBTRegressor(labelCol=MAL, maxIter=5, maxDepth=3, seed=3),
+            MALFUNCTION_FEATURES,
+            "keep-all",
+        ),
+        "kmeans": (lambda: k.KMeans(k=4, seed=1), DEVICE_FEATURES, "default"),
+        "kmeans-cosine": (
+            lambda: k.KMeans(k=3, seed=1, distanceMeasure="cosine"),
+            DEVICE_FEATURES,
+            "keep-all",
+        ),
+    }
+
+
+# ---------------------------------------------------------------- edge rows
+
+
+def _base_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [rows[0], rows[1], rows[2], rows[3]]
+
+
+def _generic_edges(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Unseen/null device types, all zeros, extremes (24 h, 1e6), every device type."""
+    edges = []
+    for device in [*DEVICE_TYPES, "Toaster", None]:
+        for values in (
+            dict.fromkeys(NUMERIC_FEATURES, 0.0),
+            {**dict.fromkeys(NUMERIC_FEATURES, 1e6), "UsageHoursPerDay": 24.0},
+            {**dict.fromkeys(NUMERIC_FEATURES, 0.0), "UsageHoursPerDay": 24.0},
+            {**rows[5], "EnergyConsumption": 1e6, "DeviceAgeMonths": 0.0},
+        ):
+            edges.append({**values, "DeviceType": device})
+    return edges
+
+
+def _assembled_columns(stages: list[dict[str, Any]]) -> dict[int, str]:
+    """Feature index in the assembled vector -> the raw numeric column it comes from."""
+    assembler = next(s for s in stages if s["type"] == "VectorAssembler")
+    widths = {}
+    for s in stages:
+        if s["type"] == "OneHotEncoder":
+            for col, size in zip(s["outputCols"], s["categorySizes"], strict=True):
+                keep, drop = s["handleInvalid"] == "keep", s["dropLast"]
+                widths[col] = (
+                    size + 1 if keep and not drop else size - 1 if drop and not keep else size
+                )
+    out, at = {}, 0
+    for col in assembler["inputCols"]:
+        if col in NUMERIC_FEATURES:
+            out[at] = col
+        at += widths.get(col, 1)
+    return out
+
+
+def _scaling(stages: list[dict[str, Any]], index: int) -> tuple[float, float]:
+    """(shift, scale) the pipeline applies to assembled feature ``index``."""
+    scaler = next((s for s in stages if s["type"] == "StandardScaler"), None)
+    if scaler is None:
+        return 0.0, 1.0
+    shift = scaler["mean"][index] if scaler["withMean"] else 0.0
+    std = scaler["std"][index]
+    scale = (0.0 if std == 0 else 1.0 / std) if scaler["withStd"] else 1.0
+    return shift, scale
+
+
+def _raw_values_on(target: float, shift: float, scale: float) -> list[float]:
+    """A raw value whose scaled value is exactly ``target`` (when one exists) and its two
+    neighbouring floats; otherwise the closest guess and its neighbours."""
+    if scale == 0:
+        return []
+    guess = target / scale + shift
+    candidates = [guess]
+    for direction in (math.inf, -math.inf):
+        x = guess
+        for _ in range(4):
+            x = math.nextafter(x, direction)
+            candidates.append(x)
+    exact = [x for x in candidates if (x - shift) * scale == target]
+    centre = exact[0] if exact else guess
+    return [math.nextafter(centre, -math.inf), centre, math.nextafter(centre, math.inf)]
+
+
+def _threshold_edges(stages: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[dict]:
+    """Rows whose scaled feature equals a tree threshold (and one ulp either side)."""
+    model = stages[-1]
+    columns = _assembled_columns(stages)
+    edges = []
+    for tree in model.get("trees", []):
+        for feature, threshold in zip(tree["feature"], tree["threshold"], strict=True):
+            if feature in columns:
+                shift, scale = _scaling(stages, feature)
+                for value in _raw_values_on(threshold, shift, scale):
+                    for base in _base_rows(rows)[:2]:
+                        edges.append({**base, columns[feature]: value})
+    return edges
+
+
+def _margin_edges(
+    scorer: PipelineScorer, stages: list[dict[str, Any]], rows: list[dict[str, Any]]
+) -> list[dict]:
+    """Binary LR: rows whose margin is about +-1e-8 (beyond float noise, within a hair of 0)."""
+    model = stages[-1]
+    if model["type"] != "LogisticRegression" or model["multinomial"]:
+        return []
+    columns = _assembled_columns(stages)
+    coef = np.asarray(model["coefficients"])
+    edges = []
+    for index, col in columns.items():
+        shift, scale = _scaling(stages, index)
+        slope = coef[index] * scale  # margin change per raw unit of ``col``
+        if slope == 0:
+            continue
+        for base in rows[:20]:
+            probe = scorer.predict([base]).probability[0, 1]
+            margin = math.log(probe / (1 - probe))
+            for offset in (1e-8, -1e-8, 1e-6, -1e-6):
+                edges.append({**base, col: base[col] + (offset - margin) / slope})
+    return edges
+
+
+def _cluster_edges(scorer: PipelineScorer, stages: list[dict[str, Any]]) -> list[dict]:
+    """Rows on the raw line between two centers: the midpoint, and a hair either side of the
+    point where the assigned cluster switches (found by bisection)."""
+    model = stages[-1]
+    if model["type"] != "KMeans":
+        return []
+    columns = _assembled_columns(stages)
+    centers = []
+    for center in model["centers"]:
+        raw = {}
+        for index, col in columns.items():
+            shift, scale = _scaling(stages, index)
+            raw[col] = center[index] / scale + shift if scale else shift
+        centers.append(raw)
+    edges = []
+    for i in range(len(centers)):
+        for j in range(i + 1, len(centers)):
+            for device in DEVICE_TYPES[:2]:
+
+                def at(t: float, i: int = i, j: int = j, device: str = device) -> dict:
+                    row = {c: (1 - t) * centers[i][c] + t * centers[j][c] for c in centers[i]}
+                    return {**row, "DeviceType": device}
+
+                edges.append(at(0.5))
+                lo, hi = 0.0, 1.0
+                first = scorer.predict([at(lo)]).prediction[0]
+                if scorer.predict([at(hi)]).prediction[0] == first:
+                    continue
+                for _ in range(60):
+                    mid = (lo + hi) / 2
+                    if scorer.predict([at(mid)]).prediction[0] == first:
+                        lo = mid
+                    else:
+                        hi = mid
+                edges += [at(lo - 1e-7), at(lo), at(hi), at(hi + 1e-7)]
+    return edges
+
+
+# ---------------------------------------------------------------- comparison
+
+
+def _spark_result(model: Any, frame: Any, prediction: str, probability: str) -> tuple:
+    cols = [prediction] + ([probability] if probability else [])
+    out = model.transform(frame).orderBy("_row").select(*cols).collect()
+    pred = np.array([r[0] for r in out], dtype=np.float64)
+    prob = np.array([r[1].toArray() for r in out]) if probability else None
+    return pred, prob
+
+
+def assert_parity(spark: Any, model: Any, scorer: PipelineScorer, rows: list[dict]) -> None:
+    stage = scorer._result  # (predictionCol, probabilityCol)
+    prediction_col, probability_col = stage  # type: ignore[misc]
+    ours = scorer.predict(rows)
+    theirs, theirs_prob = _spark_result(model, _frame(spark, rows), *stage)
+    classes = probability_col or "KMeans" in type(model.stages[-1]).__name__
+    if classes:
+        mismatch = np.nonzero(ours.prediction != theirs)[0]
+        assert mismatch.size == 0, f"{mismatch.size} class mismatches, e.g. {rows[mismatch[0]]}"
+    else:
+        np.testing.assert_allclose(ours.prediction, theirs, rtol=1e-12, atol=TOL)
+    if theirs_prob is not None:
+        assert ours.probability is not None
+        np.testing.assert_allclose(ours.probability, theirs_prob, rtol=0, atol=TOL)
+
+
+@pytest.mark.parametrize("case", list(_estimators()))
+def test_parity_with_spark_transform(spark: Any, data: tuple, case: str) -> None:
+    frame, rows = data
+    make, features, variant = _estimators()[case]
+    model = _pipeline(make(), features, variant).fit(frame)
+    exported = json.loads(json.dumps(export_pipeline(model)))  # exactly what scoring.json holds
+    scorer = PipelineScorer.from_dict(exported)
+    stages = exported["stages"]
+    edges = _generic_edges(rows) + _threshold_edges(stages, rows)
+    edges += _margin_edges(scorer, stages, rows) + _cluster_edges(scorer, stages)
+    if "trees" in stages[-1] and variant != "nominal":
+        assert len(edges) > 40, "expected rows on tree thresholds"
+    if case.startswith("tree-classifier-nominal"):
+        assert any(t["leftCategories"] for t in stages[-1]["trees"]), "no categorical split"
+    assert_parity(spark, model, scorer, rows + edges)
+
+
+def test_saved_model_set_matches_spark(spark: Any, data: tuple, trained_model_dir: Path) -> None:
+    """The real trained set: its scoring.json versus its three saved PipelineModels."""
+    from pyspark.ml import PipelineModel
+
+    from smarthome import registry
+
+    _, rows = data
+    set_dir = registry.newest_set(trained_model_dir)
+    assert set_dir is not None
+    model_set = ModelSet.load(set_dir)
+    for name in registry.MODEL_NAMES:
+        model = PipelineModel.load(str(set_dir / name))
+        scorer = getattr(model_set, name)
+        stages = json.loads((set_dir / registry.SCORING).read_text())[name]["stages"]
+        edges = _generic_edges(rows) + _threshold_edges(stages, rows)
+        edges += _margin_edges(scorer, stages, rows) + _cluster_edges(scorer, stages)
+        assert_parity(spark, model, scorer, rows + edges)
+    efficiency = model_set.predict_efficiency(rows[:3])
+    assert all(c in (0, 1) and 0.5 <= p <= 1 for c, p in efficiency)
+
+
+def test_unsupported_stage_is_refused(spark: Any, data: tuple) -> None:
+    from pyspark.ml import Pipeline
+    from pyspark.ml.feature import Bucketizer
+
+    frame, _ = data
+    bucketizer = Bucketizer(
+        splits=[0, 12, 24.01], inputCol="UsageHoursPerDay", outputCol="usage_bucket"
+    )
+    model = Pipeline(stages=[bucketizer]).fit(frame)
+    with pytest.raises(UnsupportedStageError, match="Bucketizer"):
+        export_pipeline(model)
