@@ -1,0 +1,122 @@
+"""The local Kafka broker: `up`/`down`/`status` on free ports, restarts keep data, clean stops."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from smarthome import kafka_local
+from smarthome.cli import UserError
+from smarthome.kafka_local import LocalKafka, free_port
+from tests.conftest import require
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def kafka_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "smarthome.kafka_local", *args],
+        capture_output=True,
+        text=True,
+        timeout=150,
+        cwd=ROOT,
+    )
+
+
+def brokers_for(data_dir: Path) -> list[psutil.Process]:
+    """Java processes running kafka.Kafka with this data dir's server.properties."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if "kafka.Kafka" in cmdline and any(str(data_dir) in part for part in cmdline):
+            found.append(proc)
+    return found
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_cli_up_again_status_down_leaves_no_java(tmp_path: Path) -> None:
+    require(shutil.which("java") is not None, "Java 17 (java on PATH)")
+    data_dir = tmp_path / "kafka"
+    flags = ["--port", str(free_port()), "--controller-port", str(free_port())]
+    flags += ["--data-dir", str(data_dir)]
+    try:
+        up = kafka_cli("up", *flags)
+        assert up.returncode == 0, up.stderr
+        assert "Kafka is up" in up.stdout and str(tmp_path / "logs") in up.stdout
+        assert len(brokers_for(data_dir)) == 1
+        assert (data_dir / "kafka.pid").exists()
+
+        again = kafka_cli("up", *flags)
+        assert again.returncode == 0, again.stderr
+        assert "already running" in again.stdout
+        assert len(brokers_for(data_dir)) == 1
+
+        status = kafka_cli("status", *flags)
+        assert status.returncode == 0 and "is running" in status.stdout
+
+        down = kafka_cli("down", *flags)
+        assert down.returncode == 0, down.stderr
+        assert "stopped" in down.stdout
+        assert brokers_for(data_dir) == []
+        assert not (data_dir / "kafka.pid").exists()
+
+        status = kafka_cli("status", *flags)
+        assert status.returncode == 0 and "not running" in status.stdout
+    finally:
+        for proc in brokers_for(data_dir):  # never leave a broker behind, even on failure
+            proc.kill()
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_restart_keeps_the_topic_data(restartable_kafka: LocalKafka) -> None:
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+    bootstrap = restartable_kafka.bootstrap_servers
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    for i in range(10):
+        producer.send("restart-topic", key=str(i).encode(), value=b"v%d" % i).get(timeout=30)
+    producer.close()
+
+    restartable_kafka.stop()
+    assert not restartable_kafka.is_running()
+    restartable_kafka.start()
+    assert restartable_kafka.is_running()
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    tp = TopicPartition("restart-topic", 0)
+    consumer.assign([tp])
+    consumer.seek_to_beginning(tp)
+    values = []
+    while len(values) < 10:
+        batch = consumer.poll(timeout_ms=10_000).get(tp, [])
+        assert batch, "no records after restart"
+        values += [m.value for m in batch]
+    consumer.close()
+    assert values == [b"v%d" % i for i in range(10)]
+
+
+def test_missing_java_or_maven_is_a_user_error(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(kafka_local.shutil, "which", lambda name: None)
+    with pytest.raises(UserError, match="java not found on PATH"):
+        LocalKafka(tmp_path / "k", port=free_port()).start()
+    with pytest.raises(UserError, match="mvn is not on PATH"):
+        kafka_local.ensure_jars(tmp_path / "jars")
+
+
+def test_port_in_use_is_a_user_error(tmp_path: Path) -> None:
+    require(shutil.which("java") is not None, "Java 17 (java on PATH)")
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        busy = sock.getsockname()[1]
+        with pytest.raises(UserError, match=f"port {busy} .* already in use"):
+            LocalKafka(tmp_path / "k", port=busy, controller_port=free_port()).start()
