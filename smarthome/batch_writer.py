@@ -135,9 +135,19 @@ class BatchWriter:
                 pass  # a live process of another user owns it
 
     def write_batch(
-        self, topic: str, partition: int, start: int, end: int, rows: Sequence[Sequence[Any]]
+        self,
+        topic: str,
+        partition: int,
+        start: int,
+        end: int,
+        rows: Sequence[Sequence[Any]],
+        sync_dir: bool = True,
     ) -> Path:
-        """Publish one batch file atomically and durably; returns its final path."""
+        """Publish one batch file atomically and durably; returns its final path.
+
+        ``sync_dir=False`` leaves the folder's fsync to a later ``sync_dir()`` call, so several
+        files can share one; the rename is durable only after it.
+        """
         name = batch_file_name(topic, partition, start, end)
         final = self.batch_dir / name
         tmp = self.tmp_dir / f"{name}.{os.getpid()}.tmp"
@@ -151,10 +161,15 @@ class BatchWriter:
             os.fsync(fh.fileno())
         self._maybe_crash("SMARTHOME_TEST_CRASH_BEFORE_RENAME", self.renames + 1)
         os.replace(tmp, final)
-        fsync_dir(self.batch_dir)
+        if sync_dir:
+            self.sync_dir()
         self.renames += 1
         self._maybe_crash("SMARTHOME_TEST_CRASH_AFTER_RENAME", self.renames)
         return final
+
+    def sync_dir(self) -> None:
+        """fsync the batch folder: every rename done so far survives a power cut."""
+        fsync_dir(self.batch_dir)
 
     def append_rejected(self, topic: str, partition: int, entries: Iterable[dict[str, Any]]) -> int:
         """Append rejected entries as JSON lines in one write, fsynced; returns how many."""

@@ -78,6 +78,9 @@ class Summary:
     skipped: int = 0
     commit_failures: int = 0
     stopped_by: str = ""
+    #: monotonic clock of the first record received and of the last batch published
+    first_record_at: float = 0.0
+    last_write_at: float = 0.0
 
     def line(self, topic: str, batch_dir: Path) -> str:
         text = (
@@ -154,6 +157,7 @@ class BatchConsumer:
         self.summary = Summary()
         self.buffers: dict[TopicPartition, PartitionBuffer] = {}
         self.pending_seek: set[TopicPartition] = set()
+        self.to_commit: dict[TopicPartition, OffsetAndMetadata] = {}
         self.stop_reason = ""
         self.last_activity = time.monotonic()
         self.consumer = consumer or connect(options)
@@ -187,11 +191,13 @@ class BatchConsumer:
                     self._take(tp, records, now)
                 if count:
                     self.last_activity = now
+                    self.summary.first_record_at = self.summary.first_record_at or now
                     self.summary.consumed += count
                     if bar is not None:
                         bar.update(count)
                 self._position_partitions()
                 self._flush_aged(now)
+                self.commit_published()
                 if not opts.follow and now - self.last_activity >= opts.idle_timeout:
                     self.stop_reason = f"no new record for {opts.idle_timeout:g} s"
             self.flush_all()
@@ -260,9 +266,15 @@ class BatchConsumer:
     def flush_all(self) -> None:
         for tp, buf in list(self.buffers.items()):
             self.flush(tp, buf)
+        self.commit_published()
 
     def flush(self, tp: TopicPartition, buf: PartitionBuffer) -> None:
-        """Make the buffer durable (rejected lines, then the batch file), then commit."""
+        """Make the buffer durable (rejected lines, then the batch file); commit comes later.
+
+        The offset is queued for ``commit_published``, which the loop calls before its next
+        poll: batches published in one poll cycle share one directory fsync and one commit
+        request (each file is still fsynced and renamed before any commit that covers it).
+        """
         if buf.start is None:
             return
         if buf.rejected:
@@ -271,21 +283,28 @@ class BatchConsumer:
             )
             buf.rejected_floor = buf.rejected[-1]["offset"] + 1
         if buf.rows:
-            self.writer.write_batch(tp.topic, tp.partition, buf.start, buf.end, buf.rows)
+            self.writer.write_batch(
+                tp.topic, tp.partition, buf.start, buf.end, buf.rows, sync_dir=False
+            )
             self.summary.files += 1
             self.summary.records += len(buf.rows)
+            self.summary.last_write_at = time.monotonic()
         buf.clear()
-        self._commit(tp, buf.next_offset)
+        self.to_commit[tp] = OffsetAndMetadata(buf.next_offset, "", -1)
 
-    def _commit(self, tp: TopicPartition, offset: int) -> None:
+    def commit_published(self) -> None:
+        """fsync the folder (the renames are now durable), then commit their offsets at once."""
+        if not self.to_commit:
+            return
+        self.writer.sync_dir()
+        offsets, self.to_commit = self.to_commit, {}
         try:
-            self.consumer.commit({tp: OffsetAndMetadata(offset, "", -1)}, timeout_ms=30_000)
-        except KafkaError as exc:  # the file is on disk; its name is the resume point
+            self.consumer.commit(offsets, timeout_ms=30_000)
+        except KafkaError as exc:  # the files are on disk; their names are the resume point
             self.summary.commit_failures += 1
-            print(
-                f"warning: commit of {tp.topic}+{tp.partition}@{offset} failed: {exc}",
-                file=sys.stderr,
-            )
+            where = ", ".join(f"{tp.topic}+{tp.partition}@{o.offset}" for tp, o in offsets.items())
+            print(f"warning: commit of {where} failed: {exc}", file=sys.stderr)
+        self.summary.last_write_at = time.monotonic()
 
 
 def connect(options: ConsumerOptions) -> KafkaConsumer:
