@@ -9,6 +9,7 @@ import base64
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -157,12 +158,28 @@ def assert_exactly_once(batch_dir: Path, dataset: pd.DataFrame) -> pd.DataFrame:
 
 
 # -- tests ----------------------------------------------------------------------------------
-def test_round_trip_files_equal_the_dataset_rows_exactly(
+def test_round_trip_producer_to_files_equals_the_dataset_rows_exactly(
     kafka_broker: Any, make_topic: Any, dataset_path: Path, tmp_path: Path
 ) -> None:
     topic = make_topic(1)
-    records = dataset_records(dataset_path)
-    produce(kafka_broker.bootstrap_servers, topic, [message(r) for r in records])
+    producer = subprocess.run(
+        [
+            sys.executable,
+            "kafka_producer.py",
+            "--bootstrap-servers",
+            kafka_broker.bootstrap_servers,
+            "--topic",
+            topic,
+            "--dataset",
+            str(dataset_path),
+            "--no-progress",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert producer.returncode == 0, producer.stdout + producer.stderr
     out = run_consumer(
         kafka_broker.bootstrap_servers,
         topic,
@@ -309,3 +326,31 @@ def test_two_consumers_in_one_group_split_three_partitions_exactly_once(
     assert sorted(by_partition["partition"].unique()) == [0, 1, 2]
     outputs = [(tmp_path / n).read_text() for n in ("a.log", "b.log")]
     assert all("wrote 0 records" not in out for out in outputs), outputs  # both did work
+
+
+def test_slow_stream_rotates_by_age_and_ctrl_c_writes_what_is_buffered(
+    kafka_broker: Any, make_topic: Any, dataset_path: Path, tmp_path: Path
+) -> None:
+    topic = make_topic(1)
+    bootstrap = kafka_broker.bootstrap_servers
+    batch_dir = tmp_path / "batches"
+    messages = [message(r) for r in dataset_records(dataset_path)]
+    log = tmp_path / "consumer.log"
+    flags = ("--follow", "--batch-size", "100000", "--max-batch-age", "1")
+    proc = start_consumer(bootstrap, topic, batch_dir, *flags, log=log)
+    produce(bootstrap, topic, messages[:3000], rate=1000)
+    # far fewer records than --batch-size, yet files appear while the stream runs: by age
+    deadline = time.monotonic() + 60
+    while not list_batch_files(batch_dir):
+        assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
+        time.sleep(0.1)
+    produce(bootstrap, topic, messages[3000:])
+    proc.send_signal(signal.SIGINT)  # Ctrl-C: write the buffer, commit, close, exit 130
+    assert proc.wait(timeout=60) == 130, log.read_text()
+    written = int(log.read_text().split(" wrote ")[1].split()[0])
+    assert written > 0
+    # whatever the interrupted run had not read yet, the next run reads; nothing twice
+    out = run_consumer(bootstrap, topic, batch_dir, "--idle-timeout", "2", log=tmp_path / "2.log")
+    assert f"wrote {5403 - written} records" in out, out
+    assert "skipped" not in out, "the interrupted run did not commit what it wrote"
+    assert_exactly_once(batch_dir, dataset_frame(dataset_path))
