@@ -133,6 +133,7 @@ def test_list_request_answers_a_list_in_order(client) -> None:
         ({**FEATURES, "EnergyConsumption": -1}, None, 422, "EnergyConsumption: must be greater"),
         ({**FEATURES, "DeviceType": "Toaster"}, None, 422, "'Security System'"),
         ({**FEATURES, "DeviceAgeMonths": 2**70}, None, 422, "DeviceAgeMonths: must be less"),
+        ({**FEATURES, "EnergyConsumption": 1e16}, None, 422, "EnergyConsumption: must be a num"),
         ([], None, 422, "body: empty list"),
         ([FEATURES] * 1001, None, 422, "at most 1000"),
         ("[1, 2]", None, 422, "item 0: record: must be a JSON object (got number)"),

@@ -8,7 +8,6 @@ columns an endpoint accepts and ignores, so a whole dataset row can be posted an
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -27,6 +26,9 @@ MAX_BATCH = 1000
 MAX_BODY_BYTES = 1024 * 1024
 #: ints must fit Spark's LongType (and a float64 without overflow)
 INT_LIMIT = 2**63
+#: floats are bounded by an int that is exact both as a float and in JSON text
+NUMBER_LIMIT = 10**15
+_FLOAT_FIELDS = ("UsageHoursPerDay", "EnergyConsumption")
 _INT_FIELDS = (
     "UserPreferences",
     "DeviceAgeMonths",
@@ -77,6 +79,13 @@ def _integral_float_to_int(value: Any) -> Any:
     return value
 
 
+def _sane_number(value: Any) -> Any:
+    """Bound float fields far from float64 overflow (scores stay finite); exact for ints."""
+    if type(value) in (int, float) and abs(value) > NUMBER_LIMIT:
+        raise ValueError(f"a number at most {NUMBER_LIMIT:.0e}")
+    return value
+
+
 def _fits_int64(value: int | None) -> int | None:
     if value is not None and abs(value) >= INT_LIMIT:
         raise ValueError("less than 2^63")
@@ -84,8 +93,8 @@ def _fits_int64(value: int | None) -> int | None:
 
 
 def _document_bounds(schema: dict[str, Any]) -> None:
-    """Show the int64 / float64 bounds in the OpenAPI document, so fuzzers and clients know."""
-    bounds = {"integer": INT_LIMIT - 1, "number": sys.float_info.max}
+    """Show the int64 / number bounds in the OpenAPI document, so fuzzers and clients know."""
+    bounds = {"integer": INT_LIMIT - 1, "number": NUMBER_LIMIT}
     for prop in schema.get("properties", {}).values():
         for option in [prop, *prop.get("anyOf", [])]:
             if option.get("type") in bounds:
@@ -102,6 +111,7 @@ class _Request(BaseModel):
         _integral_float_to_int
     )
     _int_out = field_validator(*_INT_FIELDS, check_fields=False)(_fits_int64)
+    _float_in = field_validator(*_FLOAT_FIELDS, mode="before", check_fields=False)(_sane_number)
 
 
 class MalfunctionRequest(MalfunctionInput, _Request):
