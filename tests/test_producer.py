@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from kafka.partitioner.default import murmur2
 
 from smarthome.dataset import read_dataset
 from smarthome.kafka_local import free_port
@@ -82,6 +83,8 @@ def test_dataset_read_back_equals_rows(kafka_broker, make_topic, dataset_path: P
         value = json.loads(message.value.decode("utf-8"))
         assert list(value) == RECORD_COLUMNS  # exactly the 8 keys, dataset order
         assert message.key.decode() == str(value["UserID"])
+        # Kafka's default keyed partitioner (Java: toPositive(murmur2(key)) % partitions)
+        assert message.partition == (murmur2(message.key) & 0x7FFFFFFF) % 2
         by_id[value["UserID"]] = (value, message.partition)
     assert {r["UserID"]: r for r in rows} == {uid: v for uid, (v, _) in by_id.items()}
     # native JSON types, not strings
