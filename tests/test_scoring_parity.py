@@ -41,10 +41,10 @@ def data(spark: Any, dataset_path: Path) -> tuple[Any, list[dict[str, Any]]]:
         frame["DeviceType"].isin(["Camera", "Thermostat"]) & (frame["UsageHoursPerDay"] > 12)
     ).astype(float)
     rows = frame.to_dict("records")
-    return _frame(spark, rows), rows
+    return _frame(spark, rows).cache(), rows
 
 
-def _frame(spark: Any, rows: list[dict[str, Any]]) -> Any:
+def _frame(spark: Any, rows: list[dict[str, Any]], first: int = 0) -> Any:
     from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
 
     numbers = [*NUMERIC_FEATURES, EFF, "Multi", "Nominal"]
@@ -54,7 +54,7 @@ def _frame(spark: Any, rows: list[dict[str, Any]]) -> Any:
     )
     data = [
         (i, row["DeviceType"], *(float(row.get(c, 0.0)) for c in numbers))
-        for i, row in enumerate(rows)
+        for i, row in enumerate(rows, start=first)
     ]
     return spark.createDataFrame(data, schema)
 
@@ -301,11 +301,17 @@ def _spark_result(model: Any, frame: Any, prediction: str, probability: str) -> 
     return pred, prob
 
 
-def assert_parity(spark: Any, model: Any, scorer: PipelineScorer, rows: list[dict]) -> None:
+def assert_parity(
+    spark: Any, model: Any, scorer: PipelineScorer, data: tuple, edges: list[dict]
+) -> None:
+    """Score the dataset plus ``edges`` both ways and compare row by row."""
+    frame, dataset_rows = data
+    rows = dataset_rows + edges
     stage = scorer._result  # (predictionCol, probabilityCol)
     prediction_col, probability_col = stage  # type: ignore[misc]
     ours = scorer.predict(rows)
-    theirs, theirs_prob = _spark_result(model, _frame(spark, rows), *stage)
+    both = frame.unionByName(_frame(spark, edges, first=len(dataset_rows)))
+    theirs, theirs_prob = _spark_result(model, both, *stage)
     classes = probability_col or "KMeans" in type(model.stages[-1]).__name__
     if classes:
         mismatch = np.nonzero(ours.prediction != theirs)[0]
@@ -331,7 +337,7 @@ def test_parity_with_spark_transform(spark: Any, data: tuple, case: str) -> None
         assert len(edges) > 40, "expected rows on tree thresholds"
     if case.startswith("tree-classifier-nominal"):
         assert any(t["leftCategories"] for t in stages[-1]["trees"]), "no categorical split"
-    assert_parity(spark, model, scorer, rows + edges)
+    assert_parity(spark, model, scorer, data, edges)
 
 
 def test_saved_model_set_matches_spark(spark: Any, data: tuple, trained_model_dir: Path) -> None:
@@ -350,7 +356,7 @@ def test_saved_model_set_matches_spark(spark: Any, data: tuple, trained_model_di
         stages = json.loads((set_dir / registry.SCORING).read_text())[name]["stages"]
         edges = _generic_edges(rows) + _threshold_edges(stages, rows)
         edges += _margin_edges(scorer, stages, rows) + _cluster_edges(scorer, stages)
-        assert_parity(spark, model, scorer, rows + edges)
+        assert_parity(spark, model, scorer, data, edges)
     efficiency = model_set.predict_efficiency(rows[:3])
     assert all(c in (0, 1) and 0.5 <= p <= 1 for c, p in efficiency)
 
