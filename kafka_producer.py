@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from smarthome import producer as kp
 from smarthome.cli import UserError, run
 from smarthome.config import env, help_default
 from smarthome.dataset import read_dataset
+from smarthome.synthetic import synthetic_records
 
 PROG = "kafka_producer.py"
 
@@ -77,6 +80,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="create the topic with this many partitions if it does not exist",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--synthetic",
+        type=number(int, "--synthetic", 1),
+        default=None,
+        metavar="N",
+        help="send N synthetic records resampled from the dataset (fresh UserIDs, small noise)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=42, help="seed of --synthetic; same seed, same records"
+    )
     tuning = parser.add_argument_group("throughput tuning")
     tuning.add_argument(
         "--linger-ms", type=number(int, "--linger-ms"), default=kp.DEFAULT_LINGER_MS
@@ -90,7 +103,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.jitter_ms and args.jitter_ms[0] > args.jitter_ms[1]:
         parser.error("--jitter-ms LOW HIGH needs LOW <= HIGH")
+    if args.synthetic and args.loop:
+        parser.error("--synthetic N already sets the record count; drop --loop")
     return args
+
+
+def message_source(
+    args: argparse.Namespace, records: list[dict[str, Any]]
+) -> tuple[Iterator[tuple[bytes, bytes]], int | None]:
+    """The (key, value) stream the flags ask for, and its length (None = endless)."""
+    if args.synthetic:
+        total = min(args.synthetic, args.limit) if args.limit else args.synthetic
+        return map(kp.encode, synthetic_records(records, total, args.seed)), total
+    messages = [kp.encode(record) for record in records]
+    if args.loop:
+        return kp.replay(messages, args.limit, True), args.limit or None
+    total = min(args.limit, len(messages)) if args.limit else len(messages)
+    return kp.replay(messages, args.limit), total
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,17 +131,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(dataset.invalid)} invalid row(s) skipped", file=sys.stderr)
     if not dataset.records:
         raise UserError(f"no valid rows in {args.dataset}; nothing to send")
-    messages = [kp.encode(record) for record in dataset.records]
+    source, total = message_source(args, dataset.records)
 
     if args.partitions:
         print(kp.ensure_topic(args.bootstrap_servers, args.topic, args.partitions), file=sys.stderr)
     producer = kp.make_producer(
         args.bootstrap_servers, args.linger_ms, args.batch_size, args.compression
     )
-    stream = kp.paced(kp.replay(messages, args.limit, args.loop), args.rate, args.jitter_ms)
-    total = None if args.loop and not args.limit else len(messages)
-    if args.limit:
-        total = args.limit if args.loop else min(args.limit, len(messages))
+    stream = kp.paced(source, args.rate, args.jitter_ms)
     try:
         counts = kp.send_all(producer, args.topic, stream, total, progress=not args.no_progress)
     finally:

@@ -17,7 +17,8 @@ from kafka.partitioner.default import murmur2
 from smarthome.dataset import read_dataset
 from smarthome.kafka_local import free_port
 from smarthome.producer import paced, replay
-from smarthome.schema import RECORD_COLUMNS
+from smarthome.schema import RECORD_COLUMNS, validate_record
+from smarthome.synthetic import synthetic_records
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "kafka_producer.py"
@@ -166,6 +167,37 @@ def test_ctrl_c_flushes_and_prints_counts(kafka_broker, make_topic) -> None:
     assert len(read_topic(kafka_broker.bootstrap_servers, topic, delivered)) == delivered
 
 
+@pytest.mark.kafka
+def test_synthetic_stream_is_deterministic_and_valid(kafka_broker, make_topic, dataset_path):
+    topic = make_topic(2)
+    result = producer(
+        "--bootstrap-servers", kafka_broker.bootstrap_servers, "--topic", topic,
+        "--synthetic", "3000", "--seed", "7",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "delivered 3000, failed 0"
+    values = [json.loads(m.value) for m in read_topic(kafka_broker.bootstrap_servers, topic, 3000)]
+    sent = {v["UserID"]: v for v in values}
+    expected = list(synthetic_records(read_dataset(dataset_path).records, 3000, seed=7))
+    assert sent == {r["UserID"]: r for r in expected}  # same seed, same records; unique IDs
+    assert min(sent) > 5403  # fresh UserIDs, never a dataset row's
+
+
+def test_synthetic_records_are_valid_and_seeded(dataset_path: Path) -> None:
+    base = read_dataset(dataset_path).records
+    records = list(synthetic_records(base, 20_000, seed=1))
+    assert len({r["UserID"] for r in records}) == 20_000
+    for record in records:
+        assert validate_record(record) == record  # every noisy value within the schema
+    assert records[:50] == list(synthetic_records(base, 50, seed=1))
+    assert records[:50] != list(synthetic_records(base, 50, seed=2))
+    # noise is small: per-device-type mean usage stays close to the dataset's
+    for device in ("Camera", "Thermostat"):
+        real = [r["UsageHoursPerDay"] for r in base if r["DeviceType"] == device]
+        fake = [r["UsageHoursPerDay"] for r in records if r["DeviceType"] == device]
+        assert abs(sum(real) / len(real) - sum(fake) / len(fake)) < 0.5
+
+
 def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
@@ -188,7 +220,14 @@ def test_missing_dataset_is_one_line_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "flags", [["--rate", "fast"], ["--limit", "-3"], ["--jitter-ms", "100", "10"], ["--bogus"]]
+    "flags",
+    [
+        ["--rate", "fast"],
+        ["--limit", "-3"],
+        ["--jitter-ms", "100", "10"],
+        ["--bogus"],
+        ["--synthetic", "10", "--loop"],
+    ],
 )
 def test_bad_flag_is_argparse_error(flags: list[str]) -> None:
     result = producer(*flags, timeout=15)
