@@ -30,8 +30,9 @@ $(JARS_STAMP): kafka/pom.xml
 
 jars: $(JARS_STAMP) ## resolve the Kafka broker jars from Maven Central into .cache/
 
-kafka-up: install ## start a local Kafka broker (KRaft, no Docker) on localhost:9092
-	$(PY) -m smarthome.kafka_local up
+KAFKA_PARTITIONS ?= 1
+kafka-up: install ## start a local Kafka broker (KRaft, no Docker) on localhost:9092 [KAFKA_PARTITIONS=N]
+	$(PY) -m smarthome.kafka_local up --partitions $(KAFKA_PARTITIONS)
 
 kafka-down: ## stop the local Kafka broker started by kafka-up
 	$(PY) -m smarthome.kafka_local down
