@@ -159,6 +159,7 @@ class BatchConsumer:
         self.pending_seek: set[TopicPartition] = set()
         self.to_commit: dict[TopicPartition, OffsetAndMetadata] = {}
         self.stop_reason = ""
+        self.broker_away = False
         self.last_activity = time.monotonic()
         self.consumer = consumer or connect(options)
         self.consumer.subscribe([options.topic], listener=_Listener(self))
@@ -183,7 +184,7 @@ class BatchConsumer:
         poll_ms = int(1000 * max(0.05, min(1.0, opts.max_batch_age, opts.idle_timeout)))
         try:
             while not self.stop_reason:
-                polled = self.consumer.poll(timeout_ms=poll_ms)
+                polled = self._poll(poll_ms)
                 now = time.monotonic()
                 count = 0
                 for tp, records in polled.items():
@@ -207,6 +208,23 @@ class BatchConsumer:
             self.consumer.close(autocommit=False)
         self.summary.stopped_by = self.stop_reason
         return self.summary
+
+    def _poll(self, poll_ms: int) -> dict[TopicPartition, list[Any]]:
+        """One poll; a broker that is away (restart, network) is waited for, not fatal."""
+        try:
+            polled = self.consumer.poll(timeout_ms=poll_ms)
+        except KafkaError as exc:
+            if not exc.retriable:
+                raise UserError(f"Kafka error, stopping without committing more: {exc}") from None
+            if not self.broker_away:
+                print(f"warning: broker unreachable, retrying: {exc}", file=sys.stderr)
+            self.broker_away = True
+            time.sleep(poll_ms / 1000)
+            return {}
+        if self.broker_away:
+            print("broker reachable again", file=sys.stderr)
+            self.broker_away = False
+        return polled
 
     def _take(self, tp: TopicPartition, records: list[Any], now: float) -> None:
         buf = self.buffers.get(tp)

@@ -87,6 +87,10 @@ def produce_in_background(
     return thread
 
 
+def group_for(topic: str) -> str:
+    return f"batcher-{topic}"
+
+
 def start_consumer(
     bootstrap: str,
     topic: str,
@@ -95,7 +99,13 @@ def start_consumer(
     log: Path | None = None,
     env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """kafka_consumer_batch.py as a subprocess (what a user runs), output to ``log``."""
+    """kafka_consumer_batch.py as a subprocess (what a user runs), output to ``log``.
+
+    The group is private to the topic unless ``--group`` is given, so members killed by one
+    test never delay another test's rebalance on the shared broker.
+    """
+    if "--group" not in flags:
+        flags = (*flags, "--group", group_for(topic))
     out = open(log or os.devnull, "ab")  # noqa: SIM115 - closed with the process
     cmd = [
         sys.executable,
@@ -157,6 +167,23 @@ def assert_exactly_once(batch_dir: Path, dataset: pd.DataFrame) -> pd.DataFrame:
     return got
 
 
+def _wait_for_group(bootstrap: str, group: str, members: int, proc: subprocess.Popen) -> None:
+    """Wait until the group is stable with ``members`` members (the new one has joined)."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and proc.poll() is None:
+            info = admin.describe_groups([group])[group]
+            if info["group_state"] == "Stable" and len(info["members"]) == members:
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"group {group} never had {members} stable members")
+    finally:
+        admin.close()
+
+
 # -- tests ----------------------------------------------------------------------------------
 def test_round_trip_producer_to_files_equals_the_dataset_rows_exactly(
     kafka_broker: Any, make_topic: Any, dataset_path: Path, tmp_path: Path
@@ -214,7 +241,7 @@ def test_round_trip_producer_to_files_equals_the_dataset_rows_exactly(
         "--idle-timeout",
         "2",
         "--group",
-        "another-group",
+        f"another-{topic}",
         log=tmp_path / "other.log",
     )
     assert "wrote 0 records" in other, other
@@ -299,7 +326,7 @@ def test_malformed_messages_go_to_rejected_with_a_reason_and_valid_ones_to_files
         "--idle-timeout",
         "2",
         "--group",
-        "second-reader",
+        f"second-{topic}",
         log=tmp_path / "again.log",
     )
     assert len(rejected_path(batch_dir, topic, 0).read_text("utf-8").splitlines()) == 200
@@ -318,6 +345,7 @@ def test_two_consumers_in_one_group_split_three_partitions_exactly_once(
     producer.join(timeout=60)
     # the second process joins mid-stream: a rebalance while records flow
     second = start_consumer(bootstrap, topic, batch_dir, *flags, log=tmp_path / "b.log")
+    _wait_for_group(bootstrap, group_for(topic), members=2, proc=second)
     produce(bootstrap, topic, messages[2700:], rate=800)
     for proc, log in ((first, "a.log"), (second, "b.log")):
         assert proc.wait(timeout=240) == 0, (tmp_path / log).read_text()
