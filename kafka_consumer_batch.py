@@ -9,6 +9,7 @@ offset is committed only after the file is durably renamed into place. Invalid m
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 from smarthome.cli import UserError, run
@@ -18,8 +19,10 @@ from smarthome.consumer import BatchConsumer, ConsumerOptions, install_stop_hand
 PROG = "kafka_consumer_batch.py"
 
 
-def positive(kind: type, what: str):  # noqa: ANN201 - argparse type factory
-    def parse(text: str):  # noqa: ANN202
+def positive(kind: type[float] | type[int], what: str) -> Callable[[str], float]:
+    """An argparse type: a number > 0, or a one-line error naming the flag."""
+
+    def parse(text: str) -> float:
         try:
             value = kind(text)
         except ValueError:
