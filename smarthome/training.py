@@ -10,16 +10,12 @@ split, so the manifest's held-out metrics are recomputable from what is saved.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pyspark.ml import PipelineModel
-from pyspark.ml.evaluation import (
-    BinaryClassificationEvaluator,
-    ClusteringEvaluator,
-    MulticlassClassificationEvaluator,
-    RegressionEvaluator,
-)
+from pyspark.ml.evaluation import BinaryClassificationEvaluator, ClusteringEvaluator
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -77,52 +73,86 @@ def _params(stage: Any) -> dict[str, Any]:
 
 
 def _round(metrics: dict[str, float]) -> dict[str, float]:
+    """Plain floats (JSON), full precision: tests compare them with recomputed values."""
     return {k: float(v) for k, v in metrics.items()}
 
 
-def classification_metrics(predictions: DataFrame, label: str) -> dict[str, float]:
-    """accuracy, weighted F1, F1 of class 1, ROC AUC of a transformed held-out split."""
-    multi = MulticlassClassificationEvaluator(labelCol=label, predictionCol=features.PREDICTION)
-    auc = BinaryClassificationEvaluator(
+def classification_metrics(
+    predictions: DataFrame, label: str, majority_class: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """(model, majority-class baseline) metrics of a transformed held-out split.
+
+    accuracy, weighted F1 (as Spark's ``f1``) and the F1 of class 1 come from one confusion
+    matrix (one Spark job); ROC AUC from Spark's BinaryClassificationEvaluator.
+    """
+    rows = predictions.groupBy(label, features.PREDICTION).count().collect()
+    confusion = {(int(r[label]), int(r[features.PREDICTION])): int(r["count"]) for r in rows}
+    total = sum(confusion.values())
+    classes = sorted({c for pair in confusion for c in pair} | {0, 1})
+    actual = {c: sum(n for (y, _), n in confusion.items() if y == c) for c in classes}
+
+    def scores(predicted_as: Callable[[int, int], int]) -> dict[str, float]:
+        table: dict[tuple[int, int], int] = {}
+        for (y, p), n in confusion.items():
+            key = (y, predicted_as(y, p))
+            table[key] = table.get(key, 0) + n
+        f1 = {}
+        for c in classes:
+            tp = table.get((c, c), 0)
+            predicted = sum(n for (_, p), n in table.items() if p == c)
+            f1[c] = 2 * tp / (actual[c] + predicted) if actual[c] + predicted else 0.0
+        return {
+            "accuracy": sum(table.get((c, c), 0) for c in classes) / total,
+            "f1": sum(f1[c] * actual[c] for c in classes) / total,
+            "f1_efficient": f1[1],
+        }
+
+    model = scores(lambda _y, p: p)
+    model["roc_auc"] = BinaryClassificationEvaluator(
         labelCol=label, rawPredictionCol="probability", metricName="areaUnderROC"
-    )
-    return {
-        "accuracy": multi.evaluate(predictions, {multi.metricName: "accuracy"}),
-        "f1": multi.evaluate(predictions, {multi.metricName: "f1"}),
-        "f1_efficient": multi.evaluate(
-            predictions, {multi.metricName: "fMeasureByLabel", multi.metricLabel: 1.0}
-        ),
-        "roc_auc": auc.evaluate(predictions),
-    }
+    ).evaluate(predictions)
+    baseline = {**scores(lambda _y, _p: majority_class), "roc_auc": 0.5}
+    return model, baseline
 
 
-def regression_metrics(predictions: DataFrame, label: str) -> dict[str, float]:
-    """RMSE, MAE and R² of a transformed held-out split."""
-    ev = RegressionEvaluator(labelCol=label, predictionCol=features.PREDICTION)
-    return {m: ev.evaluate(predictions, {ev.metricName: m}) for m in ("rmse", "mae", "r2")}
+def regression_metrics(
+    predictions: DataFrame, label: str, mean: float
+) -> tuple[dict[str, float], dict[str, float]]:
+    """(model, predict-the-training-mean) RMSE, MAE and R² of a held-out split, in one job.
+
+    R² is ``1 - SSE/SST`` with SST around the held-out mean, as Spark's RegressionEvaluator.
+    """
+    y, p = F.col(label).cast("double"), F.col(features.PREDICTION)
+    row = predictions.agg(
+        F.count(F.lit(1)).alias("n"),
+        F.sum((p - y) ** 2).alias("sse"),
+        F.sum(F.abs(p - y)).alias("sae"),
+        F.sum((F.lit(mean) - y) ** 2).alias("sse0"),
+        F.sum(F.abs(F.lit(mean) - y)).alias("sae0"),
+        F.sum(y).alias("sy"),
+        F.sum(y * y).alias("syy"),
+    ).first()
+    n = row["n"]
+    sst = row["syy"] - row["sy"] ** 2 / n
+
+    def metrics(sse: float, sae: float) -> dict[str, float]:
+        r2 = 1 - sse / sst if sst > 0 else 0.0
+        return {"rmse": (sse / n) ** 0.5, "mae": sae / n, "r2": r2}
+
+    return metrics(row["sse"], row["sae"]), metrics(row["sse0"], row["sae0"])
 
 
 def train_efficiency(
-    train: DataFrame, test: DataFrame, cfg: TrainConfig
+    train: DataFrame, test: DataFrame, cfg: TrainConfig, majority_class: int
 ) -> tuple[PipelineModel, dict[str, Any]]:
     """The efficiency classifier (fit on train) and its manifest section."""
     start = time.perf_counter()
     pipeline = features.efficiency_pipeline(cfg.seed, **cfg.efficiency_params)
     model = pipeline.fit(train)
     seconds = time.perf_counter() - start
-    metrics = classification_metrics(model.transform(test), EFFICIENCY_LABEL)
-    majority = train.groupBy(EFFICIENCY_LABEL).count().orderBy(F.desc("count")).first()
-    majority_class = int(majority[EFFICIENCY_LABEL]) if majority else 0
-    constant = test.withColumn(features.PREDICTION, F.lit(float(majority_class)))
-    multi = MulticlassClassificationEvaluator(
-        labelCol=EFFICIENCY_LABEL, predictionCol=features.PREDICTION
+    metrics, baseline = classification_metrics(
+        model.transform(test), EFFICIENCY_LABEL, majority_class
     )
-    baseline = {
-        "kind": f"majority class of the training split ({majority_class})",
-        "accuracy": multi.evaluate(constant, {multi.metricName: "accuracy"}),
-        "f1": multi.evaluate(constant, {multi.metricName: "f1"}),
-        "roc_auc": 0.5,
-    }
     forest = model.stages[-1]
     section = {
         "algorithm": type(pipeline.getStages()[-1]).__name__,
@@ -131,7 +161,8 @@ def train_efficiency(
         "fit_on": "training split",
         "training_seconds": round(seconds, 3),
         "metrics": _round(metrics),
-        "baseline": baseline,
+        "baseline": {"kind": f"majority class of the training split ({majority_class})"}
+        | _round(baseline),
         "beats_baseline": metrics["accuracy"] > baseline["accuracy"],
         "feature_importances": [float(v) for v in forest.featureImportances.toArray()],
     }
@@ -139,17 +170,13 @@ def train_efficiency(
 
 
 def train_malfunction(
-    train: DataFrame, test: DataFrame, cfg: TrainConfig
+    train: DataFrame, test: DataFrame, cfg: TrainConfig, mean: float
 ) -> tuple[PipelineModel, dict[str, Any]]:
     """LinearRegression, or (when it is worse than the mean) a model predicting the mean."""
     start = time.perf_counter()
     model = features.malfunction_pipeline().fit(train)
     seconds = time.perf_counter() - start
-    metrics = regression_metrics(model.transform(test), MALFUNCTION_LABEL)
-    mean = float(train.agg(F.avg(MALFUNCTION_LABEL)).first()[0])
-    baseline = regression_metrics(
-        test.withColumn(features.PREDICTION, F.lit(mean)), MALFUNCTION_LABEL
-    )
+    metrics, baseline = regression_metrics(model.transform(test), MALFUNCTION_LABEL, mean)
     tried = [{"algorithm": "LinearRegression", "params": {}, "metrics": _round(metrics)}]
     params: dict[str, Any] = {}
     if metrics["rmse"] > baseline["rmse"]:
@@ -157,7 +184,7 @@ def train_malfunction(
         params = dict(MEAN_REGRESSION_PARAMS)
         model = features.malfunction_pipeline(**params).fit(train)
         seconds = time.perf_counter() - start
-        metrics = regression_metrics(model.transform(test), MALFUNCTION_LABEL)
+        metrics, _ = regression_metrics(model.transform(test), MALFUNCTION_LABEL, mean)
     beats = metrics["rmse"] < baseline["rmse"] * (1 - BEATS_MARGIN)
     if beats:
         note = "LinearRegression predicts malfunction incidents better than the mean."

@@ -15,6 +15,7 @@ import platform
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 from . import __version__, registry
 from .batch_reader import read_batches
@@ -29,7 +31,7 @@ from .batchfiles import list_batch_files
 from .cli import UserError
 from .clusters import profile_clusters
 from .features import PREDICTION
-from .schema import RECORD_COLUMNS
+from .schema import EFFICIENCY_LABEL, MALFUNCTION_LABEL, RECORD_COLUMNS
 from .training import TrainConfig, split, train_clustering, train_efficiency, train_malfunction
 
 Log = Callable[[str], None]
@@ -166,11 +168,15 @@ def build_set(
     model_dir: Path,
     cfg: TrainConfig,
     min_rows: int,
-    log: Log = log_print,
+    outer_log: Log = log_print,
 ) -> Path | None:
     """Train, save and publish one set; None when it has fewer than ``min_rows`` rows."""
     start = time.perf_counter()
     label = f"set {planned.number}"
+
+    def log(message: str) -> None:
+        outer_log(f"[{time.perf_counter() - start:5.1f}s] {message}")
+
     log(f"{label}: reading {len(planned.files)} batch file(s)")
     data = read_batches(spark, planned.files)
     for name, count in data.skipped_by_file.items():
@@ -181,18 +187,32 @@ def build_set(
         return None
     train, test = split(data.df, cfg.seed, cfg.test_percent)
     train, test = train.cache(), test.cache()
-    train_rows, test_rows = train.count(), test.count()
+    stats = train.agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.avg(EFFICIENCY_LABEL).alias("efficient"),
+        F.avg(MALFUNCTION_LABEL).alias("malfunction"),
+    ).first()
+    train_rows, test_rows = int(stats["rows"]), test.count()
     if not train_rows or not test_rows:
         raise UserError(f"{label}: {data.rows} rows leave an empty training or held-out split")
     log(f"{label}: {data.rows} rows ({train_rows} train / {test_rows} held out); training")
-    eff, eff_section = train_efficiency(train, test, cfg)
-    log(f"{label}: efficiency accuracy {eff_section['metrics']['accuracy']:.4f}")
-    mal, mal_section = train_malfunction(train, test, cfg)
-    log(f"{label}: malfunction RMSE {mal_section['metrics']['rmse']:.4f}")
-    km, km_section = train_clustering(data.df, cfg)
-    log(f"{label}: clustering silhouette {km_section['metrics']['silhouette']:.4f}")
+    majority = 1 if stats["efficient"] > 0.5 else 0
+    # the three fits are independent small jobs: running them side by side keeps both cores busy
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        eff_job = pool.submit(train_efficiency, train, test, cfg, majority)
+        mal_job = pool.submit(train_malfunction, train, test, cfg, float(stats["malfunction"]))
+        km_job = pool.submit(train_clustering, data.df, cfg)
+        eff, eff_section = eff_job.result()
+        mal, mal_section = mal_job.result()
+        km, km_section = km_job.result()
+    log(
+        f"{label}: trained; efficiency accuracy {eff_section['metrics']['accuracy']:.4f}, "
+        f"malfunction RMSE {mal_section['metrics']['rmse']:.4f}, "
+        f"clustering silhouette {km_section['metrics']['silhouette']:.4f}; saving"
+    )
     predicted = km.transform(data.df).select(*RECORD_COLUMNS, PREDICTION).toPandas()
     clusters = profile_clusters(predicted, PREDICTION, cfg.k)
+    log(f"{label}: profiled the segments")
 
     name = registry.set_name(planned.number)
     tmp = registry.tmp_dir(model_dir) / name
@@ -200,8 +220,11 @@ def build_set(
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     models = {"efficiency": eff, "malfunction": mal, "clustering": km}
-    for model_name, model in models.items():
-        model.save(str(tmp / model_name))
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        saves = [pool.submit(m.save, str(tmp / n)) for n, m in models.items()]
+        for save in saves:
+            save.result()
+    log(f"{label}: saved the models; exporting scoring.json")
     _write_json(tmp / registry.SCORING, _scoring(models))
     _write_json(tmp / registry.CLUSTERS, clusters)
     seconds = time.perf_counter() - start
@@ -232,7 +255,7 @@ def build_set(
     final = model_dir / name
     os.replace(tmp, final)
     _fsync_dir(model_dir)
-    log(
+    outer_log(
         f"{label} published {name}: rows {data.rows}, accuracy "
         f"{eff_section['metrics']['accuracy']:.4f}, RMSE {mal_section['metrics']['rmse']:.4f}, "
         f"silhouette {km_section['metrics']['silhouette']:.4f}, "

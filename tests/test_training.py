@@ -1,0 +1,207 @@
+"""Cumulative training: which sets a run trains, atomic publishing, the efficiency model's quality.
+
+Real local Spark. Behaviour that does not depend on model quality uses ``--quick`` (small
+trees); the accuracy test uses the real configuration (the shared ``trained_model_dir``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from smarthome import registry
+from tests.conftest import ROOT, require
+from tests.fixtures_models import write_batches
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+SPARK_SUBMIT = ROOT / ".venv" / "bin" / "spark-submit"
+
+
+def venv_env() -> dict[str, str]:
+    """The environment of an activated .venv: spark-submit finds pyspark via ``python3``."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYSPARK_PYTHON"] = env["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    return env
+
+
+def quick_config():
+    from smarthome.training import TrainConfig
+
+    return TrainConfig(quick=True)
+
+
+def manifest(folder: Path) -> dict:
+    return json.loads((folder / registry.MANIFEST).read_text())
+
+
+def cli(*args: str, submit: bool = False, timeout: float = 240) -> subprocess.CompletedProcess:
+    """Run spark_training.py as the user would (spark-submit or python)."""
+    if submit:
+        require(SPARK_SUBMIT.is_file(), "the pyspark-installed .venv/bin/spark-submit")
+        command = [str(SPARK_SUBMIT), "--master", "local[2]", "spark_training.py", *args]
+    else:
+        command = [sys.executable, "spark_training.py", *args]
+    return subprocess.run(
+        command,
+        cwd=ROOT,
+        env=venv_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def assert_complete(folder: Path) -> None:
+    for name in (*registry.MODEL_NAMES, registry.MANIFEST, registry.SCORING, registry.CLUSTERS):
+        assert (folder / name).exists(), f"{folder.name} lacks {name}"
+    for model in registry.MODEL_NAMES:
+        assert (folder / model / "metadata").is_dir()
+        assert (folder / model / "stages").is_dir()
+
+
+def test_sets_are_cumulative_and_only_missing_ones_are_trained(
+    spark, dataset_batch_dir: Path, dataset_path: Path, tmp_path: Path
+) -> None:
+    from smarthome.training_sets import run_once
+
+    batch_dir, model_dir = tmp_path / "batches", tmp_path / "models"
+    shutil.copytree(dataset_batch_dir, batch_dir)
+    files = sorted(p.name for p in batch_dir.iterdir())
+    lines: list[str] = []
+
+    published = run_once(spark, batch_dir, model_dir, quick_config(), log=lines.append)
+
+    sets = registry.list_sets(model_dir)
+    assert [registry.set_number(p) for p in sets] == [1, 2, 3, 4, 5, 6]
+    assert published == sets
+    for number, folder in enumerate(sets, start=1):
+        m = manifest(folder)
+        assert m["set"] == number
+        assert m["batch_files"] == files[:number]
+        assert_complete(folder)
+    rows = [manifest(p)["rows"] for p in sets]
+    assert rows == sorted(rows) and rows[-1] == 5403
+    assert sum("published" in line for line in lines) == 6
+
+    # a second run, as the user runs it: nothing new, says so, trains nothing
+    again = cli("--batch-dir", str(batch_dir), "--model-dir", str(model_dir), "--quick")
+    assert again.returncode == 0, again.stderr
+    assert "nothing new to train" in again.stdout
+    assert registry.list_sets(model_dir) == sets
+
+    # one more batch file -> exactly one new set, trained on all 7 files
+    write_batches(dataset_path, batch_dir, parts=10, start_offset=5403)
+    for extra in sorted(batch_dir.iterdir())[7:]:
+        extra.unlink()
+    published = run_once(spark, batch_dir, model_dir, quick_config(), log=lines.append)
+    assert len(published) == 1
+    assert registry.list_sets(model_dir) == [*sets, published[0]]
+    new = manifest(published[0])
+    assert new["set"] == 7 and len(new["batch_files"]) == 7
+    assert new["rows"] == 5403 + 541
+
+
+def test_sigkill_during_training_leaves_no_set_and_next_run_publishes_it(
+    dataset_batch_dir: Path, tmp_path: Path
+) -> None:
+    batch_dir, model_dir = tmp_path / "batches", tmp_path / "models"
+    batch_dir.mkdir()
+    first = sorted(dataset_batch_dir.iterdir())[0]
+    shutil.copy(first, batch_dir / first.name)
+    args = ["--batch-dir", str(batch_dir), "--model-dir", str(model_dir), "--quick"]
+    require(SPARK_SUBMIT.is_file(), "the pyspark-installed .venv/bin/spark-submit")
+    proc = subprocess.Popen(
+        [str(SPARK_SUBMIT), "--master", "local[2]", "spark_training.py", *args],
+        cwd=ROOT,
+        env=venv_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    tmp = registry.tmp_dir(model_dir)
+    deadline = time.monotonic() + 240
+    try:
+        # kill while the set is being written: its folder exists only under .tmp/
+        while not (tmp.is_dir() and any(tmp.iterdir())):
+            assert proc.poll() is None, "training ended before it was killed"
+            assert time.monotonic() < deadline, "training never started writing a set"
+            time.sleep(0.02)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert registry.list_sets(model_dir) == []
+    assert any(tmp.iterdir()), "the killed run's half-written set should be under .tmp/"
+
+    rerun = cli(*args, submit=True)
+    assert rerun.returncode == 0, rerun.stderr
+    sets = registry.list_sets(model_dir)
+    assert [registry.set_number(p) for p in sets] == [1]
+    assert_complete(sets[0])
+    assert not tmp.exists() or not any(tmp.iterdir()), "stale .tmp leftovers were not cleaned"
+    assert "published" in rerun.stdout
+
+
+def test_efficiency_accuracy_and_manifest_figures_are_recomputable(
+    spark, trained_model_dir: Path, dataset_batch_dir: Path
+) -> None:
+    from pyspark.ml import PipelineModel
+    from pyspark.ml.evaluation import BinaryClassificationEvaluator, ClusteringEvaluator
+    from pyspark.sql import functions as F
+
+    from smarthome.batch_reader import read_batches
+
+    (folder,) = registry.list_sets(trained_model_dir)
+    m = manifest(folder)
+    assert m["rows"] == 5403 and m["rows_skipped"] == 0
+    eff = m["models"]["efficiency"]
+    assert eff["metrics"]["accuracy"] >= 0.95
+    assert eff["metrics"]["accuracy"] > eff["baseline"]["accuracy"]
+
+    data = read_batches(spark, [dataset_batch_dir / n for n in m["batch_files"]]).df
+    split = m["split"]
+    held = F.pmod(F.xxhash64(F.col("UserID"), F.lit(split["seed"])), 100) < split["test_percent"]
+    test, train = data.where(held), data.where(~held)
+    assert (train.count(), test.count()) == (split["train_rows"], split["test_rows"])
+
+    model = PipelineModel.load(str(folder / "efficiency"))
+    scored = model.transform(test).cache()
+    got = scored.select("SmartHomeEfficiency", "prediction").toPandas()
+    accuracy = float((got["SmartHomeEfficiency"] == got["prediction"]).mean())
+    assert accuracy == pytest.approx(eff["metrics"]["accuracy"], abs=1e-12)
+    auc = BinaryClassificationEvaluator(
+        labelCol="SmartHomeEfficiency", rawPredictionCol="probability"
+    ).evaluate(scored)
+    assert auc == pytest.approx(eff["metrics"]["roc_auc"], abs=1e-12)
+    labels = test.select("SmartHomeEfficiency").toPandas()["SmartHomeEfficiency"]
+    majority = train.groupBy("SmartHomeEfficiency").count().orderBy(F.desc("count")).first()[0]
+    assert float((labels == majority).mean()) == pytest.approx(eff["baseline"]["accuracy"])
+
+    mal = m["models"]["malfunction"]
+    reg = PipelineModel.load(str(folder / "malfunction")).transform(test)
+    pred = reg.select("MalfunctionIncidents", "prediction").toPandas()
+    rmse = float(((pred["prediction"] - pred["MalfunctionIncidents"]) ** 2).mean() ** 0.5)
+    assert rmse == pytest.approx(mal["metrics"]["rmse"], rel=1e-9)
+    mean = train.agg(F.avg("MalfunctionIncidents")).first()[0]
+    base = float(((mean - pred["MalfunctionIncidents"]) ** 2).mean() ** 0.5)
+    assert base == pytest.approx(mal["baseline"]["rmse"], rel=1e-9)
+    assert mal["metrics"]["rmse"] <= mal["baseline"]["rmse"] * (1 + 1e-9), "worse than mean"
+    assert isinstance(mal["beats_baseline"], bool) and mal["note"]
+
+    clustered = PipelineModel.load(str(folder / "clustering")).transform(data)
+    silhouette = ClusteringEvaluator().evaluate(clustered)
+    assert silhouette == pytest.approx(m["models"]["clustering"]["metrics"]["silhouette"])
+    sizes = clustered.groupBy("prediction").count().toPandas()
+    clusters = json.loads((folder / registry.CLUSTERS).read_text())
+    assert {int(r.prediction): int(r["count"]) for _, r in sizes.iterrows()} == {
+        c["id"]: c["size"] for c in clusters["clusters"] if c["size"]
+    }
