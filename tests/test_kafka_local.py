@@ -1,4 +1,7 @@
-"""The local Kafka broker: `up`/`down`/`status` on free ports, restarts keep data, clean stops."""
+"""The local Kafka broker: `up`/`down`/`status` on free ports and clean stops.
+
+(Restarts keeping data: tests/test_producer_restart.py, with a producer running.)
+"""
 
 from __future__ import annotations
 
@@ -71,35 +74,6 @@ def test_cli_up_again_status_down_leaves_no_java(tmp_path: Path) -> None:
     finally:
         for proc in brokers_for(data_dir):  # never leave a broker behind, even on failure
             proc.kill()
-
-
-@pytest.mark.kafka
-@pytest.mark.slow
-def test_restart_keeps_the_topic_data(restartable_kafka: LocalKafka) -> None:
-    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-
-    bootstrap = restartable_kafka.bootstrap_servers
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
-    for i in range(10):
-        producer.send("restart-topic", key=str(i).encode(), value=b"v%d" % i).get(timeout=30)
-    producer.close()
-
-    restartable_kafka.stop()
-    assert not restartable_kafka.is_running()
-    restartable_kafka.start()
-    assert restartable_kafka.is_running()
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
-    tp = TopicPartition("restart-topic", 0)
-    consumer.assign([tp])
-    consumer.seek_to_beginning(tp)
-    values = []
-    while len(values) < 10:
-        batch = consumer.poll(timeout_ms=10_000).get(tp, [])
-        assert batch, "no records after restart"
-        values += [m.value for m in batch]
-    consumer.close()
-    assert values == [b"v%d" % i for i in range(10)]
 
 
 def test_missing_java_or_maven_is_a_user_error(monkeypatch, tmp_path: Path) -> None:
