@@ -214,19 +214,46 @@ def _raw_values_on(target: float, shift: float, scale: float) -> list[float]:
     return [math.nextafter(centre, -math.inf), centre, math.nextafter(centre, math.inf)]
 
 
-def _threshold_edges(stages: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[dict]:
-    """Rows whose scaled feature equals a tree threshold (and one ulp either side)."""
-    model = stages[-1]
+def _threshold_edges(
+    stages: list[dict[str, Any]], rows: list[dict[str, Any]], limit: int = 300
+) -> list[dict]:
+    """Rows whose scaled feature equals a tree threshold (and one ulp either side), for up to
+    ``limit`` distinct (feature, threshold) pairs spread over all trees."""
     columns = _assembled_columns(stages)
+    splits = sorted(
+        {
+            (feature, threshold)
+            for tree in stages[-1].get("trees", [])
+            for feature, threshold in zip(tree["feature"], tree["threshold"], strict=True)
+            if feature in columns
+        }
+    )
+    if len(splits) > limit:
+        splits = [splits[i * len(splits) // limit] for i in range(limit)]
     edges = []
-    for tree in model.get("trees", []):
-        for feature, threshold in zip(tree["feature"], tree["threshold"], strict=True):
-            if feature in columns:
-                shift, scale = _scaling(stages, feature)
-                for value in _raw_values_on(threshold, shift, scale):
-                    for base in _base_rows(rows)[:2]:
-                        edges.append({**base, columns[feature]: value})
+    for feature, threshold in splits:
+        shift, scale = _scaling(stages, feature)
+        for value in _raw_values_on(threshold, shift, scale):
+            for base in _base_rows(rows)[:2]:
+                edges.append({**base, columns[feature]: value})
     return edges
+
+
+def _on_threshold(stages: list[dict[str, Any]], edges: list[dict]) -> int:
+    """How many edge rows scale to exactly one of the trees' thresholds."""
+    columns = _assembled_columns(stages)
+    splits = {
+        (f, t)
+        for tree in stages[-1].get("trees", [])
+        for f, t in zip(tree["feature"], tree["threshold"], strict=True)
+        if f in columns
+    }
+    hits = 0
+    for feature, threshold in splits:
+        shift, scale = _scaling(stages, feature)
+        col = columns[feature]
+        hits += sum(1 for e in edges if (e[col] - shift) * scale == threshold)
+    return hits
 
 
 def _margin_edges(
@@ -334,7 +361,7 @@ def test_parity_with_spark_transform(spark: Any, data: tuple, case: str) -> None
     edges = _generic_edges(rows) + _threshold_edges(stages, rows)
     edges += _margin_edges(scorer, stages, rows) + _cluster_edges(scorer, stages)
     if "trees" in stages[-1] and variant != "nominal":
-        assert len(edges) > 40, "expected rows on tree thresholds"
+        assert _on_threshold(stages, edges) > 10, "expected rows exactly on tree thresholds"
     if case.startswith("tree-classifier-nominal"):
         assert any(t["leftCategories"] for t in stages[-1]["trees"]), "no categorical split"
     assert_parity(spark, model, scorer, data, edges)
@@ -356,6 +383,8 @@ def test_saved_model_set_matches_spark(spark: Any, data: tuple, trained_model_di
         stages = json.loads((set_dir / registry.SCORING).read_text())[name]["stages"]
         edges = _generic_edges(rows) + _threshold_edges(stages, rows)
         edges += _margin_edges(scorer, stages, rows) + _cluster_edges(scorer, stages)
+        if "trees" in stages[-1]:
+            assert _on_threshold(stages, edges) > 10, "expected rows exactly on tree thresholds"
         assert_parity(spark, model, scorer, data, edges)
     efficiency = model_set.predict_efficiency(rows[:3])
     assert all(c in (0, 1) and 0.5 <= p <= 1 for c, p in efficiency)

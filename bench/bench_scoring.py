@@ -1,0 +1,95 @@
+"""Scoring time: the numpy scorer (``smarthome.scoring``) versus ``PipelineModel.transform``.
+
+Trains one model set on the whole dataset in a private temp folder (the training stage's own
+code, ``--latest-only`` path), then times the efficiency pipeline for 1 record and for 1,000
+records both ways, plus ``ModelSet.predict_efficiency`` as the API calls it. Prints a
+markdown table. Run: ``python -m bench.bench_scoring``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def timed(fn: Callable[[], object], repeat: int, warmup: int = 3) -> tuple[float, float]:
+    """(median, p99) seconds of ``fn`` over ``repeat`` calls after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    times.sort()
+    return statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.99))]
+
+
+def train_set(spark: object, work: Path) -> Path:
+    from smarthome import registry
+    from smarthome.training import TrainConfig
+    from smarthome.training_sets import run_once
+    from tests.fixtures_models import write_batches
+
+    batches = work / "batches"
+    write_batches(ROOT / "dataset" / "smart_home_device_usage_data.csv", batches, parts=1)
+    run_once(spark, batches, work / "models", TrainConfig(), latest_only=True, log=lambda _: None)
+    newest = registry.newest_set(work / "models")
+    assert newest is not None
+    return newest
+
+
+def main() -> int:
+    from pyspark.ml import PipelineModel
+
+    from smarthome.schema import RECORD_COLUMNS
+    from smarthome.scoring import ModelSet
+    from smarthome.spark import get_spark
+
+    spark = get_spark("local[2]", app_name="bench-scoring")
+    rows = pd.read_csv(ROOT / "dataset" / "smart_home_device_usage_data.csv")[RECORD_COLUMNS]
+    records = rows.to_dict("records")
+    with tempfile.TemporaryDirectory(prefix="bench-scoring-") as tmp:
+        set_dir = train_set(spark, Path(tmp))
+        start = time.perf_counter()
+        model_set = ModelSet.load(set_dir)
+        load_seconds = time.perf_counter() - start
+        model = PipelineModel.load(str(set_dir / "efficiency"))
+        frames = {n: spark.createDataFrame(rows.iloc[:n]).cache() for n in (1, 1000)}
+        for frame in frames.values():
+            frame.count()
+        scorer = model_set.efficiency
+        figures = []
+        for n, repeat_np, repeat_spark in ((1, 2000, 20), (1000, 50, 10)):
+            batch = records[:n]
+            np_med, np_p99 = timed(lambda b=batch: scorer.predict(b), repeat_np)
+            api_med, _ = timed(lambda b=batch: model_set.predict_efficiency(b), repeat_np)
+            frame = frames[n]
+            sp_med, sp_p99 = timed(lambda f=frame: model.transform(f).collect(), repeat_spark)
+            figures.append((n, np_med, np_p99, api_med, sp_med, sp_p99))
+        info = model_set.manifest.get("models", {}).get("efficiency", {})
+        algorithm = info.get("algorithm", "?")
+    spark.stop()
+    print(f"efficiency pipeline: {algorithm}; ModelSet.load {load_seconds:.3f} s\n")
+    print("| records | numpy scorer median | p99 | ModelSet.predict_efficiency median "
+          "| Spark transform+collect median | p99 | speed-up |")  # fmt: skip
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for n, np_med, np_p99, api_med, sp_med, sp_p99 in figures:
+        print(
+            f"| {n:,} | {np_med * 1e3:.3f} ms | {np_p99 * 1e3:.3f} ms | {api_med * 1e3:.3f} ms "
+            f"| {sp_med * 1e3:.1f} ms | {sp_p99 * 1e3:.1f} ms | {sp_med / np_med:,.0f}x |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
