@@ -12,12 +12,15 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import ctypes
+import functools
 import shutil
 import signal
 import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -138,6 +141,19 @@ def _tail(path: Path, lines: int = 5) -> str:
     return " | ".join(line.strip() for line in text[-lines:])
 
 
+def _parent_death_signal() -> Callable[[], object] | None:
+    """A pre-exec hook making Linux SIGTERM the child when its parent dies (PR_SET_PDEATHSIG).
+
+    prctl is looked up here, in the parent, so the forked child only makes one C call (no
+    dlopen or imports between fork and exec, which is what makes pre-exec hooks risky).
+    """
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None  # not Linux: tests then rely on fixture teardown alone
+    return functools.partial(prctl, 1, int(signal.SIGTERM))
+
+
 class LocalKafka:
     """One local KRaft broker+controller process with its own data dir, ports and log."""
 
@@ -149,6 +165,7 @@ class LocalKafka:
         heap_mb: int = 512,
         num_partitions: int = 1,
         jars_dir: Path = DEFAULT_JARS_DIR,
+        die_with_parent: bool = False,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.port = port
@@ -161,6 +178,7 @@ class LocalKafka:
         self.pid_file = self.data_dir / "kafka.pid"
         self.properties = self.data_dir / "server.properties"
         self.log_dirs = self.data_dir / "kraft-logs"
+        self.die_with_parent = die_with_parent  # tests: no orphan broker if pytest is killed
         self._proc: subprocess.Popen[bytes] | None = None
 
     # -- process bookkeeping -------------------------------------------------------------
@@ -262,6 +280,7 @@ class LocalKafka:
                 stderr=subprocess.STDOUT,
                 cwd=self.data_dir,
                 start_new_session=True,  # survives the `up` command and its terminal's Ctrl-C
+                preexec_fn=_parent_death_signal() if self.die_with_parent else None,
             )
         self.pid_file.write_text(f"{self._proc.pid}\n")
         try:

@@ -21,7 +21,9 @@ from tests.conftest import require
 
 def _new_broker(base: Path) -> LocalKafka:
     require(shutil.which("java") is not None, "Java 17 (java on PATH) for a local Kafka broker")
-    return LocalKafka(base / "kafka", port=free_port(), controller_port=free_port())
+    return LocalKafka(
+        base / "kafka", port=free_port(), controller_port=free_port(), die_with_parent=True
+    )
 
 
 @pytest.fixture(scope="session")

@@ -76,6 +76,39 @@ def test_cli_up_again_status_down_leaves_no_java(tmp_path: Path) -> None:
             proc.kill()
 
 
+ORPHAN_SCRIPT = """
+import os, sys
+from pathlib import Path
+from smarthome.kafka_local import LocalKafka, free_port
+broker = LocalKafka(Path(sys.argv[1]), port=free_port(), controller_port=free_port(),
+                    die_with_parent=True)
+broker.start()
+print(broker.pid, flush=True)
+os._exit(0)  # dies without stopping the broker, like a killed test run
+"""
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_test_broker_dies_with_its_parent(tmp_path: Path) -> None:
+    require(shutil.which("java") is not None, "Java 17 (java on PATH)")
+    data_dir = tmp_path / "kafka"
+    result = subprocess.run(
+        [sys.executable, "-c", ORPHAN_SCRIPT, str(data_dir)],
+        capture_output=True, text=True, timeout=150, cwd=ROOT,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    pid = int(result.stdout.split()[0])
+    try:
+        psutil.Process(pid).wait(timeout=30)  # gone by itself, after a clean SIGTERM
+    except psutil.NoSuchProcess:
+        pass
+    finally:
+        for proc in brokers_for(data_dir):
+            proc.kill()
+    assert brokers_for(data_dir) == []
+
+
 def test_missing_java_or_maven_is_a_user_error(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setattr(kafka_local.shutil, "which", lambda name: None)
     with pytest.raises(UserError, match="java not found on PATH"):
