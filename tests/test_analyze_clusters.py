@@ -1,0 +1,97 @@
+"""Segment profiles and descriptions: pure profile code, and analyze_clusters.py on a real set."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import analyze_clusters
+from smarthome import registry
+from smarthome.clusters import profile_clusters, redescribe
+
+
+def synthetic() -> pd.DataFrame:
+    """Two obvious segments: old heavy-use cameras, new light-use thermostats; one empty id."""
+    rows = []
+    for i in range(30):
+        rows.append(("Camera", 20.0, 9.0, 1, 3, 50, 0, 0))
+        rows.append(("Thermostat", 2.0 + i % 2, 1.0, 0, 0, 3, 1, 1))
+    columns = [
+        "DeviceType",
+        "UsageHoursPerDay",
+        "EnergyConsumption",
+        "UserPreferences",
+        "MalfunctionIncidents",
+        "DeviceAgeMonths",
+        "SmartHomeEfficiency",
+        "prediction",
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def test_profile_sizes_means_mix_and_description() -> None:
+    profile = profile_clusters(synthetic(), "prediction", k=3)
+    first, second, empty = profile["clusters"]
+    assert (first["size"], second["size"], empty["size"]) == (30, 30, 0)
+    assert first["share"] == pytest.approx(0.5)
+    assert first["means"]["UsageHoursPerDay"] == pytest.approx(20.0)
+    assert first["device_type_shares"]["Camera"] == 1.0
+    assert second["efficiency_rate"] == 1.0 and first["efficiency_rate"] == 0.0
+    assert profile["overall"]["efficiency_rate"] == pytest.approx(0.5)
+    text = first["description"]
+    assert text.startswith("Segment 0 (50% of devices): all Cameras")
+    high = ["heavy daily use", "high energy use", "prefer", "frequent malfunctions", "older"]
+    assert sum(trait in text for trait in high) == 3  # every feature is 1 std off: top 3 named
+    assert not any(w in text for w in ("light daily", "low energy", "few malf", "newer"))
+    assert "0% efficient (overall 50%)" in text
+    assert "all Thermostats" in second["description"]
+    assert "no device" in empty["description"]
+    json.dumps(profile, allow_nan=False)  # clusters.json must be strict JSON
+
+
+def test_redescribe_rebuilds_descriptions_from_stored_statistics() -> None:
+    profile = profile_clusters(synthetic(), "prediction", k=2)
+    expected = [c["description"] for c in profile["clusters"]]
+    for cluster in profile["clusters"]:
+        cluster["description"] = ""
+    assert [c["description"] for c in redescribe(profile)["clusters"]] == expected
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_analyze_clusters_prints_table_and_writes_descriptions(
+    spark, trained_model_dir: Path, dataset_batch_dir: Path, tmp_path: Path, capsys
+) -> None:
+    (source,) = registry.list_sets(trained_model_dir)
+    model_dir = tmp_path / "models"
+    shutil.copytree(source, model_dir / source.name)
+    clusters_file = model_dir / source.name / registry.CLUSTERS
+    trained = json.loads(clusters_file.read_text())
+    stripped = json.loads(clusters_file.read_text())
+    for cluster in stripped["clusters"]:
+        cluster.pop("description")
+    clusters_file.write_text(json.dumps(stripped))
+
+    code = analyze_clusters.main(
+        ["--model-dir", str(model_dir), "--batch-dir", str(dataset_batch_dir)]
+    )
+
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "seg  size" in out and "efficient" in out
+    written = json.loads(clusters_file.read_text())
+    assert written == trained  # same code and data as training: same profile, same sentences
+    for cluster in written["clusters"]:
+        assert cluster["description"] in out
+        assert cluster["description"].startswith(f"Segment {cluster['id']} (")
+
+
+def test_analyze_clusters_errors_name_what_is_missing(tmp_path: Path) -> None:
+    with pytest.raises(analyze_clusters.UserError, match="no model set in .*spark_training"):
+        analyze_clusters.main(["--model-dir", str(tmp_path)])
+    with pytest.raises(analyze_clusters.UserError, match="no model set 'nope'"):
+        analyze_clusters.main(["--model-dir", str(tmp_path), "--set", "nope"])
