@@ -25,6 +25,7 @@ browser: ## install Debian's chromium for the UI browser test (Playwright never 
 	@test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
 
 $(JARS_STAMP): kafka/pom.xml
+	rm -f .cache/kafka-jars/*.jar  # a version bump must not leave two Kafka versions on the classpath
 	mvn -q -B -f kafka/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/.cache/kafka-jars -DincludeScope=runtime
 	touch $(JARS_STAMP)
 

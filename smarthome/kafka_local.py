@@ -81,7 +81,8 @@ def java_executable() -> str:
 def ensure_jars(jars_dir: Path = DEFAULT_JARS_DIR, pom: Path = POM) -> Path:
     """Resolve the Kafka jars from Maven Central once (a stamp file marks success)."""
     stamp = jars_dir / STAMP_NAME
-    if stamp.exists() and any(jars_dir.glob("kafka_2.13-*.jar")):
+    fresh = stamp.exists() and stamp.stat().st_mtime >= pom.stat().st_mtime
+    if fresh and any(jars_dir.glob("kafka_2.13-*.jar")):
         return jars_dir
     mvn = shutil.which("mvn")
     if mvn is None:
@@ -90,6 +91,8 @@ def ensure_jars(jars_dir: Path = DEFAULT_JARS_DIR, pom: Path = POM) -> Path:
             " (e.g. `apt install maven`) and run `make jars`"
         )
     jars_dir.mkdir(parents=True, exist_ok=True)
+    for old in jars_dir.glob("*.jar"):  # a version bump must not leave two Kafka versions
+        old.unlink()
     cmd = [
         mvn,
         "-q",
