@@ -38,7 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="how often to look for a newer model set; 0 = never (default: %(default)s)",
     )
     parser.add_argument(
-        "--threads", type=int, default=8, help="waitress worker threads (default: %(default)s)"
+        "--threads", type=int, default=4, help="waitress worker threads (default: %(default)s)"
     )
     return parser.parse_args(argv)
 

@@ -13,6 +13,7 @@ import csv
 import http.client
 import json
 import multiprocessing as mp
+import re
 import shutil
 import statistics
 import subprocess
@@ -133,6 +134,28 @@ def load(port: int, method: str, path: str, body: bytes, clients: int, seconds: 
     return len(latencies) / seconds, pct(latencies, 0.5), pct(latencies, 0.99), errors
 
 
+def wrk_load(url: str, path: str, body: bytes, clients: int, seconds: float, work: Path):
+    """The same measurement with wrk (C load generator) if installed: requests/s, p50, p99."""
+    script = work / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = {json.dumps(body.decode())}\n"
+    )
+    cmd = ["wrk", "-t2", f"-c{clients}", f"-d{seconds:g}s", "--latency"]
+    if body:
+        cmd += ["-s", str(script)]
+    out = subprocess.run(cmd + [url + path], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+
+    def latency(q: str) -> float:
+        value, unit = re.search(rf"\s{q}%\s+([\d.]+)(us|ms|s)", out).groups()
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    return rps, latency("50"), latency("99"), int(errors.group(1)) if errors else 0
+
+
 def spark_baseline(set_dir: Path, n: int) -> float:
     """The original design: createDataFrame + PipelineModel.transform per request (p50 ms)."""
     from pyspark.ml import PipelineModel
@@ -173,26 +196,34 @@ def main() -> int:
             print(f"| {name} | {p50:.3f} | {p99:.3f} |")
 
         body = json.dumps({k: dataset_rows(1)[0][k] for k in DEVICE_FEATURES}).encode()
+        targets = (
+            ("GET /healthz (no-op)", "GET", "/healthz", b""),
+            ("POST /predict_efficiency", "POST", "/predict_efficiency", body),
+        )
         http_rows = []
         with running_api(model_dir, work / "api.log") as url:
             port = int(url.rsplit(":", 1)[1])
-            for label, method, path, data in (
-                ("GET /healthz (no-op)", "GET", "/healthz", b""),
-                ("POST /predict_efficiency", "POST", "/predict_efficiency", body),
-            ):
+            for label, method, path, data in targets:
                 load(port, method, path, data, args.clients, 1.0)  # warm-up
-                http_rows.append(
-                    (label, *load(port, method, path, data, args.clients, args.seconds))
-                )
+                figures = load(port, method, path, data, args.clients, args.seconds)
+                http_rows.append((f"{label}, Python clients", *figures))
+            if shutil.which("wrk"):
+                for label, _, path, data in targets:
+                    figures = wrk_load(url, path, data, args.clients, args.seconds, work)
+                    http_rows.append((f"{label}, wrk", *figures))
         print(
-            f"\nHTTP, waitress (8 threads), {args.clients} keep-alive client processes, "
-            f"{args.seconds:g} s each:\n"
+            f"\nHTTP, app_api.py on waitress (4 threads), {args.clients} keep-alive connections, "
+            f"{args.seconds:g} s each (Python: one client process per connection; "
+            f"wrk: {'2 threads' if shutil.which('wrk') else 'not installed, skipped'}):\n"
         )
-        print("| endpoint | requests/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|")
+        print("| endpoint, load generator | requests/s | p50 ms | p99 ms | errors |")
+        print("|---|---|---|---|---|")
         for label, rps, p50, p99, errors in http_rows:
             print(f"| {label} | {rps:.0f} | {p50:.2f} | {p99:.2f} | {errors} |")
-        ratio = http_rows[1][1] / http_rows[0][1]
-        print(f"\npredict_efficiency at {ratio:.0%} of the no-op endpoint's requests/s")
+        for i in range(0, len(http_rows), 2):
+            ratio = http_rows[i + 1][1] / http_rows[i][1]
+            generator = http_rows[i][0].split(", ")[-1]
+            print(f"\npredict_efficiency at {ratio:.0%} of the no-op's requests/s ({generator})")
 
         spark_p50 = spark_baseline(set_dir, args.spark_requests)
         ours = rows[0][1]

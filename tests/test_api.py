@@ -140,24 +140,11 @@ def test_status_and_models_describe_the_loaded_set(api_server, model_set) -> Non
 
 
 def curl(url: str, body: dict[str, Any]) -> dict[str, Any]:
-    """The original README's call, unchanged but for the port."""
+    """The original README's call, typed into a shell, unchanged but for the port."""
     require(shutil.which("curl") is not None, "curl")
+    command = f"curl -X POST -H 'Content-Type: application/json' -d '{json.dumps(body)}' {url}"
     out = subprocess.run(
-        [
-            "curl",
-            "-s",
-            "-X",
-            "POST",
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            json.dumps(body),
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
+        command, shell=True, capture_output=True, text=True, timeout=30, check=True
     )
     return json.loads(out.stdout)
 

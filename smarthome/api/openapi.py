@@ -26,6 +26,7 @@ _MODELS: list[tuple[type[BaseModel], str]] = [
     (results.StatusResponse, "serialization"),
     (results.ModelsResponse, "serialization"),
     (results.SegmentsResponse, "serialization"),
+    (results.Health, "serialization"),
 ]
 
 _ERRORS = {
@@ -103,6 +104,13 @@ def build_document(server_url: str | None = None) -> dict[str, Any]:
             "/": _get("Status, the loaded model set and its metrics", results.StatusResponse),
             "/models": _get("Every model set's manifest, newest first", results.ModelsResponse),
             "/segments": _get("The loaded set's cluster profiles", results.SegmentsResponse, "503"),
+            "/healthz": _get("No-op liveness check", results.Health),
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1 document")},
+                }
+            },
         },
         "components": {"schemas": defs["$defs"]},
     }

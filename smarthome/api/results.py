@@ -70,6 +70,10 @@ class SegmentsResponse(BaseModel):
     clusters: dict[str, Any] | list[Any] = Field(description="The loaded set's clusters.json")
 
 
+class Health(BaseModel):
+    status: str = Field(description="Always 'ok' while the server answers")
+
+
 def _model_sections(manifest: dict[str, Any]) -> dict[str, Any]:
     models = manifest.get("models")
     if isinstance(models, dict):
