@@ -149,12 +149,27 @@ def curl(url: str, body: dict[str, Any]) -> dict[str, Any]:
     return json.loads(out.stdout)
 
 
+#: the three calls of README.md "Using the API", bodies as written there
+README_CALLS = {
+    "/predict_efficiency": '{"DeviceType": "Smart Speaker", "UsageHoursPerDay": 15.3, '
+    '"EnergyConsumption": 1.96, "UserPreferences": 1, "MalfunctionIncidents": 4, '
+    '"DeviceAgeMonths": 36}',
+    "/predict_malfunction": '{"DeviceType": "Camera", "UsageHoursPerDay": 7.0, '
+    '"EnergyConsumption": 2.3, "UserPreferences": 0, "DeviceAgeMonths": 15}',
+    "/get_device_segment": '{"DeviceType": "Thermostat", "UsageHoursPerDay": 20.5, '
+    '"EnergyConsumption": 8.1, "UserPreferences": 1, "MalfunctionIncidents": 0, '
+    '"DeviceAgeMonths": 50}',
+}
+
+
 @pytest.mark.parametrize("path", PATHS)
 def test_original_readme_curl_calls_work(api_server, model_set, dataset_rows, path) -> None:
-    row = dataset_rows[1]
-    body = {k: row[k] for k in (MALFUNCTION_FEATURES if "malfunction" in path else DEVICE_FEATURES)}
+    body = json.loads(README_CALLS[path])
     answer = curl(api_server + path, body)
-    assert same(answer, expected(model_set, path, [row])[0])
+    assert same(answer, expected(model_set, path, [body])[0])
+    row = dataset_rows[1]  # and a dataset row with only the endpoint's inputs
+    body = {k: row[k] for k in (MALFUNCTION_FEATURES if "malfunction" in path else DEVICE_FEATURES)}
+    assert same(curl(api_server + path, body), expected(model_set, path, [row])[0])
 
 
 @pytest.mark.parametrize(

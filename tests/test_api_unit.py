@@ -158,6 +158,12 @@ def test_nan_and_infinity_are_rejected_naming_the_field(client, token) -> None:
     ]
 
 
+def test_json_content_type_with_charset_and_integral_floats_are_accepted(client) -> None:
+    body = {**FEATURES, "DeviceAgeMonths": 36.0}
+    answer = post(client, "/predict_efficiency", body, "application/json; charset=utf-8")
+    assert answer.status_code == 200, answer.get_json()
+
+
 def test_whole_dataset_row_is_accepted_on_every_endpoint(client) -> None:
     for path in ("/predict_efficiency", "/predict_malfunction", "/get_device_segment"):
         assert post(client, path, ROW).status_code == 200, path
