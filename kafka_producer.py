@@ -90,15 +90,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--seed", type=int, default=42, help="seed of --synthetic; same seed, same records"
     )
-    tuning = parser.add_argument_group("throughput tuning")
-    tuning.add_argument(
-        "--linger-ms", type=number(int, "--linger-ms"), default=kp.DEFAULT_LINGER_MS
+    tuning = parser.add_argument_group(
+        "throughput tuning (defaults measured by bench/bench_kafka.py)"
     )
     tuning.add_argument(
-        "--batch-size", type=number(int, "--batch-size", 1), default=kp.DEFAULT_BATCH_SIZE
+        "--linger-ms",
+        type=number(int, "--linger-ms"),
+        default=kp.DEFAULT_LINGER_MS,
+        help=f"wait up to this long to fill a batch (default: {kp.DEFAULT_LINGER_MS})",
     )
     tuning.add_argument(
-        "--compression", choices=["none", "gzip", "lz4"], default=kp.DEFAULT_COMPRESSION
+        "--batch-size",
+        type=number(int, "--batch-size", 1),
+        default=kp.DEFAULT_BATCH_SIZE,
+        help=f"max bytes per partition batch (default: {kp.DEFAULT_BATCH_SIZE})",
+    )
+    tuning.add_argument(
+        "--compression",
+        choices=["none", "gzip", "lz4"],
+        default=kp.DEFAULT_COMPRESSION,
+        help=f"batch compression; lz4 needs `pip install lz4` (default: {kp.DEFAULT_COMPRESSION})",
     )
     args = parser.parse_args(argv)
     if args.jitter_ms and args.jitter_ms[0] > args.jitter_ms[1]:

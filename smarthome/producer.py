@@ -48,8 +48,14 @@ def make_producer(
 ) -> Any:
     """A KafkaProducer with acks=all and idempotence on, or a one-line UserError."""
     from kafka import KafkaProducer
+    from kafka.codec import has_gzip, has_lz4
     from kafka.errors import KafkaConfigurationError, KafkaError
 
+    available = {"none": True, "gzip": has_gzip(), "lz4": has_lz4()}
+    if not available.get(compression, False):
+        raise UserError(
+            f"--compression {compression} needs its library: `pip install {compression}`"
+        )
     try:
         return KafkaProducer(
             bootstrap_servers=bootstrap_servers.split(","),
