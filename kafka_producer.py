@@ -9,6 +9,7 @@ is in flight and prints the counts.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,6 +115,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.jitter_ms and args.jitter_ms[0] > args.jitter_ms[1]:
         parser.error("--jitter-ms LOW HIGH needs LOW <= HIGH")
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,249}", args.topic):
+        parser.error(f"--topic {args.topic!r}: use 1-249 ASCII letters, digits, '.', '_', '-'")
     if args.synthetic and args.loop:
         parser.error("--synthetic N already sets the record count; drop --loop")
     return args

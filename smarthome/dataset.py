@@ -50,11 +50,22 @@ def _convert(column: str, text: str) -> Any:
 def iter_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
     """``(line, record, None)`` for a valid row, ``(line, None, reason)`` for an invalid one."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise UserError(f"dataset {path} is not a file; pass the CSV with --dataset")
     if not path.is_file():
         raise UserError(
             f"dataset not found: {path}; copy smart_home_device_usage_data.csv there"
             " or pass --dataset / set DATASET_PATH"
         )
+    try:
+        yield from _read(path)
+    except UnicodeDecodeError as exc:
+        raise UserError(f"dataset {path} is not a UTF-8 CSV file ({exc.reason})") from None
+    except csv.Error as exc:
+        raise UserError(f"dataset {path} is not a readable CSV file ({exc})") from None
+
+
+def _read(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.reader(handle)
         header = [h.strip().lstrip("\ufeff") for h in next(reader, [])]

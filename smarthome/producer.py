@@ -68,7 +68,9 @@ def make_producer(
             bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
         )
     except (KafkaConfigurationError, ValueError, AssertionError) as exc:
-        raise UserError(f"bad producer setting: {exc}") from None
+        raise UserError(
+            f"bad producer setting (--bootstrap-servers {bootstrap_servers!r}?): {exc}"
+        ) from None
     except KafkaError:
         raise UserError(no_broker_message(bootstrap_servers)) from None
 

@@ -219,6 +219,15 @@ def test_missing_dataset_is_one_line_error(tmp_path: Path) -> None:
     assert_one_line_error(result, str(missing))
 
 
+def test_unreadable_dataset_is_one_line_error(tmp_path: Path) -> None:
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(b"UserID,\xff\xfe\x00garbage\n")
+    assert_one_line_error(producer("--dataset", str(binary), timeout=15), "not a UTF-8 CSV")
+    headerless = tmp_path / "headerless.csv"
+    headerless.write_text("1,Camera,3.5,1.2,1,0,12,1\n")
+    assert_one_line_error(producer("--dataset", str(headerless), timeout=15), "lacks column(s)")
+
+
 @pytest.mark.parametrize(
     "flags",
     [
@@ -227,6 +236,7 @@ def test_missing_dataset_is_one_line_error(tmp_path: Path) -> None:
         ["--jitter-ms", "100", "10"],
         ["--bogus"],
         ["--synthetic", "10", "--loop"],
+        ["--topic", "bad topic"],
     ],
 )
 def test_bad_flag_is_argparse_error(flags: list[str]) -> None:
