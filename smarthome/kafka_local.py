@@ -399,10 +399,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     started = time.monotonic()
     broker.start(timeout=args.timeout)
+    stop = "make kafka-down"
+    if broker.data_dir != DEFAULT_DATA_DIR.resolve():
+        stop = f"python -m smarthome.kafka_local down --data-dir {broker.data_dir}"
     print(
         f"Kafka is up (pid {broker.pid}) at {broker.bootstrap_servers} after"
-        f" {time.monotonic() - started:.1f} s; log: {broker.log_file}; stop it with"
-        " `make kafka-down`"
+        f" {time.monotonic() - started:.1f} s; log: {broker.log_file}; stop it with `{stop}`"
     )
     return 0
 
