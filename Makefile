@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 JARS_STAMP := .cache/kafka-jars/.resolved
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser jars kafka-up kafka-down kafka-status test test-fast lint format bench demo clean
+.PHONY: help install browser jars kafka-up kafka-down kafka-status test test-fast lint format bench demo clean bench-scale
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -31,8 +31,8 @@ $(JARS_STAMP): kafka/pom.xml
 
 jars: $(JARS_STAMP) ## resolve the Kafka broker jars from Maven Central into .cache/
 
-KAFKA_PARTITIONS ?= 1
-kafka-up: install ## start a local Kafka broker (KRaft, no Docker) on localhost:9092 [KAFKA_PARTITIONS=N]
+KAFKA_PARTITIONS ?= $(or $(PARTITIONS),1)
+kafka-up: install ## start a local Kafka broker (KRaft, no Docker) on localhost:9092 [PARTITIONS=N]
 	$(PY) -m smarthome.kafka_local up --partitions $(KAFKA_PARTITIONS)
 
 kafka-down: ## stop the local Kafka broker started by kafka-up
@@ -57,6 +57,9 @@ format: install ## ruff format and fix
 
 bench: install ## run the benchmarks and print a table
 	$(PY) -m bench
+
+bench-scale: install jars ## 100k/300k/1M synthetic records: producer, 2 consumers, one Spark set (~1 h)
+	$(PY) -m bench.bench_scale
 
 demo: install ## the whole pipeline live: Kafka, producer, consumer, training, API, UI (Ctrl-C stops)
 	$(PY) -m smarthome.demo $(DEMO_ARGS)
