@@ -103,7 +103,7 @@ def _document_bounds(schema: dict[str, Any]) -> None:
 
 
 class _Request(BaseModel):
-    """Shared by the request models: JSON integers and the int64 bound."""
+    """Shared by the request models: JSON integers (36.0 is 36) and the int64/number bounds."""
 
     model_config = ConfigDict(json_schema_extra=_document_bounds)
 
