@@ -169,8 +169,12 @@ def build_set(
     cfg: TrainConfig,
     min_rows: int,
     outer_log: Log = log_print,
+    publish: bool = True,
 ) -> Path | None:
-    """Train, save and publish one set; None when it has fewer than ``min_rows`` rows."""
+    """Train, save and publish one set; None when it has fewer than ``min_rows`` rows.
+
+    With ``publish=False`` the complete set stays in ``.tmp/`` and its path there is returned.
+    """
     start = time.perf_counter()
     label = f"set {planned.number}"
 
@@ -253,14 +257,24 @@ def build_set(
     for frame in (train, test, data.df):
         frame.unpersist()
     final = model_dir / name
-    os.replace(tmp, final)
-    _fsync_dir(model_dir)
+    if not publish:
+        outer_log(f"{label} built {name} ({time.perf_counter() - start:.1f} s); publishing later")
+        return tmp
+    publish_set(tmp, model_dir)
     outer_log(
         f"{label} published {name}: rows {data.rows}, accuracy "
         f"{eff_section['metrics']['accuracy']:.4f}, RMSE {mal_section['metrics']['rmse']:.4f}, "
         f"silhouette {km_section['metrics']['silhouette']:.4f}, "
         f"{time.perf_counter() - start:.1f} s"
     )
+    return final
+
+
+def publish_set(tmp: Path, model_dir: Path) -> Path:
+    """Rename a complete set from ``.tmp/`` into place (atomic) and make that durable."""
+    final = model_dir / tmp.name
+    os.replace(tmp, final)
+    _fsync_dir(model_dir)
     return final
 
 
@@ -293,13 +307,34 @@ def run_once(
         if not quiet_when_idle:
             log(nothing_new(files, model_dir))
         return []
+    if retrain_all:
+        return _retrain(spark, todo, model_dir, cfg, min_rows, log)
     published = []
     for planned in todo:
         folder = build_set(spark, planned, model_dir, cfg, min_rows, log)
         if folder is not None:
             published.append(folder)
-            if retrain_all:
-                _retire_older(model_dir, folder)
+    return published
+
+
+def _retrain(
+    spark: SparkSession,
+    todo: list[PlannedSet],
+    model_dir: Path,
+    cfg: TrainConfig,
+    min_rows: int,
+    log: Log,
+) -> list[Path]:
+    """Build every set first, then publish newest first, then remove the replaced folders.
+
+    Publishing set N before N-1..1 keeps the newest folder name a set N (old or new) all along,
+    so a running API never falls back to a small set while retraining.
+    """
+    built = [b for p in todo if (b := build_set(spark, p, model_dir, cfg, min_rows, log, False))]
+    published = [publish_set(tmp, model_dir) for tmp in reversed(built)][::-1]
+    for folder in published:
+        _retire_older(model_dir, folder)
+    log(f"published {len(published)} retrained set(s); replaced the older ones")
     return published
 
 
