@@ -205,3 +205,55 @@ def test_efficiency_accuracy_and_manifest_figures_are_recomputable(
     assert {int(r.prediction): int(r["count"]) for _, r in sizes.iterrows()} == {
         c["id"]: c["size"] for c in clusters["clusters"] if c["size"]
     }
+
+
+def test_watch_trains_a_set_per_published_batch_until_stopped(
+    spark, dataset_batch_dir: Path, tmp_path: Path
+) -> None:
+    import threading
+
+    from smarthome.training_sets import watch
+
+    batch_dir, model_dir = tmp_path / "batches", tmp_path / "models"
+    batch_dir.mkdir()
+    first, second = sorted(dataset_batch_dir.iterdir())[:2]
+    stop = threading.Event()
+    lines: list[str] = []
+    result: list[int] = []
+
+    def run() -> None:
+        result.append(
+            watch(
+                spark,
+                batch_dir,
+                model_dir,
+                quick_config(),
+                poll_seconds=0.2,
+                log=lines.append,
+                stop=stop.is_set,
+            )
+        )
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+
+    def wait_for_sets(count: int) -> None:
+        deadline = time.monotonic() + 180
+        while len(registry.list_sets(model_dir)) < count:
+            assert thread.is_alive(), lines
+            assert time.monotonic() < deadline, lines
+            time.sleep(0.1)
+
+    try:
+        time.sleep(0.5)
+        assert any(line.startswith("waiting: no batch files") for line in lines), lines
+        shutil.copy(first, batch_dir / first.name)
+        wait_for_sets(1)
+        shutil.copy(second, batch_dir / second.name)
+        wait_for_sets(2)
+    finally:
+        stop.set()
+        thread.join(timeout=120)
+    assert not thread.is_alive() and result == [2]
+    sets = registry.list_sets(model_dir)
+    assert [manifest(p)["batch_files"] for p in sets] == [[first.name], [first.name, second.name]]
