@@ -47,6 +47,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "spark_models/, logs/ and the broker's data live (default: the repo)",
     )
     parser.add_argument("--kafka-port", type=int, default=9092)
+    parser.add_argument(
+        "--kafka-controller-port",
+        type=int,
+        default=0,
+        help="the local broker's KRaft controller port (default: kafka port + 1)",
+    )
     parser.add_argument("--api-port", type=int, default=5000)
     parser.add_argument("--ui-port", type=int, default=8501)
     parser.add_argument(
@@ -94,9 +100,10 @@ def _broker_answers(bootstrap: str) -> bool:
 class Broker:
     """The demo's Kafka: one already running, Docker Compose, or a local one it starts."""
 
-    def __init__(self, port: int, data_dir: Path) -> None:
+    def __init__(self, port: int, controller_port: int, data_dir: Path) -> None:
         self.bootstrap = f"localhost:{port}"
         self.port = port
+        self.controller_port = controller_port or port + 1
         self.data_dir = data_dir
         self.local = None
         self.compose = False
@@ -111,7 +118,7 @@ class Broker:
             return f"started Kafka with Docker Compose at {self.bootstrap}"
         from smarthome.kafka_local import LocalKafka
 
-        self.local = LocalKafka(self.data_dir, port=self.port, controller_port=self.port + 1)
+        self.local = LocalKafka(self.data_dir, port=self.port, controller_port=self.controller_port)
         self.local.start()
         return f"started a local Kafka broker at {self.bootstrap} (data in {self.data_dir})"
 
@@ -185,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     py = sys.executable
     clock = Timeline()
-    broker = Broker(args.kafka_port, state / ".run" / "kafka")
+    broker = Broker(args.kafka_port, args.kafka_controller_port, state / ".run" / "kafka")
     supervisor = Supervisor()
 
     def stage(name: str, *argv: str) -> Stage:

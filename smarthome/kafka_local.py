@@ -137,11 +137,16 @@ def _random_cluster_id() -> str:
 
 
 def _tail(path: Path, lines: int = 5) -> str:
+    """The root cause if the log names one (the first 'Caused by'/ERROR line), else its end."""
     try:
         text = path.read_text(errors="replace").strip().splitlines()
     except OSError:
         return ""
-    return " | ".join(line.strip() for line in text[-lines:])
+    causes = [line for line in text if line.startswith("Caused by:")]
+    if causes:
+        return causes[-1].strip()
+    errors = [line for line in text if " ERROR " in line]
+    return " | ".join(line.strip() for line in (errors[:1] or text[-lines:]))
 
 
 def _parent_death_signal() -> Callable[[], object] | None:

@@ -1,0 +1,77 @@
+"""`make demo` end to end: the whole pipeline live, a set on every record, nothing left behind."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import psutil
+import pytest
+
+from smarthome.kafka_local import free_port
+from tests.conftest import ROOT
+
+pytestmark = [pytest.mark.kafka, pytest.mark.spark, pytest.mark.slow]
+
+
+def _processes_of(state: Path) -> list[str]:
+    """Processes whose command line or environment points into the demo's state folder."""
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            cmdline = " ".join(proc.info["cmdline"] or [])
+            environ = proc.environ()
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+        if str(state) in cmdline or any(str(state) in v for v in environ.values()):
+            found.append(f"{proc.pid}: {cmdline[:120]}")
+    return found
+
+
+def _run_demo(state: Path, ports: list[int]) -> str:
+    kafka, controller, api, ui = ports
+    args = (
+        f"--exit-when-trained --state-dir {state} --kafka-port {kafka} "
+        f"--kafka-controller-port {controller} --api-port {api} "
+        f"--ui-port {ui} --rate 0 --timeout 600"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "MODEL_", "BATCH_"))}
+    result = subprocess.run(
+        ["make", "--no-print-directory", "demo", f"DEMO_ARGS={args}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    return output
+
+
+def test_demo_trains_on_every_record_serves_a_prediction_and_leaves_nothing_running(
+    java_available: None, tmp_path: Path
+) -> None:
+    state = tmp_path / "demo"
+    ports = [free_port() for _ in range(4)]
+
+    first = _run_demo(state, ports)
+    assert "producer done: 5403 records" in first
+    assert re.search(r"API serves model set \S+_set\d{4} trained on 5403 rows", first), first
+    prediction = re.search(r"prediction: (\{.*\})", first)
+    assert prediction and "'predicted_efficiency_class'" in prediction.group(1)
+    assert "http://localhost:" in first  # the URLs a person opens
+    for stage in ("producer", "consumer", "training", "api", "ui"):
+        assert (state / "logs" / f"{stage}.log").is_file()
+    assert _processes_of(state) == []
+    sets_after_first = sorted(p.name for p in (state / "spark_models").glob("*_set*"))
+    assert len(sets_after_first) == 6  # 5,403 records in batches of 1,000: sets 1..6
+
+    # A second run resumes: nothing re-sent, nothing re-trained, the same set served.
+    second = _run_demo(state, ports)
+    assert "already holds 5403 records: resuming" in second
+    assert f"API serves model set {sets_after_first[-1]} trained on 5403 rows" in second
+    assert sorted(p.name for p in (state / "spark_models").glob("*_set*")) == sets_after_first
+    assert _processes_of(state) == []
