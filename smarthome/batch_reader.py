@@ -81,8 +81,8 @@ def _valid(col: str) -> Column:
     if col == "DeviceType":
         return F.coalesce(F.col(col).isin(*DEVICE_TYPES), F.lit(False))
     if col in INT_COLUMNS:
-        ok = F.coalesce(raw.rlike(r"^[+-]?\d{1,18}$"), F.lit(False))
-        value = raw.try_cast("long")
+        value = raw.try_cast(_kind(col))  # null when it does not fit the column's type
+        ok = F.coalesce(raw.rlike(r"^[+-]?\d{1,18}$"), F.lit(False)) & value.isNotNull()
     else:
         value = raw.try_cast("double")
         ok = value.isNotNull() & ~F.isnan(value) & (F.abs(value) < float("inf"))
@@ -94,12 +94,14 @@ def _valid(col: str) -> Column:
     return F.coalesce(ok, F.lit(False))
 
 
+def _kind(col: str) -> str:
+    return "long" if col == "UserID" else "int" if col in INT_COLUMNS else "double"
+
+
 def _typed(col: str) -> Column:
-    raw = F.trim(F.col(col))
     if col == "DeviceType":
         return F.col(col)
-    kind = "long" if col == "UserID" else "int" if col in INT_COLUMNS else "double"
-    return raw.try_cast(kind).alias(col)
+    return F.trim(F.col(col)).try_cast(_kind(col)).alias(col)
 
 
 def read_batches(spark: SparkSession, files: list[Path]) -> Batches:

@@ -77,12 +77,14 @@ def test_bad_rows_are_skipped_and_counted(spark, dataset_path: Path, tmp_path: P
 
     batch_dir, model_dir = tmp_path / "batches", tmp_path / "models"
     good = pd.read_csv(dataset_path, nrows=300)[RECORD_COLUMNS]
-    path = batch_path(batch_dir, 0, 303)
+    path = batch_path(batch_dir, 0, 305)
     text = good.to_csv(index=False, lineterminator="\n")
     text += "9001,Camera,not-a-number,1.0,1,0,12,1\n"  # unparseable
     text += "9002,Camera,30.5,1.0,1,0,12,1\n"  # out of range (> 24 h)
     text += "9003,Toaster,3.0,1.0,1,0,12,1\n"  # unknown device type
     text += "9004,Camera,3.0\n"  # too few fields
+    text += "9005,Camera,3.0,1.0,1,99999999999,12,1\n"  # does not fit an int
+    text += "9006,Camera,3.0,1.0,1,0,12,1,extra\n"  # too many fields
     path.write_text(text)
     lines: list[str] = []
 
@@ -93,9 +95,9 @@ def test_bad_rows_are_skipped_and_counted(spark, dataset_path: Path, tmp_path: P
     assert len(published) == 1
     manifest = json.loads((published[0] / registry.MANIFEST).read_text())
     assert manifest["rows"] == 300
-    assert manifest["rows_skipped"] == 4
-    assert manifest["rows_skipped_by_file"] == {path.name: 4}
-    assert any(path.name in line and "4 bad row(s) skipped" in line for line in lines)
+    assert manifest["rows_skipped"] == 6
+    assert manifest["rows_skipped_by_file"] == {path.name: 6}
+    assert any(path.name in line and "6 bad row(s) skipped" in line for line in lines)
 
 
 @pytest.mark.spark
