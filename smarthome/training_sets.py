@@ -272,6 +272,13 @@ def build_set(
 
 def publish_set(tmp: Path, model_dir: Path) -> Path:
     """Rename a complete set from ``.tmp/`` into place (atomic) and make that durable."""
+    for folder, _, names in os.walk(tmp):  # Spark's writers do not fsync
+        for name in names:
+            fd = os.open(Path(folder) / name, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
     final = model_dir / tmp.name
     os.replace(tmp, final)
     _fsync_dir(model_dir)
