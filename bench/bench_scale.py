@@ -6,7 +6,8 @@ Per size, in a private temp dir with a private broker (3 partitions, 512 MB heap
 2. then two ``kafka_consumer_batch.py`` processes in one group, started together on the full
    topic: aggregate records/s (N / (last exit - start - idle timeout): after its last record a
    consumer waits ``--idle-timeout`` before it writes the trailing batch and exits) and each
-   one's peak RSS; ``--batch-size N/20`` keeps the number of files about the same per size;
+   one's peak RSS; ``--batch-size 50,000`` at every size (a consumer buffers up to that many
+   records per partition, so its memory depends on the batch size, not on N);
 3. the broker is stopped, then ``spark-submit --driver-memory 4g spark_training.py
    --latest-only`` trains one set on all the files: wall seconds (JVM start included), the
    set's own seconds from its manifest, and the peak RSS of the whole tree (launcher + driver
@@ -36,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SIZES = [int(s) for s in os.environ.get("BENCH_SCALE_SIZES", "100000,300000,1000000").split(",")]
 PARTITIONS = 3
 CONSUMERS = 2
-FILES = 20  # aimed-for batch files per size: --batch-size = N / FILES
+BATCH_SIZE = 50_000  # the same at every size (only N varies): 1M records -> ~21 files
 IDLE_TIMEOUT = 5.0
 DRIVER_MEMORY = "4g"
 TOPIC = "bench-scale"
@@ -59,7 +60,10 @@ def venv_env() -> dict[str, str]:
 
 
 def run_measured(cmd: list[str], log: Path, timeout: float) -> tuple[float, float]:
-    """Run ``cmd`` to its end: (wall seconds, peak RSS MB of its process tree)."""
+    """Run ``cmd`` to its end: (wall seconds, peak RSS MB of its process tree).
+
+    Each process's own peak goes to stderr, e.g. the driver JVM's and the Python driver's.
+    """
     with PeakSampler() as sampler, open(log, "wb") as out:
         start = time.monotonic()
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=venv_env())
@@ -68,6 +72,8 @@ def run_measured(cmd: list[str], log: Path, timeout: float) -> tuple[float, floa
         seconds = time.monotonic() - start
     if code:
         raise RuntimeError(f"{cmd[1]} exited {code}: {log.read_text()[-2000:]}")
+    own = ", ".join(f"{name} {rss / MB:.0f}" for name, rss in peak.per_process.values())
+    print(f"    peak MB per process: {own}", file=sys.stderr, flush=True)
     return seconds, peak.total_mb
 
 
@@ -96,7 +102,6 @@ def produce(n: int, bootstrap: str, tmp: Path) -> tuple[float, float]:
 
 def consume(n: int, bootstrap: str, batch_dir: Path, tmp: Path) -> tuple[float, list[float]]:
     """Two consumer processes in one group: (seconds without the idle wait, peak RSS MB each)."""
-    batch_size = max(1, n // FILES)
     procs, peaks = [], []
     with PeakSampler() as sampler:
         start = time.monotonic()
@@ -113,7 +118,7 @@ def consume(n: int, bootstrap: str, batch_dir: Path, tmp: Path) -> tuple[float, 
                 "--group",
                 "bench-scale",
                 "--batch-size",
-                str(batch_size),
+                str(BATCH_SIZE),
                 "--max-batch-age",
                 "600",  # rotate by size only; the trailing partial batch is written on idle
                 "--idle-timeout",
@@ -236,7 +241,7 @@ def table(results: list[Result]) -> str:
 def main() -> int:
     print(
         f"{PARTITIONS} partitions, {CONSUMERS} consumer processes in one group, "
-        f"~{FILES} batch files per size, spark-submit --driver-memory {DRIVER_MEMORY} "
+        f"--batch-size {BATCH_SIZE:,}, spark-submit --driver-memory {DRIVER_MEMORY} "
         f"--latest-only; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start\n",
         flush=True,
     )
