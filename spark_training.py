@@ -4,6 +4,9 @@
     spark-submit spark_training.py --watch    # keep training as batches are published
 
 Set N is trained on batch files 1..N (file-name order); a run trains only the missing sets.
+Set N reads N files, so every set of N files costs N(N+1)/2 file reads: bound it with
+--max-sets M (only the newest M sets) or --latest-only (M = 1), or write fewer, bigger
+batch files (kafka_consumer_batch.py --batch-size).
 """
 
 from __future__ import annotations
@@ -42,6 +45,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     mode.add_argument(
         "--latest-only", action="store_true", help="train only set N on all N batch files"
     )
+    mode.add_argument(
+        "--max-sets",
+        type=int,
+        default=0,
+        metavar="M",
+        help="train only the newest M sets (N-M+1..N of N batch files), never older ones: "
+        "set N reads N files, so every set costs N(N+1)/2 file reads, M sets at most M*N "
+        "(default: 0 = every set)",
+    )
     parser.add_argument(
         "--watch", action="store_true", help="keep training as new batches arrive, until Ctrl-C"
     )
@@ -60,6 +72,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--min-rows must be at least 1")
     if args.poll_seconds <= 0:
         parser.error("--poll-seconds must be positive")
+    if args.max_sets < 0:
+        parser.error("--max-sets must be >= 0 (0 = every set)")
+    if args.watch and args.max_sets:
+        parser.error("--watch trains each set as its batch arrives; bound it with --latest-only")
     if args.watch and args.retrain_all:
         parser.error("--watch cannot be combined with --retrain-all")
     return args
@@ -70,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     batch_dir, model_dir = Path(args.batch_dir), Path(args.model_dir)
     # imported late so that --help and flag errors answer without starting Java
     from smarthome.batch_reader import check_header
+    from smarthome.set_window import newest_sets, nothing_new_in_window, run_newest
     from smarthome.spark import get_spark
     from smarthome.training import TrainConfig
     from smarthome.training_sets import (
@@ -90,10 +107,15 @@ def main(argv: list[str] | None = None) -> int:
             check_header(path)
     with training_lock(model_dir):
         clean_tmp(model_dir)
-        if not args.watch and not plan(
-            files, model_dir, args.retrain_all, args.latest_only, log_print
+        if not args.watch and not newest_sets(
+            plan(files, model_dir, args.retrain_all, args.latest_only, log_print),
+            len(files),
+            args.max_sets,
         ):
-            log_print(nothing_new(files, model_dir))
+            if args.max_sets:
+                log_print(nothing_new_in_window(len(files), args.max_sets, model_dir))
+            else:
+                log_print(nothing_new(files, model_dir))
             return 0
         print(f"starting Spark ({args.master or 'default master'})", flush=True)
         spark = get_spark(args.master, app_name="spark_training")
@@ -113,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
                     print("stopped watching", flush=True)
                     return 0
                 return 0 if count >= 0 else 1
+            if args.max_sets:
+                run_newest(spark, batch_dir, model_dir, cfg, args.max_sets, min_rows=args.min_rows)
+                return 0
             run_once(
                 spark,
                 batch_dir,

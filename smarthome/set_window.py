@@ -9,8 +9,9 @@ and the cost grows with the square of the stream. ``--max-sets M`` keeps the set
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TypeVar
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -34,3 +35,38 @@ def newest_sets(planned: Sequence[T], file_count: int, max_sets: int) -> list[T]
 
 def _number(item: object) -> int:
     return item if isinstance(item, int) else item.number  # type: ignore[attr-defined]
+
+
+def nothing_new_in_window(file_count: int, max_sets: int, model_dir: Path) -> str:
+    first = max(1, file_count - max_sets + 1)
+    return (
+        f"nothing new to train: sets {first}..{file_count} of {file_count} batch file(s) "
+        f"exist in {model_dir} (--max-sets {max_sets})"
+    )
+
+
+def run_newest(
+    spark: Any,
+    batch_dir: Path,
+    model_dir: Path,
+    cfg: Any,
+    max_sets: int,
+    *,
+    min_rows: int = 50,
+    log: Callable[[str], None] = print,
+) -> list[Path]:
+    """Train the missing sets among the newest ``max_sets`` (oldest first); the published."""
+    from .training_sets import batch_files, build_set, plan
+
+    files = batch_files(batch_dir)
+    todo = newest_sets(plan(files, model_dir, False, False, log), len(files), max_sets)
+    if not todo:
+        log(nothing_new_in_window(len(files), max_sets, model_dir))
+        return []
+    log(
+        f"--max-sets {max_sets}: training set(s) {', '.join(str(p.number) for p in todo)} of "
+        f"{len(files)}: {sum(p.number for p in todo)} batch file reads (every set 1..{len(files)}"
+        f" would read {cumulative_reads(len(files))})"
+    )
+    published = [build_set(spark, p, model_dir, cfg, min_rows, log) for p in todo]
+    return [folder for folder in published if folder is not None]
