@@ -4,10 +4,12 @@ Per size, in a private temp dir with a private broker (3 partitions, 512 MB heap
 1. ``kafka_producer.py --synthetic N`` alone: records/s (wall clock of the process) and peak
    RSS;
 2. then two ``kafka_consumer_batch.py`` processes in one group, started together on the full
-   topic: aggregate records/s (N / (last exit - start - idle timeout): after its last record a
-   consumer waits ``--idle-timeout`` before it writes the trailing batch and exits) and each
-   one's peak RSS; ``--batch-size 50,000`` at every size (a consumer buffers up to that many
-   records per partition, so its memory depends on the batch size, not on N);
+   topic: aggregate records/s (N / seconds from their start until the batch files hold all N
+   records; the first member takes every partition, then the second joins and they rebalance,
+   as in real use) and each one's peak RSS; ``--batch-size 50,000`` at every size (a consumer
+   buffers up to that many records per partition, so its memory depends on the batch size,
+   not on N) and ``--max-batch-age 1`` (a partition's partial batch is written within a
+   second or two, instead of after the idle timeout);
 3. the broker is stopped, then ``spark-submit --driver-memory 4g spark_training.py
    --latest-only`` trains one set on all the files: wall seconds (JVM start included), the
    set's own seconds from its manifest, and the peak RSS of the whole tree (launcher + driver
@@ -28,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from smarthome.batchfiles import list_batch_files
+from smarthome.batchfiles import BatchName, list_batch_files
 from smarthome.kafka_local import LocalKafka, free_port
 from smarthome.peakmem import MB, PeakSampler
 from smarthome.registry import MANIFEST, newest_set
@@ -38,7 +40,8 @@ SIZES = [int(s) for s in os.environ.get("BENCH_SCALE_SIZES", "100000,300000,1000
 PARTITIONS = 3
 CONSUMERS = 2
 BATCH_SIZE = 50_000  # the same at every size (only N varies): 1M records -> ~21 files
-IDLE_TIMEOUT = 5.0
+IDLE_TIMEOUT = 5.0  # not timed: the consumers are timed until every record is on disk
+MAX_BATCH_AGE = 1.0  # so the last partial batch of each partition is written within ~1-2 s
 DRIVER_MEMORY = "4g"
 TOPIC = "bench-scale"
 SEED = 7
@@ -101,7 +104,7 @@ def produce(n: int, bootstrap: str, tmp: Path) -> tuple[float, float]:
 
 
 def consume(n: int, bootstrap: str, batch_dir: Path, tmp: Path) -> tuple[float, list[float]]:
-    """Two consumer processes in one group: (seconds without the idle wait, peak RSS MB each)."""
+    """Two consumer processes in one group: (seconds until all N are on disk, peak RSS MB each)."""
     procs, peaks = [], []
     with PeakSampler() as sampler:
         start = time.monotonic()
@@ -120,7 +123,7 @@ def consume(n: int, bootstrap: str, batch_dir: Path, tmp: Path) -> tuple[float, 
                 "--batch-size",
                 str(BATCH_SIZE),
                 "--max-batch-age",
-                "600",  # rotate by size only; the trailing partial batch is written on idle
+                str(MAX_BATCH_AGE),
                 "--idle-timeout",
                 str(IDLE_TIMEOUT),
                 "--no-progress",
@@ -128,16 +131,26 @@ def consume(n: int, bootstrap: str, batch_dir: Path, tmp: Path) -> tuple[float, 
             out = open(tmp / f"consumer{i}.log", "wb")  # noqa: SIM115 - closed below
             procs.append((subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=out), out))
             peaks.append(sampler.watch(procs[-1][0].pid))
+        seconds = 0.0
+        while not seconds and any(proc.poll() is None for proc, _ in procs):
+            if sum(_records_named(p) for p in list_batch_files(batch_dir)) >= n:
+                seconds = time.monotonic() - start
+            time.sleep(0.05)
         for proc, out in procs:
             code = proc.wait(timeout=3600)
             out.close()
             if code:
                 raise RuntimeError(f"consumer exited {code}: see {out.name}")
-        seconds = time.monotonic() - start - IDLE_TIMEOUT
     written = sum(_records_in(p) for p in list_batch_files(batch_dir))
     if written != n:
         raise RuntimeError(f"consumers wrote {written} records, expected {n}")
     return seconds, [p.total_mb for p in peaks]
+
+
+def _records_named(path: Path) -> int:
+    """Records a batch file holds, from the offsets in its name (no message is rejected here)."""
+    name = BatchName.parse(path.name)
+    return name.end_offset - name.start_offset + 1 if name else 0
 
 
 def _records_in(path: Path) -> int:

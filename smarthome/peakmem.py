@@ -4,6 +4,10 @@ A stage such as ``spark-submit spark_training.py`` is a tree (a launcher, the dr
 Python driver), so the figure that matters is the peak of the tree's summed RSS; each process's
 own peak is kept too. Sampling (every ``interval`` seconds) can miss a spike shorter than the
 interval, so the figures are lower bounds — good enough to see whether memory grows with N.
+
+A process is counted from its second sample on: a JVM spawning a helper (``chmod`` and
+friends, via fork) briefly has a child that still maps the whole JVM, and psutil would report
+the parent's RSS a second time for it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ class TreePeak:
     pid: int
     total: int = 0
     per_process: dict[int, tuple[str, int]] = field(default_factory=dict)
+    seen: set[tuple[int, float]] = field(default_factory=set, repr=False)
 
     @property
     def total_mb(self) -> float:
@@ -44,15 +49,21 @@ def _tree(pid: int) -> list[psutil.Process]:
 def sample(peak: TreePeak) -> None:
     """Read the tree's RSS once and raise the peaks."""
     total = 0
+    seen = set()
     for proc in _tree(peak.pid):
         try:
+            key = (proc.pid, proc.create_time())
             rss = proc.memory_info().rss
             name = proc.name()
         except psutil.Error:  # exited between listing and reading
             continue
+        seen.add(key)
+        if key not in peak.seen and proc.pid != peak.pid:
+            continue  # new since the last sample: maybe a fork that has not exec'd yet
         total += rss
         if rss > peak.per_process.get(proc.pid, ("", 0))[1]:
             peak.per_process[proc.pid] = (name, rss)
+    peak.seen = seen
     peak.total = max(peak.total, total)
 
 
