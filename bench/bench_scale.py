@@ -62,11 +62,9 @@ def venv_env() -> dict[str, str]:
     return env
 
 
-def run_measured(cmd: list[str], log: Path, timeout: float) -> tuple[float, float]:
-    """Run ``cmd`` to its end: (wall seconds, peak RSS MB of its process tree).
-
-    Each process's own peak goes to stderr, e.g. the driver JVM's and the Python driver's.
-    """
+def run_measured(cmd: list[str], log: Path, timeout: float) -> tuple[float, float, str]:
+    """Run ``cmd`` to its end: (wall seconds, peak RSS MB of its process tree, each process's
+    own peak MB as text, e.g. the driver JVM's and the Python driver's)."""
     with PeakSampler() as sampler, open(log, "wb") as out:
         start = time.monotonic()
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=venv_env())
@@ -75,9 +73,9 @@ def run_measured(cmd: list[str], log: Path, timeout: float) -> tuple[float, floa
         seconds = time.monotonic() - start
     if code:
         raise RuntimeError(f"{cmd[1]} exited {code}: {log.read_text()[-2000:]}")
-    own = ", ".join(f"{name} {rss / MB:.0f}" for name, rss in peak.per_process.values())
-    print(f"    peak MB per process: {own}", file=sys.stderr, flush=True)
-    return seconds, peak.total_mb
+    big = [(name, rss) for name, rss in peak.per_process.values() if rss >= 10 * MB]
+    own = ", ".join(f"{name} {rss / MB:.0f}" for name, rss in big)
+    return seconds, peak.total_mb, own
 
 
 def produce(n: int, bootstrap: str, tmp: Path) -> tuple[float, float]:
@@ -96,7 +94,7 @@ def produce(n: int, bootstrap: str, tmp: Path) -> tuple[float, float]:
         str(PARTITIONS),
         "--no-progress",
     ]
-    seconds, rss = run_measured(cmd, tmp / "producer.log", timeout=3600)
+    seconds, rss, _ = run_measured(cmd, tmp / "producer.log", timeout=3600)
     last = (tmp / "producer.log").read_text().strip().splitlines()[-1]
     if last != f"delivered {n}, failed 0":
         raise RuntimeError(f"producer: {last}")
@@ -158,7 +156,7 @@ def _records_in(path: Path) -> int:
         return sum(1 for _ in handle) - 1
 
 
-def train(batch_dir: Path, model_dir: Path, tmp: Path) -> tuple[float, float, dict]:
+def train(batch_dir: Path, model_dir: Path, tmp: Path) -> tuple[float, float, str, dict]:
     cmd = [
         str(Path(sys.executable).parent / "spark-submit"),
         "--master",
@@ -172,12 +170,12 @@ def train(batch_dir: Path, model_dir: Path, tmp: Path) -> tuple[float, float, di
         str(model_dir),
         "--latest-only",
     ]
-    seconds, rss = run_measured(cmd, tmp / "training.log", timeout=7200)
+    seconds, rss, own = run_measured(cmd, tmp / "training.log", timeout=7200)
     folder = newest_set(model_dir)
     if folder is None:
         raise RuntimeError(f"no set published: {(tmp / 'training.log').read_text()[-2000:]}")
     manifest = json.loads((folder / MANIFEST).read_text())
-    return seconds, rss, manifest
+    return seconds, rss, own, manifest
 
 
 def run_size(n: int) -> Result:
@@ -201,7 +199,7 @@ def run_size(n: int) -> Result:
         finally:
             broker.stop()
         files = len(list_batch_files(tmp / "batches"))
-        t_s, t_rss, manifest = train(tmp / "batches", tmp / "models", tmp)
+        t_s, t_rss, t_own, manifest = train(tmp / "batches", tmp / "models", tmp)
         print(f"  {n:,}: training {t_s:.1f} s, {t_rss:.0f} MB", file=sys.stderr, flush=True)
         if manifest["rows"] != n:
             raise RuntimeError(f"set has {manifest['rows']} rows, expected {n}")
@@ -217,7 +215,8 @@ def run_size(n: int) -> Result:
             "train_rss": t_rss,
         }
         result.notes.append(
-            f"{n:,}: {files} batch files, set accuracy {accuracy:.4f}, "
+            f"{n:,}: {files} batch files, set accuracy {accuracy:.4f}, training peak MB "
+            f"per process: {t_own}, "
             f"load average at start {load:.1f}, after {os.getloadavg()[0]:.1f}"
         )
     return result
