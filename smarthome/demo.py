@@ -90,6 +90,11 @@ def _broker_answers(bootstrap: str) -> bool:
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
+    from smarthome.kafka_local import port_open
+
+    host, _, port = bootstrap.rpartition(":")
+    if not port_open(int(port), "127.0.0.1" if host == "localhost" else host):
+        return False  # nothing listens: say so now, not after the client's 30 s of retries
     try:
         KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000).close()
         return True
