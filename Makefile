@@ -58,7 +58,7 @@ format: install ## ruff format and fix
 bench: install ## run the benchmarks and print a table
 	$(PY) -m bench
 
-bench-scale: install jars ## 100k/300k/1M synthetic records: producer, 2 consumers, one Spark set (~1 h)
+bench-scale: install jars ## 100k/300k/1M synthetic records: producer, 2 consumers, one Spark set (about 10 min)
 	$(PY) -m bench.bench_scale
 
 demo: install ## the whole pipeline live: Kafka, producer, consumer, training, API, UI (Ctrl-C stops)
