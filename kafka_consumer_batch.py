@@ -9,41 +9,18 @@ offset is committed only after the file is durably renamed into place. Invalid m
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
 
-from smarthome.cli import UserError, run
+from smarthome.cli import UserError, add_kafka_flags, number, run
 from smarthome.config import CONSUMER_GROUP, env, help_default
 from smarthome.consumer import BatchConsumer, ConsumerOptions, install_stop_handlers
 
 PROG = "kafka_consumer_batch.py"
 
 
-def positive(kind: type[float] | type[int], what: str) -> Callable[[str], float]:
-    """An argparse type: a number > 0, or a one-line error naming the flag."""
-
-    def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{what} must be a number (got {text!r})") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{what} must be > 0 (got {text})")
-        return value
-
-    return parse
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--bootstrap-servers",
-        default=env("KAFKA_BOOTSTRAP_SERVERS"),
-        help=f"Kafka brokers, host:port[,...] {help_default('KAFKA_BOOTSTRAP_SERVERS')}",
-    )
-    parser.add_argument(
-        "--topic", default=env("KAFKA_TOPIC"), help=f"topic {help_default('KAFKA_TOPIC')}"
-    )
+    add_kafka_flags(parser)
     parser.add_argument(
         "--batch-dir",
         default=env("BATCH_DIR"),
@@ -54,19 +31,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--batch-size",
-        type=positive(int, "--batch-size"),
+        type=number(int, "--batch-size", exclusive=True),
         default=1000,
         help="records per batch file (default: 1000)",
     )
     parser.add_argument(
         "--max-batch-age",
-        type=positive(float, "--max-batch-age"),
+        type=number(float, "--max-batch-age", exclusive=True),
         default=10.0,
         help="publish a partial batch after this many seconds (default: 10)",
     )
     parser.add_argument(
         "--idle-timeout",
-        type=positive(float, "--idle-timeout"),
+        type=number(float, "--idle-timeout", exclusive=True),
         default=30.0,
         help="stop after this many seconds without a new record (default: 30)",
     )

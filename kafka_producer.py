@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from smarthome import producer as kp
-from smarthome.cli import UserError, run
+from smarthome.cli import UserError, add_kafka_flags, number, run
 from smarthome.config import env, help_default
 from smarthome.dataset import read_dataset
 from smarthome.synthetic import synthetic_records
@@ -24,29 +24,9 @@ from smarthome.synthetic import synthetic_records
 PROG = "kafka_producer.py"
 
 
-def number(kind: type, what: str, minimum: float = 0):  # noqa: ANN201 - argparse type factory
-    def parse(text: str):  # noqa: ANN202
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{what} must be a number (got {text!r})") from None
-        if not value >= minimum:  # also rejects NaN
-            raise argparse.ArgumentTypeError(f"{what} must be >= {minimum} (got {text})")
-        return value
-
-    return parse
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--bootstrap-servers",
-        default=env("KAFKA_BOOTSTRAP_SERVERS"),
-        help=f"Kafka brokers, host:port[,...] {help_default('KAFKA_BOOTSTRAP_SERVERS')}",
-    )
-    parser.add_argument(
-        "--topic", default=env("KAFKA_TOPIC"), help=f"topic {help_default('KAFKA_TOPIC')}"
-    )
+    add_kafka_flags(parser)
     parser.add_argument(
         "--dataset",
         type=Path,

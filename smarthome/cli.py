@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
+
+from smarthome.config import env, help_default
 
 
 class UserError(Exception):
@@ -24,3 +27,31 @@ def run(main: Callable[[], int | None], prog: str) -> None:
         print(f"{prog}: interrupted", file=sys.stderr)
         sys.exit(130)
     sys.exit(code or 0)
+
+
+def number(kind: type, flag: str, minimum: float = 0, *, exclusive: bool = False) -> Callable:
+    """An argparse type: a number >= minimum (> with ``exclusive``), else an error naming flag."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} must be a number (got {text!r})") from None
+        if not (value > minimum if exclusive else value >= minimum):  # also rejects NaN
+            sign = ">" if exclusive else ">="
+            raise argparse.ArgumentTypeError(f"{flag} must be {sign} {minimum:g} (got {text})")
+        return value
+
+    return parse
+
+
+def add_kafka_flags(parser: argparse.ArgumentParser) -> None:
+    """--bootstrap-servers and --topic, defaulting to the environment (DESIGN §2)."""
+    parser.add_argument(
+        "--bootstrap-servers",
+        default=env("KAFKA_BOOTSTRAP_SERVERS"),
+        help=f"Kafka brokers, host:port[,...] {help_default('KAFKA_BOOTSTRAP_SERVERS')}",
+    )
+    parser.add_argument(
+        "--topic", default=env("KAFKA_TOPIC"), help=f"topic {help_default('KAFKA_TOPIC')}"
+    )
