@@ -68,9 +68,7 @@ def recompute(set_dir: Path, batch_dir: Path, master: str | None) -> dict[str, A
     from pyspark.ml import PipelineModel
 
     from smarthome.batch_reader import read_batches
-    from smarthome.clusters import profile_clusters
-    from smarthome.features import PREDICTION
-    from smarthome.schema import RECORD_COLUMNS
+    from smarthome.cluster_stats import profile_segments
     from smarthome.spark import get_spark
 
     manifest = _read_json(set_dir / registry.MANIFEST)
@@ -79,8 +77,7 @@ def recompute(set_dir: Path, batch_dir: Path, master: str | None) -> dict[str, A
     data = read_batches(spark, files)
     model = PipelineModel.load(str(set_dir / "clustering"))
     k = int(manifest["models"]["clustering"]["k"])
-    predicted = model.transform(data.df).select(*RECORD_COLUMNS, PREDICTION).toPandas()
-    return profile_clusters(predicted, PREDICTION, k)
+    return profile_segments(model, data.df, k)
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -1,11 +1,16 @@
 """Cluster profiles and their generated one-sentence descriptions (``clusters.json``).
 
-Pure pandas/numpy given the records and a cluster-id column, so training and
-``analyze_clusters.py`` write the same file and the UI never needs hand-copied descriptions.
+A profile is built from small per-(cluster, device type) aggregates (:class:`GroupStats`), so
+training and ``analyze_clusters.py`` compute them in Spark (``cluster_stats.py``) and collect
+only k x device-type rows, never the records; ``profile_clusters`` computes the same aggregates
+with pandas for a small frame. Both write the same file, and the UI never needs hand-copied
+descriptions.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,16 +38,6 @@ MAX_TRAITS = 3
 
 def _plural(device_type: str) -> str:
     return device_type if device_type.endswith("s") else f"{device_type}s"
-
-
-def _shares(series: pd.Series) -> dict[str, float]:
-    counts = series.value_counts()
-    total = max(int(counts.sum()), 1)
-    return {t: round(float(counts.get(t, 0)) / total, 6) for t in DEVICE_TYPES}
-
-
-def _means(frame: pd.DataFrame) -> dict[str, float]:
-    return {c: round(float(frame[c].mean()), 6) for c in NUMERIC_FEATURES}
 
 
 def _value(feature: str, value: float) -> str:
@@ -86,32 +81,83 @@ def describe(cluster: dict[str, Any], overall: dict[str, Any]) -> str:
     )
 
 
-def profile_clusters(records: pd.DataFrame, cluster_col: str, k: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class GroupStats:
+    """Aggregates of the rows of one (cluster, device type) pair: all a profile needs."""
+
+    cluster: int
+    device_type: str
+    rows: int
+    means: dict[str, float]  # per numeric feature
+    m2: dict[str, float]  # per numeric feature: sum of squared deviations from the group mean
+    efficient: int  # rows labelled efficient
+
+
+@dataclass
+class _Pooled:
+    """Several groups pooled: size, per-type sizes, means, M2 (Chan et al.), efficient rows."""
+
+    rows: int
+    types: dict[str, int]
+    means: dict[str, float]
+    m2: dict[str, float]
+    efficient: int
+
+
+def _pool(groups: list[GroupStats]) -> _Pooled:
+    rows = sum(g.rows for g in groups)
+    types: dict[str, int] = {}
+    for g in groups:
+        types[g.device_type] = types.get(g.device_type, 0) + g.rows
+    means, m2 = {}, {}
+    for c in NUMERIC_FEATURES:
+        mean = sum(g.rows * g.means[c] for g in groups) / rows if rows else np.nan
+        means[c] = mean
+        # pooled squared deviations: stable, unlike sum(x^2) - n*mean^2
+        m2[c] = sum(g.m2[c] + g.rows * (g.means[c] - mean) ** 2 for g in groups)
+    return _Pooled(rows, types, means, m2, sum(g.efficient for g in groups))
+
+
+def _shares(pooled: _Pooled) -> dict[str, float]:
+    total = max(pooled.rows, 1)
+    return {t: round(float(pooled.types.get(t, 0)) / total, 6) for t in DEVICE_TYPES}
+
+
+def _means(pooled: _Pooled) -> dict[str, float]:
+    return {c: round(float(pooled.means[c]), 6) for c in NUMERIC_FEATURES}
+
+
+def profile_from_groups(groups: Iterable[GroupStats], k: int) -> dict[str, Any]:
     """Per-cluster size, share, feature means, device-type mix, efficiency rate, description.
 
-    ``records`` holds the record columns plus ``cluster_col`` (cluster ids 0..k-1); a cluster
-    that no row falls into is listed with size 0.
+    ``groups`` holds one :class:`GroupStats` per (cluster id, device type) with rows; a
+    cluster id in 0..k-1 that no group names is listed with size 0.
     """
-    total = len(records)
+    groups = list(groups)
+    everything = _pool(groups)
+    total = everything.rows
     overall = {
         "rows": total,
-        "means": _means(records),
-        "stds": {c: round(float(records[c].std(ddof=0)), 6) for c in NUMERIC_FEATURES},
-        "device_type_shares": _shares(records["DeviceType"]),
-        "efficiency_rate": round(float(records[EFFICIENCY_LABEL].mean()), 6) if total else 0.0,
+        "means": _means(everything),
+        "stds": {
+            c: round(float(np.sqrt(everything.m2[c] / total)) if total else np.nan, 6)
+            for c in NUMERIC_FEATURES
+        },
+        "device_type_shares": _shares(everything),
+        "efficiency_rate": round(everything.efficient / total, 6) if total else 0.0,
     }
     clusters = []
     for cluster_id in range(k):
-        part = records[records[cluster_col] == cluster_id]
-        size = len(part)
+        part = _pool([g for g in groups if g.cluster == cluster_id])
+        size = part.rows
         cluster: dict[str, Any] = {
             "id": cluster_id,
             "size": size,
             "share": round(size / total, 6) if total else 0.0,
             "means": _means(part) if size else dict.fromkeys(NUMERIC_FEATURES, np.nan),
             "overall_means": overall["means"],
-            "device_type_shares": _shares(part["DeviceType"]),
-            "efficiency_rate": round(float(part[EFFICIENCY_LABEL].mean()), 6) if size else 0.0,
+            "device_type_shares": _shares(part),
+            "efficiency_rate": round(part.efficient / size, 6) if size else 0.0,
         }
         if size:
             cluster["description"] = describe(cluster, overall)
@@ -120,6 +166,29 @@ def profile_clusters(records: pd.DataFrame, cluster_col: str, k: int) -> dict[st
             cluster["description"] = f"Segment {cluster_id}: no device in the training data."
         clusters.append(cluster)
     return {"format": 1, "k": k, "overall": overall, "clusters": clusters}
+
+
+def group_stats(records: pd.DataFrame, cluster_col: str) -> list[GroupStats]:
+    """The :class:`GroupStats` of an in-memory frame (records plus ``cluster_col``)."""
+    out = []
+    for (cluster_id, device_type), part in records.groupby([cluster_col, "DeviceType"]):
+        means = {c: float(part[c].mean()) for c in NUMERIC_FEATURES}
+        out.append(
+            GroupStats(
+                cluster=int(cluster_id),
+                device_type=str(device_type),
+                rows=len(part),
+                means=means,
+                m2={c: float(((part[c] - means[c]) ** 2).sum()) for c in NUMERIC_FEATURES},
+                efficient=int(part[EFFICIENCY_LABEL].sum()),
+            )
+        )
+    return out
+
+
+def profile_clusters(records: pd.DataFrame, cluster_col: str, k: int) -> dict[str, Any]:
+    """:func:`profile_from_groups` of an in-memory frame (small data, unit tests)."""
+    return profile_from_groups(group_stats(records, cluster_col), k)
 
 
 def redescribe(profile: dict[str, Any]) -> dict[str, Any]:

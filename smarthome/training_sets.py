@@ -29,9 +29,8 @@ from . import __version__, registry
 from .batch_reader import read_batches
 from .batchfiles import list_batch_files
 from .cli import UserError
-from .clusters import profile_clusters
-from .features import PREDICTION
-from .schema import EFFICIENCY_LABEL, MALFUNCTION_LABEL, RECORD_COLUMNS
+from .cluster_stats import profile_segments
+from .schema import EFFICIENCY_LABEL, MALFUNCTION_LABEL
 from .training import TrainConfig, split, train_clustering, train_efficiency, train_malfunction
 
 Log = Callable[[str], None]
@@ -214,8 +213,7 @@ def build_set(
         f"malfunction RMSE {mal_section['metrics']['rmse']:.4f}, "
         f"clustering silhouette {km_section['metrics']['silhouette']:.4f}; saving"
     )
-    predicted = km.transform(data.df).select(*RECORD_COLUMNS, PREDICTION).toPandas()
-    clusters = profile_clusters(predicted, PREDICTION, cfg.k)
+    clusters = profile_segments(km, data.df, cfg.k)  # aggregated in Spark: no rows collected
     log(f"{label}: profiled the segments")
 
     name = registry.set_name(planned.number)

@@ -90,6 +90,46 @@ def test_analyze_clusters_prints_table_and_writes_descriptions(
         assert cluster["description"].startswith(f"Segment {cluster['id']} (")
 
 
+@pytest.mark.spark
+@pytest.mark.slow
+def test_trained_profiles_equal_pandas_statistics_of_the_data(
+    spark, trained_model_dir: Path, dataset_batch_dir: Path
+) -> None:
+    """clusters.json (aggregated in Spark) matches pandas on the set's rows and segments."""
+    from pyspark.ml import PipelineModel
+
+    (folder,) = registry.list_sets(trained_model_dir)
+    profile = json.loads((folder / registry.CLUSTERS).read_text())
+    records = pd.concat([pd.read_csv(p) for p in sorted(dataset_batch_dir.iterdir())])
+    model = PipelineModel.load(str(folder / "clustering"))
+    rows = model.transform(spark.createDataFrame(records)).toPandas()
+    features = list(profile["overall"]["means"])
+    close = {"abs": 6e-7}  # the file rounds to 6 decimals
+
+    def shares(part: pd.DataFrame) -> dict[str, float]:
+        counts = part["DeviceType"].value_counts()
+        return {t: counts.get(t, 0) / len(part) for t in profile["overall"]["device_type_shares"]}
+
+    overall = profile["overall"]
+    assert overall["rows"] == len(rows) == len(records)
+    for c in features:
+        assert overall["means"][c] == pytest.approx(rows[c].mean(), **close)
+        assert overall["stds"][c] == pytest.approx(rows[c].std(ddof=0), **close)
+    assert overall["device_type_shares"] == pytest.approx(shares(rows), **close)
+    assert overall["efficiency_rate"] == pytest.approx(rows["SmartHomeEfficiency"].mean(), **close)
+    assert [c["id"] for c in profile["clusters"]] == list(range(profile["k"]))
+    for cluster in profile["clusters"]:
+        part = rows[rows["prediction"] == cluster["id"]]
+        assert cluster["size"] == len(part) > 0
+        assert cluster["share"] == pytest.approx(len(part) / len(rows), **close)
+        for c in features:
+            assert cluster["means"][c] == pytest.approx(part[c].mean(), **close)
+        assert cluster["device_type_shares"] == pytest.approx(shares(part), **close)
+        rate = part["SmartHomeEfficiency"].mean()
+        assert cluster["efficiency_rate"] == pytest.approx(rate, **close)
+        assert cluster["description"].startswith(f"Segment {cluster['id']} (")
+
+
 def test_analyze_clusters_errors_name_what_is_missing(tmp_path: Path) -> None:
     with pytest.raises(analyze_clusters.UserError, match="no model set in .*spark_training"):
         analyze_clusters.main(["--model-dir", str(tmp_path)])

@@ -1,0 +1,44 @@
+"""Segment profiles (``clusters.json``) of a Spark DataFrame without collecting its rows.
+
+One groupBy(cluster, DeviceType) job returns k x device-type aggregate rows (count, means,
+population variances, efficient rows); ``clusters.profile_from_groups`` pools them into the
+profile. The driver's memory therefore stays flat in the number of records, and training and
+``analyze_clusters.py`` share this one code path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyspark.ml import PipelineModel
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from .clusters import GroupStats, profile_from_groups
+from .features import PREDICTION
+from .schema import EFFICIENCY_LABEL, NUMERIC_FEATURES
+
+
+def spark_group_stats(df: DataFrame, cluster_col: str = PREDICTION) -> list[GroupStats]:
+    """One :class:`GroupStats` per (cluster, device type) present in ``df``."""
+    aggs = [F.count(F.lit(1)).alias("rows"), F.sum(EFFICIENCY_LABEL).alias("efficient")]
+    for i, c in enumerate(NUMERIC_FEATURES):
+        value = F.col(c).cast("double")
+        aggs += [F.avg(value).alias(f"mean{i}"), F.var_pop(value).alias(f"var{i}")]
+    rows = df.groupBy(F.col(cluster_col).alias("cluster"), "DeviceType").agg(*aggs).collect()
+    return [
+        GroupStats(
+            cluster=int(r["cluster"]),
+            device_type=str(r["DeviceType"]),
+            rows=int(r["rows"]),
+            means={c: float(r[f"mean{i}"]) for i, c in enumerate(NUMERIC_FEATURES)},
+            m2={c: float(r[f"var{i}"]) * r["rows"] for i, c in enumerate(NUMERIC_FEATURES)},
+            efficient=int(r["efficient"]),
+        )
+        for r in rows
+    ]
+
+
+def profile_segments(model: PipelineModel, df: DataFrame, k: int) -> dict[str, Any]:
+    """The ``clusters.json`` profile of ``df``'s rows as segmented by the KMeans ``model``."""
+    return profile_from_groups(spark_group_stats(model.transform(df)), k)
