@@ -19,10 +19,13 @@ $(STAMP): requirements.txt
 	$(PIP) install -q -r requirements.txt
 	touch $(STAMP)
 
-install: $(STAMP) jars browser ## create .venv and install Python packages, the Kafka jars, Chromium
+install: $(STAMP) jars ## create .venv and install the Python packages and the Kafka jars
 
 browser: ## install Debian's chromium for the UI browser test (Playwright never downloads one)
-	@test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	else echo "note: the UI browser test needs Chromium: sudo apt-get install chromium"; fi
 
 $(JARS_STAMP): kafka/pom.xml
 	rm -f .cache/kafka-jars/*.jar  # a version bump must not leave two Kafka versions on the classpath
@@ -41,7 +44,7 @@ kafka-down: ## stop the local Kafka broker started by kafka-up
 kafka-status: ## is the local Kafka broker running?
 	$(PY) -m smarthome.kafka_local status
 
-test: install ## the whole test suite (real Kafka broker, real local Spark)
+test: install browser ## the whole test suite (real Kafka broker, real local Spark, Chromium)
 	$(PY) -m pytest
 
 test-fast: install ## unit tests only (no Kafka, no Spark)
