@@ -38,3 +38,21 @@ def java_available() -> None:
 @pytest.fixture(scope="session")
 def dataset_path() -> Path:
     return ROOT / "dataset" / "smart_home_device_usage_data.csv"
+
+
+#: fixtures that start a real part, and the marker a test using them gets
+_REAL_PARTS = {
+    "kafka_broker": "kafka",
+    "make_topic": "kafka",
+    "restartable_kafka": "kafka",
+    "spark": "spark",
+    "trained_model_dir": "spark",
+    "api_server": "spark",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test by the real parts its fixtures start, so `make test-fast` skips them."""
+    for item in items:
+        for fixture in set(getattr(item, "fixturenames", ())) & _REAL_PARTS.keys():
+            item.add_marker(_REAL_PARTS[fixture])
