@@ -134,11 +134,13 @@ def load(port: int, method: str, path: str, body: bytes, clients: int, seconds: 
     return len(latencies) / seconds, pct(latencies, 0.5), pct(latencies, 0.99), errors
 
 
-def wrk_load(url: str, path: str, body: bytes, clients: int, seconds: float, work: Path):
+def wrk_load(
+    url: str, method: str, path: str, body: bytes, clients: int, seconds: float, work: Path
+):
     """The same measurement with wrk (C load generator) if installed: requests/s, p50, p99."""
     script = work / "post.lua"
     script.write_text(
-        'wrk.method = "POST"\n'
+        f'wrk.method = "{method}"\n'
         'wrk.headers["Content-Type"] = "application/json"\n'
         f"wrk.body = {json.dumps(body.decode())}\n"
     )
@@ -196,8 +198,9 @@ def main() -> int:
             print(f"| {name} | {p50:.3f} | {p99:.3f} |")
 
         body = json.dumps({k: dataset_rows(1)[0][k] for k in DEVICE_FEATURES}).encode()
-        targets = (
+        targets = (  # the no-ops first: the ratios below divide by them
             ("GET /healthz (no-op)", "GET", "/healthz", b""),
+            ("POST /healthz (no-op, same body)", "POST", "/healthz", body),
             ("POST /predict_efficiency", "POST", "/predict_efficiency", body),
         )
         http_rows = []
@@ -208,8 +211,8 @@ def main() -> int:
                 figures = load(port, method, path, data, args.clients, args.seconds)
                 http_rows.append((f"{label}, Python clients", *figures))
             if shutil.which("wrk"):
-                for label, _, path, data in targets:
-                    figures = wrk_load(url, path, data, args.clients, args.seconds, work)
+                for label, method, path, data in targets:
+                    figures = wrk_load(url, method, path, data, args.clients, args.seconds, work)
                     http_rows.append((f"{label}, wrk", *figures))
         print(
             f"\nHTTP, app_api.py on waitress (4 threads), {args.clients} keep-alive connections, "
@@ -220,10 +223,14 @@ def main() -> int:
         print("|---|---|---|---|---|")
         for label, rps, p50, p99, errors in http_rows:
             print(f"| {label} | {rps:.0f} | {p50:.2f} | {p99:.2f} | {errors} |")
-        for i in range(0, len(http_rows), 2):
-            ratio = http_rows[i + 1][1] / http_rows[i][1]
+        per_generator = len(targets)
+        for i in range(0, len(http_rows), per_generator):
+            get_noop, post_noop, predict = (r[1] for r in http_rows[i : i + per_generator])
             generator = http_rows[i][0].split(", ")[-1]
-            print(f"\npredict_efficiency at {ratio:.0%} of the no-op's requests/s ({generator})")
+            print(
+                f"\npredict_efficiency ({generator}): {predict / get_noop:.0%} of GET /healthz's "
+                f"requests/s, {predict / post_noop:.0%} of POST /healthz's (same body)"
+            )
 
         spark_p50 = spark_baseline(set_dir, args.spark_requests)
         ours = rows[0][1]

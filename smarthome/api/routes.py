@@ -83,6 +83,14 @@ def healthz() -> Response:
     return jsonify({"status": "ok"})
 
 
+@bp.post("/healthz")
+def healthz_post() -> Response:
+    """The no-op for POSTs: reads and ignores the body, so the benchmark can compare a
+    prediction with a request of the same shape (not in the OpenAPI document: not an API)."""
+    request.get_data(cache=False)
+    return jsonify({"status": "ok"})
+
+
 def _read_manifest(set_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
     try:
         manifest = json.loads((set_dir / registry.MANIFEST).read_text(encoding="utf-8"))

@@ -68,6 +68,10 @@ class _NonFinite:
         return self.token
 
 
+#: built once: ``json.loads(..., parse_constant=...)`` builds a decoder on every call
+_DECODER = json.JSONDecoder(parse_constant=_NonFinite)
+
+
 def _ignored(description: str) -> Any:
     return Field(default=None, description=f"{description} (accepted and ignored)")
 
@@ -166,7 +170,10 @@ def parse_body(data: bytes, content_type: str | None) -> tuple[Any, bool]:
     if not data.strip():
         raise ApiError(400, "empty body", ["body: empty; send a JSON object or a JSON list"])
     try:
-        value = json.loads(data.decode("utf-8"), parse_constant=_NonFinite)
+        text = data.decode("utf-8")
+        if text.startswith("\ufeff"):  # what json.loads says about a BOM
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        value = _DECODER.decode(text)
     except UnicodeDecodeError as exc:
         raise ApiError(400, "malformed JSON", [f"body: not UTF-8 ({exc.reason})"]) from None
     except ValueError as exc:  # JSONDecodeError, or an int with too many digits
