@@ -322,8 +322,12 @@ class _Forest(_Predictor):
             go_right[pos] = not np.isin(value[pos], self.categories[int(node[pos])])
 
     def score(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        values = self.leaf_value.take(self.leaves(x), axis=0)  # (n, trees[, classes])
         kind = self.kind
+        if kind == "RandomForestClassifier" and len(x) == 1:  # the API's request: fewer calls
+            votes = np.add.accumulate(self.leaf_value.take(self.leaves(x)[0], axis=0))[-1:]
+            total = np.add.accumulate(votes[0])[-1]  # left to right, as _cumsum_last
+            return _f64([votes.argmax()]), votes / total
+        values = self.leaf_value.take(self.leaves(x), axis=0)  # (n, trees[, classes])
         if kind == "DecisionTreeRegressor":
             return values[:, 0], None
         if kind == "RandomForestRegressor":
