@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Callable
 
@@ -18,6 +19,9 @@ class UserError(Exception):
 
 def run(main: Callable[[], int | None], prog: str) -> None:
     """Run a script's ``main()``: exit with its code, one-line errors, 130 on Ctrl-C."""
+    # A process started in the background by a non-interactive shell inherits SIGINT ignored,
+    # and Python then never raises KeyboardInterrupt: every stage promises a clean Ctrl-C.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         code = main()
     except UserError as exc:

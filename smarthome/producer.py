@@ -7,10 +7,12 @@ a callback that counts it as delivered or failed, so the final counts are exact.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import json
 import random
+import signal
 import sys
 import threading
 import time
@@ -199,22 +201,42 @@ def send_all(
         total=total, unit="rec", file=sys.stderr, disable=not progress, mininterval=0.5, smoothing=0
     )
     shown = 0
-    try:
-        for key, value in messages:
-            send(topic, key=key, value=value, partition=partition(key)).add_both(on_done)
-            counts.sent += 1
-            if counts.sent - shown >= 500:
-                bar.update(counts.sent - shown)
-                shown = counts.sent
-    except KeyboardInterrupt:
-        counts.interrupted = True
-    finally:
-        bar.update(counts.sent - shown)
-        bar.close()
+    with _ctrl_c_as_flag() as stop:
+        try:
+            for key, value in messages:
+                if stop.is_set():
+                    break
+                send(topic, key=key, value=value, partition=partition(key)).add_both(on_done)
+                counts.sent += 1
+                if counts.sent - shown >= 500:
+                    bar.update(counts.sent - shown)
+                    shown = counts.sent
+        finally:
+            bar.update(counts.sent - shown)
+            bar.close()
+        counts.interrupted = stop.is_set()
     if counts.interrupted:
         print(f"interrupted: flushing {counts.unconfirmed} record(s) in flight", file=sys.stderr)
     _flush(producer, flush_timeout)
     return counts
+
+
+@contextlib.contextmanager
+def _ctrl_c_as_flag() -> Iterator[threading.Event]:
+    """Ctrl-C sets a flag checked between sends instead of raising inside one.
+
+    A KeyboardInterrupt raised between ``send()`` and registering its callback would leave a
+    record delivered but never counted; stopping between sends keeps the counts exact.
+    """
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _flush(producer: Any, timeout: float) -> None:
