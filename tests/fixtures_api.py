@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -13,13 +12,45 @@ from pathlib import Path
 import pytest
 import requests
 
+from smarthome.kafka_local import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+@contextmanager
+def serving(
+    command: list[str],
+    health_url: str,
+    log_path: Path,
+    *,
+    env: dict | None = None,
+    timeout: float = 60.0,
+) -> Iterator[None]:
+    """Run a server process until the test is done; yield once ``health_url`` answers 200."""
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    name = " ".join(command[1:3])
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited early: {log_path.read_text()[-2000:]}")
+            try:
+                if requests.get(health_url, timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not answer: {log_path.read_text()[-2000:]}")
+            time.sleep(0.1)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @contextmanager
@@ -28,43 +59,12 @@ def running_api(
 ) -> Iterator[str]:
     """Start ``app_api.py`` on a free port, yield its base URL once ``GET /`` answers."""
     port = free_port()
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "app_api.py",
-                "--port",
-                str(port),
-                "--model-dir",
-                str(model_dir),
-                *extra,
-            ],
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"app_api.py exited early: {log_path.read_text()[-2000:]}")
-            try:
-                if requests.get(url + "/", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"app_api.py did not answer: {log_path.read_text()[-2000:]}")
-            time.sleep(0.1)
+    command = [
+        sys.executable, "app_api.py", "--port", str(port), "--model-dir", str(model_dir), *extra
+    ]  # fmt: skip
+    with serving(command, url + "/", log_path, timeout=timeout):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="session")
