@@ -3,7 +3,8 @@
 Each batch file holds records of one partition and is named after the offsets it covers; the
 offset is committed only after the file is durably renamed into place. Invalid messages go to
 ``<batch-dir>/rejected/``. Stops after ``--idle-timeout`` seconds without a new record unless
-``--follow``; Ctrl-C writes what is buffered, commits and exits.
+``--follow`` (time with the broker down does not count); waits for a broker that is not up
+yet (``--broker-wait``). Ctrl-C writes what is buffered, commits and exits.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from smarthome.config import CONSUMER_GROUP, env, help_default
 from smarthome.consumer import BatchConsumer, ConsumerOptions, install_stop_handlers
 
 PROG = "kafka_consumer_batch.py"
+DEFAULT_BROKER_WAIT = 60.0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -50,6 +52,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--follow", action="store_true", help="never stop on idle; run until Ctrl-C"
     )
+    parser.add_argument(
+        "--broker-wait",
+        type=number(float, "--broker-wait"),
+        default=None,
+        metavar="SECONDS",
+        help="wait this long for a broker at start (default: 60; with --follow: forever;"
+        " 0: fail at once)",
+    )
+    parser.add_argument(
+        "--session-timeout",
+        type=number(float, "--session-timeout", 6),
+        default=10.0,
+        metavar="SECONDS",
+        help="the group moves a silent member's partitions after this long (default: 10;"
+        " the broker allows 6 to 1800)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
         "--instance-id",
@@ -76,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         follow=args.follow,
         progress=not args.no_progress,
         instance_id=args.instance_id,
+        session_timeout_ms=int(args.session_timeout * 1000),
+        broker_wait=args.broker_wait
+        if args.broker_wait is not None
+        else (None if args.follow else DEFAULT_BROKER_WAIT),
     )
     batch_consumer = BatchConsumer(options)
     install_stop_handlers(batch_consumer)

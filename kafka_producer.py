@@ -71,6 +71,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--seed", type=int, default=42, help="seed of --synthetic; same seed, same records"
     )
+    parser.add_argument(
+        "--delivery-timeout",
+        type=number(float, "--delivery-timeout", 1),
+        default=120.0,
+        metavar="SECONDS",
+        help="give up on a record the brokers have not acknowledged (acks=all) after this"
+        " long; it is counted as failed (default: 120)",
+    )
     tuning = parser.add_argument_group(
         "throughput tuning (defaults measured by bench/bench_kafka.py)"
     )
@@ -130,15 +138,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.partitions:
         print(kp.ensure_topic(args.bootstrap_servers, args.topic, args.partitions), file=sys.stderr)
     producer = kp.make_producer(
-        args.bootstrap_servers, args.linger_ms, args.batch_size, args.compression
+        args.bootstrap_servers,
+        args.linger_ms,
+        args.batch_size,
+        args.compression,
+        delivery_timeout_s=args.delivery_timeout,
     )
     stream = kp.paced(source, args.rate, args.jitter_ms)
     try:
         counts = kp.send_all(producer, args.topic, stream, total, progress=not args.no_progress)
     finally:
         producer.close(timeout=10)
-    for error in counts.errors:
-        print(f"send failed: {error}", file=sys.stderr)
+    if counts.failed or counts.unconfirmed:
+        print(counts.failure_line(args.delivery_timeout), file=sys.stderr)
     print(counts.summary(), flush=True)
     if counts.interrupted:
         raise KeyboardInterrupt

@@ -9,6 +9,14 @@ and never writes an offset at or below it again, so
 * a crash before the rename loses nothing (the offset was not committed, it is read again),
 * a crash between the rename and the commit duplicates nothing (the name says it is done).
 
+A member only writes a partition while it holds that partition's file lock
+(``partition_lock``): a member paused past its session timeout, whose partition has moved on,
+can never publish a file the new owner has written too.
+
+Broker outages are waited out: a consumer started with no broker waits up to
+``broker_wait`` seconds for one, and ``idle_timeout`` counts only time in which the broker
+answered and had nothing new.
+
 Invalid messages go to ``rejected/<topic>+<partition>.jsonl`` just before the batch that
 covers their offsets is renamed; a rejected entry at or below the last one in that file is
 never appended twice (a crash in between re-reads them, and they are skipped).
@@ -41,6 +49,7 @@ from smarthome.batch_writer import (
 )
 from smarthome.cli import UserError
 from smarthome.config import CONSUMER_GROUP
+from smarthome.partition_lock import PartitionLocks
 from smarthome.schema import RecordError, parse_record_json
 
 #: kafka-python settings: big fetches and many records per poll for throughput, and a short
@@ -67,6 +76,8 @@ class ConsumerOptions:
     progress: bool = False
     instance_id: str | None = None
     session_timeout_ms: int = 10_000
+    #: seconds to wait for a broker at start (None: forever)
+    broker_wait: float | None = 60.0
 
 
 @dataclass
@@ -77,6 +88,7 @@ class Summary:
     rejected: int = 0
     skipped: int = 0
     commit_failures: int = 0
+    fenced: int = 0
     stopped_by: str = ""
     #: monotonic clock of the first record received and of the last batch published
     first_record_at: float = 0.0
@@ -91,6 +103,8 @@ class Summary:
             text += f", skipped {self.skipped} already on disk"
         if self.commit_failures:
             text += f", {self.commit_failures} offset commits failed (files are the resume point)"
+        if self.fenced:
+            text += f", dropped {self.fenced} unwritten records of partitions another member took"
         return text
 
 
@@ -126,11 +140,11 @@ def parse_row(raw: bytes | None) -> list[Any]:
 
 
 class _Listener(ConsumerRebalanceListener):
-    """Drops buffers of revoked partitions, reads resume points of assigned ones from disk.
+    """Gives up revoked (or lost) partitions, queues assigned ones for ``_position_partitions``.
 
     Never commits nor asks the broker anything (a sync listener runs on kafka-python's IO
-    loop, where a commit raises); an assigned partition is paused until the main loop has
-    compared its position with the disk's resume point (``_position_partitions``).
+    loop, where a commit raises); an assigned partition stays paused until the main loop
+    holds its lock and has positioned it after what is on disk.
     """
 
     def __init__(self, owner: BatchConsumer):
@@ -138,14 +152,17 @@ class _Listener(ConsumerRebalanceListener):
 
     def on_partitions_revoked(self, revoked: Any) -> None:
         for tp in revoked:
-            self.owner.buffers.pop(tp, None)
-            self.owner.pending_seek.discard(tp)
+            self.owner.close_partition(tp)
+
+    def on_partitions_lost(self, lost: Any) -> None:  # evicted: the buffer is someone else's
+        self.on_partitions_revoked(lost)
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         for tp in assigned:
-            self.owner.open_partition(tp)
+            self.owner.pending_seek.add(tp)
         if assigned:
             self.owner.consumer.pause(*assigned)
+        self.owner.idle_seconds = 0.0  # a rebalance restarts the idle clock
 
 
 class BatchConsumer:
@@ -155,24 +172,56 @@ class BatchConsumer:
         self.options = options
         self.writer = BatchWriter(options.batch_dir, crash_hooks_from_env())
         self.summary = Summary()
+        #: partitions this process holds the lock of and has positioned after the disk
         self.buffers: dict[TopicPartition, PartitionBuffer] = {}
+        #: assigned partitions waiting for their lock or their first seek (paused)
         self.pending_seek: set[TopicPartition] = set()
         self.to_commit: dict[TopicPartition, OffsetAndMetadata] = {}
+        self.locks = PartitionLocks(options.batch_dir)
+        #: makes a revocation wait for a batch being published (listener vs. main loop)
+        self.guard = threading.Lock()
+        self.waiting_for_lock: set[TopicPartition] = set()
         self.stop_reason = ""
         self.broker_away = False
-        self.last_activity = time.monotonic()
+        self.idle_seconds = 0.0
+        self.reachability = Reachability()
         self.consumer = consumer or connect(options)
         self.consumer.subscribe([options.topic], listener=_Listener(self))
 
-    def open_partition(self, tp: TopicPartition) -> None:
-        """Start a partition from what is on disk (called on every assignment)."""
+    def open_partition(self, tp: TopicPartition) -> bool:
+        """Take the partition's lock and read where to start from disk; False while fenced.
+
+        The disk is read only once the lock is held, so it includes every file the
+        partition's previous owner published.
+        """
+        if not self.locks.acquire(tp.topic, tp.partition):
+            if tp not in self.waiting_for_lock:
+                self.waiting_for_lock.add(tp)
+                holder = self.locks.holder(tp.topic, tp.partition)
+                print(
+                    f"waiting for {tp.topic}+{tp.partition}: its previous owner (pid {holder})"
+                    " still holds the partition's lock; it resumes once that process lets go",
+                    file=sys.stderr,
+                )
+            return False
+        self.waiting_for_lock.discard(tp)
         batch_dir = self.options.batch_dir
         self.buffers[tp] = PartitionBuffer(
             next_offset=batch_resume_offset(batch_dir, tp.topic, tp.partition),
             rejected_floor=rejected_resume_offset(batch_dir, tp.topic, tp.partition),
         )
-        self.pending_seek.add(tp)
-        self.last_activity = time.monotonic()  # a rebalance restarts the idle clock
+        return True
+
+    def close_partition(self, tp: TopicPartition) -> None:
+        """Drop the unwritten buffer (it will be read again) and let go of the lock."""
+        with self.guard:
+            buf = self.buffers.pop(tp, None)
+            if buf is not None and buf.start is not None:
+                self.summary.fenced += len(buf.rows) + len(buf.rejected)
+            self.pending_seek.discard(tp)
+            self.waiting_for_lock.discard(tp)
+            self.to_commit.pop(tp, None)
+            self.locks.release(tp.topic, tp.partition)
 
     def request_stop(self, reason: str) -> None:
         self.stop_reason = reason
@@ -182,16 +231,16 @@ class BatchConsumer:
         opts = self.options
         bar = _progress(opts.progress)
         poll_ms = int(1000 * max(0.05, min(1.0, opts.max_batch_age, opts.idle_timeout)))
+        last_tick = time.monotonic()
         try:
             while not self.stop_reason:
                 polled = self._poll(poll_ms)
                 now = time.monotonic()
                 count = 0
                 for tp, records in polled.items():
-                    count += len(records)
-                    self._take(tp, records, now)
+                    count += self._take(tp, records, now)
                 if count:
-                    self.last_activity = now
+                    self.idle_seconds = 0.0
                     self.summary.first_record_at = self.summary.first_record_at or now
                     self.summary.consumed += count
                     if bar is not None:
@@ -199,20 +248,43 @@ class BatchConsumer:
                 self._position_partitions()
                 self._flush_aged(now)
                 self.commit_published()
-                if not opts.follow and now - self.last_activity >= opts.idle_timeout:
+                if not count:
+                    self._count_idle(now - last_tick, now)
+                last_tick = now
+                if not opts.follow and self.idle_seconds >= opts.idle_timeout:
                     self.stop_reason = f"no new record for {opts.idle_timeout:g} s"
             self.flush_all()
         finally:
             if bar is not None:
                 bar.close()
             self.consumer.close(autocommit=False)
+            self.locks.release_all()
         self.summary.stopped_by = self.stop_reason
         return self.summary
+
+    def _count_idle(self, elapsed: float, now: float) -> None:
+        """Add ``elapsed`` to the idle clock only if the broker answered and had nothing new.
+
+        Asked at most once a second (``Reachability``): a broker that is down, or data the
+        consumer has not read yet (a partition waiting for its lock, a leader moving), keeps
+        the clock still, so an outage never counts toward ``--idle-timeout``.
+        """
+        state = self.reachability.check(self, now)
+        if state == "away" and not self.broker_away:
+            print("warning: broker unreachable, waiting (idle clock stopped)", file=sys.stderr)
+            self.broker_away = True
+        elif state != "away" and self.broker_away:
+            print("broker reachable again", file=sys.stderr)
+            self.broker_away = False
+        if state == "idle":
+            self.idle_seconds += elapsed
+        elif state == "behind":
+            self.idle_seconds = 0.0
 
     def _poll(self, poll_ms: int) -> dict[TopicPartition, list[Any]]:
         """One poll; a broker that is away (restart, network) is waited for, not fatal."""
         try:
-            polled = self.consumer.poll(timeout_ms=poll_ms)
+            return self.consumer.poll(timeout_ms=poll_ms)
         except KafkaError as exc:
             if not exc.retriable:
                 raise UserError(f"Kafka error, stopping without committing more: {exc}") from None
@@ -221,16 +293,15 @@ class BatchConsumer:
             self.broker_away = True
             time.sleep(poll_ms / 1000)
             return {}
-        if self.broker_away:
-            print("broker reachable again", file=sys.stderr)
-            self.broker_away = False
-        return polled
 
-    def _take(self, tp: TopicPartition, records: list[Any], now: float) -> None:
+    def _take(self, tp: TopicPartition, records: list[Any], now: float) -> int:
+        """Buffer the records of a partition this process owns; how many it took."""
         buf = self.buffers.get(tp)
-        if buf is None:  # assigned without the listener having run: read the disk now
-            self.open_partition(tp)
-            buf = self.buffers[tp]
+        if buf is None:  # not ours (yet): its position is set again before it is read
+            if tp not in self.pending_seek and tp in self.consumer.assignment():
+                self.pending_seek.add(tp)
+                self.consumer.pause(tp)
+            return 0
         batch_size = self.options.batch_size
         for record in records:
             offset = record.offset
@@ -249,19 +320,26 @@ class BatchConsumer:
                 continue
             if len(buf.rows) >= batch_size:
                 self.flush(tp, buf)
+        return len(records)
 
     def _position_partitions(self) -> None:
         """Start each newly assigned partition at max(committed offset, disk resume point).
+
+        Only once this process holds the partition's lock (``open_partition``), so the disk's
+        resume point includes everything a previous owner published.
 
         Always an explicit seek: kafka-python keeps the fetch position of a partition that is
         revoked and assigned again, but its unwritten buffer was dropped, so the position must
         go back to what is durable (the committed offset or the files, whichever is ahead).
         """
         for tp in list(self.pending_seek):
-            buf = self.buffers.get(tp)
-            if buf is None or tp not in self.consumer.assignment():
+            if tp not in self.consumer.assignment():
                 self.pending_seek.discard(tp)
                 continue
+            buf = self.buffers.get(tp)
+            if buf is None and not self.open_partition(tp):
+                continue  # fenced: another process still holds the lock; stays paused
+            buf = self.buffers[tp]
             try:
                 committed = self.consumer.committed(tp, timeout_ms=10_000)
             except KafkaError:
@@ -292,9 +370,21 @@ class BatchConsumer:
         The offset is queued for ``commit_published``, which the loop calls before its next
         poll: batches published in one poll cycle share one directory fsync and one commit
         request (each file is still fsynced and renamed before any commit that covers it).
+
+        Publishes only while this process holds the partition's lock; ``guard`` keeps a
+        revocation from letting go of it half-way.
         """
-        if buf.start is None:
-            return
+        with self.guard:
+            if buf.start is None or self.buffers.get(tp) is not buf:
+                return
+            if not self.locks.holds(tp.topic, tp.partition):  # never expected: say so loudly
+                print(f"warning: {tp.topic}+{tp.partition} lock lost; not writing", file=sys.stderr)
+                self.buffers.pop(tp, None)
+                self.summary.fenced += len(buf.rows) + len(buf.rejected)
+                return
+            self._publish(tp, buf)
+
+    def _publish(self, tp: TopicPartition, buf: PartitionBuffer) -> None:
         if buf.rejected:
             self.summary.rejected += self.writer.append_rejected(
                 tp.topic, tp.partition, buf.rejected
@@ -325,8 +415,81 @@ class BatchConsumer:
         self.summary.last_write_at = time.monotonic()
 
 
+class Reachability:
+    """Whether the broker answers and has records this consumer has not read, asked ≤ 1/s.
+
+    ``check`` says "idle" (answers, nothing new), "behind" (records not read yet, e.g. a
+    partition still waiting for its lock or a leader that just moved) or "away".
+    """
+
+    def __init__(self, interval: float = 1.0) -> None:
+        self.interval = interval
+        self.next_at = 0.0
+        self.state = "idle"
+
+    def check(self, owner: BatchConsumer, now: float) -> str:
+        if now >= self.next_at:
+            self.state = self._probe(owner)
+            self.next_at = time.monotonic() + self.interval
+        return self.state
+
+    @staticmethod
+    def _probe(owner: BatchConsumer) -> str:
+        consumer = owner.consumer
+        assigned = list(consumer.assignment())
+        if not assigned:  # nothing to ask offsets of: is the group coordinator known?
+            coordinator = getattr(consumer, "_coordinator", None)
+            unknown = coordinator is not None and coordinator.coordinator_unknown()
+            return "away" if unknown or owner.broker_away else "idle"
+        try:
+            ends = consumer.end_offsets(assigned, timeout_ms=3000)
+        except KafkaError:
+            return "away"
+        if owner.pending_seek:
+            return "behind"
+        for tp, end in ends.items():
+            buf = owner.buffers.get(tp)
+            if buf is None or end > buf.next_offset:
+                return "behind"
+        return "idle"
+
+
 def connect(options: ConsumerOptions) -> KafkaConsumer:
-    """A kafka-python consumer with manual commits, or UserError when no broker answers."""
+    """A kafka-python consumer with manual commits, once a broker answers.
+
+    Waits up to ``options.broker_wait`` seconds (None: forever) for a broker, saying so in
+    one line, then a UserError that says how to start one.
+    """
+    wait = options.broker_wait
+    deadline = None if wait is None else time.monotonic() + wait
+    said = False
+    while True:
+        left = 10.0 if deadline is None else deadline - time.monotonic()
+        try:  # a short first try, so a missing broker is reported within a second
+            return _connect_once(options, max(1.0, min(10.0 if said else 1.0, left)))
+        except _NoBroker:
+            if deadline is not None and deadline - time.monotonic() <= 1:
+                waited = f" after waiting {wait:g} s" if wait else ""
+                raise UserError(
+                    f"no Kafka broker at {options.bootstrap_servers}{waited}; start one with"
+                    " `make kafka-up` (or wait longer with --broker-wait)"
+                ) from None
+            if not said:
+                limit = "as long as it takes" if wait is None else f"up to {wait:g} s"
+                print(
+                    f"waiting for a Kafka broker at {options.bootstrap_servers} ({limit},"
+                    " --broker-wait)",
+                    file=sys.stderr,
+                )
+                said = True
+            time.sleep(1)
+
+
+class _NoBroker(Exception):
+    pass
+
+
+def _connect_once(options: ConsumerOptions, bootstrap_seconds: float) -> KafkaConsumer:
     extra: dict[str, Any] = {}
     if options.instance_id:
         extra["group_instance_id"] = options.instance_id
@@ -338,16 +501,14 @@ def connect(options: ConsumerOptions) -> KafkaConsumer:
             auto_offset_reset="earliest",
             session_timeout_ms=options.session_timeout_ms,
             heartbeat_interval_ms=max(1000, options.session_timeout_ms // 4),
-            bootstrap_timeout_ms=10_000,
+            bootstrap_timeout_ms=int(bootstrap_seconds * 1000),
             **CLIENT_CONFIG,
             **extra,
         )
     except (KafkaTimeoutError, KafkaError) as exc:
         if not isinstance(exc, KafkaTimeoutError) and "bootstrap" not in str(exc).lower():
             raise
-        raise UserError(
-            f"no Kafka broker at {options.bootstrap_servers}; start one with `make kafka-up`"
-        ) from None
+        raise _NoBroker from None
 
 
 def _progress(enabled: bool) -> Any:

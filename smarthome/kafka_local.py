@@ -21,11 +21,16 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 
 from smarthome.cli import UserError, run
+
+if TYPE_CHECKING:
+    from smarthome.kafka_cluster import LocalKafkaCluster
 
 ROOT = Path(__file__).resolve().parent.parent
 POM = ROOT / "kafka" / "pom.xml"
@@ -42,10 +47,10 @@ JVM_FLAGS = [
 ]
 
 SERVER_PROPERTIES = """\
-# Written by smarthome/kafka_local.py: a single-node KRaft broker+controller for local use.
+# Written by smarthome/kafka_local.py: a KRaft broker+controller for local use.
 process.roles=broker,controller
-node.id=1
-controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}
+node.id={node_id}
+{quorum}
 listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
 advertised.listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
 controller.listener.names=CONTROLLER
@@ -54,16 +59,29 @@ listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 log.dirs={log_dirs}
 num.partitions={num_partitions}
 auto.create.topics.enable=true
-offsets.topic.replication.factor=1
+default.replication.factor={replicas}
+min.insync.replicas={min_isr}
+unclean.leader.election.enable=false
+offsets.topic.replication.factor={replicas}
 offsets.topic.num.partitions=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+transaction.state.log.replication.factor={replicas}
+transaction.state.log.min.isr={min_isr}
 transaction.state.log.num.partitions=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+share.coordinator.state.topic.replication.factor={replicas}
+share.coordinator.state.topic.min.isr={min_isr}
 group.initial.rebalance.delay.ms=0
 num.network.threads=2
 num.io.threads=4
+{failover}"""
+
+#: A replicated cluster fails over in seconds, not Kafka's production defaults (a dead broker
+#: is fenced after broker.session.timeout.ms=9 s; a slow follower leaves the ISR after 30 s).
+CLUSTER_FAILOVER = """\
+broker.heartbeat.interval.ms=500
+broker.session.timeout.ms=3000
+replica.lag.time.max.ms=10000
+controller.quorum.election.timeout.ms=1000
+controller.quorum.fetch.timeout.ms=2000
 """
 
 
@@ -162,6 +180,20 @@ def _parent_death_signal() -> Callable[[], object] | None:
     return functools.partial(prctl, 1, int(signal.SIGTERM))
 
 
+@dataclass(frozen=True)
+class Quorum:
+    """How a node finds its KRaft controllers: alone (``--standalone``) or a static voter set.
+
+    A cluster's nodes share one cluster id and one voter list, and their topics are
+    replicated to every node with at least two in sync (``replicas``/``min_isr``).
+    """
+
+    voters: str = ""  # "1@127.0.0.1:9093,2@..." for a cluster; empty for a single node
+    cluster_id: str = ""
+    replicas: int = 1
+    min_isr: int = 1
+
+
 class LocalKafka:
     """One local KRaft broker+controller process with its own data dir, ports and log."""
 
@@ -174,12 +206,16 @@ class LocalKafka:
         num_partitions: int = 1,
         jars_dir: Path = DEFAULT_JARS_DIR,
         die_with_parent: bool = False,
+        node_id: int = 1,
+        quorum: Quorum = Quorum(),  # noqa: B008 - frozen, so sharing the default is safe
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.port = port
         self.controller_port = controller_port
         self.heap_mb = heap_mb
         self.num_partitions = num_partitions
+        self.node_id = node_id
+        self.quorum = quorum
         self.jars_dir = Path(jars_dir)
         self.bootstrap_servers = f"127.0.0.1:{port}"
         self.log_file = self.data_dir.parent / "logs" / f"{self.data_dir.name}.log"
@@ -238,10 +274,19 @@ class LocalKafka:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.properties.write_text(
             SERVER_PROPERTIES.format(
+                node_id=self.node_id,
+                quorum=(
+                    f"controller.quorum.voters={self.quorum.voters}"
+                    if self.quorum.voters
+                    else f"controller.quorum.bootstrap.servers=127.0.0.1:{self.controller_port}"
+                ),
                 port=self.port,
                 controller_port=self.controller_port,
                 log_dirs=self.log_dirs,
                 num_partitions=self.num_partitions,
+                replicas=self.quorum.replicas,
+                min_isr=self.quorum.min_isr,
+                failover=CLUSTER_FAILOVER if self.quorum.voters else "",
             )
         )
 
@@ -252,10 +297,10 @@ class LocalKafka:
         cmd = self._java_cmd(
             "kafka.tools.StorageTool",
             "format",
-            "--standalone",
+            *([] if self.quorum.voters else ["--standalone"]),
             "--ignore-formatted",
             "-t",
-            _random_cluster_id(),
+            self.quorum.cluster_id or _random_cluster_id(),
             "-c",
             str(self.properties),
             flags=("-XX:TieredStopAtLevel=1",),  # short-lived: C1 only starts ~30% faster
@@ -269,6 +314,19 @@ class LocalKafka:
         """Format storage on first start, launch the broker, wait until it answers."""
         if self.is_running():
             return
+        self.launch()
+        try:
+            self._wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def launch(self) -> None:
+        """Format storage on first start and start the JVM, without waiting for it.
+
+        A cluster launches every node first: a node only answers once a quorum of
+        controllers runs, so waiting on the first would wait forever.
+        """
         java_executable()
         ensure_jars(self.jars_dir)
         for port in (self.port, self.controller_port):
@@ -291,27 +349,30 @@ class LocalKafka:
                 preexec_fn=_parent_death_signal() if self.die_with_parent else None,
             )
         self.pid_file.write_text(f"{self._proc.pid}\n")
-        try:
-            self._wait_ready(timeout)
-        except BaseException:
-            self.stop()
-            raise
+
+    def check_alive(self) -> None:
+        """UserError with the log's root cause if the JVM we launched has exited."""
+        if self._proc is not None and self._proc.poll() is not None:
+            raise UserError(
+                f"Kafka exited with code {self._proc.returncode} during start-up;"
+                f" log {self.log_file}: {_tail(self.log_file, 2)}"
+            )
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._proc is not None and self._proc.poll() is not None:
-                raise UserError(
-                    f"Kafka exited with code {self._proc.returncode} during start-up;"
-                    f" log {self.log_file}: {_tail(self.log_file, 2)}"
-                )
+            self.check_alive()
             if port_open(self.port) and self.answers():
                 return
             time.sleep(0.2)
         raise UserError(f"Kafka did not answer within {timeout:.0f} s; see {self.log_file}")
 
-    def answers(self) -> bool:
-        """Whether the broker answers a metadata request from kafka-python."""
+    def answers(self, brokers: int = 1) -> bool:
+        """Whether the broker answers a metadata request listing at least ``brokers`` brokers.
+
+        A broker is listed only once the active controller has registered and unfenced it,
+        so N listed brokers also means a controller leader has been elected.
+        """
         from kafka import KafkaAdminClient
 
         try:
@@ -324,11 +385,21 @@ class LocalKafka:
         except Exception:
             return False
         try:
-            return bool(admin.describe_cluster().get("brokers")) and admin.list_topics() is not None
+            listed = admin.describe_cluster().get("brokers") or []
+            return len(listed) >= brokers and admin.list_topics() is not None
         except Exception:
             return False
         finally:
             admin.close()
+
+    def kill(self) -> None:
+        """SIGKILL this broker (fault tests): no clean shutdown, no controlled leader move."""
+        proc = self._process()
+        if proc is not None:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+                proc.wait(10)
+        self.stop()  # reaps the child and removes the pid file
 
     def stop(self, timeout: float = 30) -> None:
         """Stop only this broker's process: SIGTERM, wait, SIGKILL fallback."""
@@ -363,7 +434,7 @@ def _broker_from_args(args: argparse.Namespace) -> LocalKafka:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m smarthome.kafka_local",
-        description="Start/stop a local Apache Kafka broker (KRaft single node, no Docker).",
+        description="Start/stop a local Apache Kafka broker or cluster (KRaft, no Docker).",
     )
     parser.add_argument("command", choices=["up", "down", "status"])
     parser.add_argument("--port", type=int, default=9092, help="client port (default 9092)")
@@ -371,27 +442,63 @@ def main(argv: list[str] | None = None) -> int:
         "--controller-port", type=int, default=0, help="KRaft controller port (default port+1)"
     )
     parser.add_argument(
+        "--brokers",
+        type=int,
+        default=1,
+        help="nodes: 1 (default) or a replicated cluster, node i on ports port+2i, port+2i+1",
+    )
+    parser.add_argument(
         "--data-dir",
         type=Path,
-        default=DEFAULT_DATA_DIR,
-        help=f"broker data dir; also holds the pid file (default {DEFAULT_DATA_DIR})",
+        default=None,
+        help=f"data dir; also holds the pid files (default {DEFAULT_DATA_DIR}, or"
+        f" {DEFAULT_DATA_DIR.parent / 'kafka-cluster'} with --brokers > 1)",
     )
     parser.add_argument("--partitions", type=int, default=1, help="num.partitions (default 1)")
-    parser.add_argument("--heap-mb", type=int, default=512, help="JVM heap in MB (default 512)")
-    parser.add_argument("--timeout", type=float, default=90, help="seconds to wait for start")
+    parser.add_argument("--heap-mb", type=int, default=0, help="JVM heap in MB per node")
+    parser.add_argument("--timeout", type=float, default=120, help="seconds to wait for start")
     args = parser.parse_args(argv)
-    for name in ("port", "partitions", "heap_mb"):
+    for name in ("port", "partitions", "brokers"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
 
-    broker = _broker_from_args(args)
-    if args.command == "status":
+    from smarthome.kafka_cluster import DEFAULT_CLUSTER_DIR, LocalKafkaCluster
+
+    if args.brokers > 1:
+        data_dir = args.data_dir or DEFAULT_CLUSTER_DIR
+        cluster = LocalKafkaCluster(
+            data_dir, args.port, args.brokers, args.heap_mb or 384, args.partitions
+        )
+        return _cluster_command(args.command, cluster, explicit_dir=args.data_dir is not None)
+    broker = LocalKafka(
+        data_dir=args.data_dir or DEFAULT_DATA_DIR,
+        port=args.port,
+        controller_port=args.controller_port or args.port + 1,
+        heap_mb=args.heap_mb or 512,
+        num_partitions=args.partitions,
+    )
+    # `make kafka-down` / `kafka-status` take no --brokers: they also see a default cluster
+    cluster = None if args.data_dir else LocalKafkaCluster.existing(DEFAULT_CLUSTER_DIR)
+    if args.command != "up" and cluster is not None and cluster.is_running():
+        if broker.is_running():
+            _broker_command(args.command, broker)
+        return _cluster_command(args.command, cluster, explicit_dir=False)
+    if args.command == "up" and cluster is not None and cluster.is_running():
+        raise UserError(
+            f"a local Kafka cluster already runs at {cluster.bootstrap_servers};"
+            " use it, or stop it first with `make kafka-down`"
+        )
+    return _broker_command(args.command, broker)
+
+
+def _broker_command(command: str, broker: LocalKafka) -> int:
+    if command == "status":
         if broker.is_running():
             print(f"Kafka is running (pid {broker.pid}) at {broker.bootstrap_servers}")
         else:
             print(f"Kafka is not running (data dir {broker.data_dir})")
         return 0
-    if args.command == "down":
+    if command == "down":
         if not broker.is_running():
             print(f"Kafka is not running (data dir {broker.data_dir})")
             return 0
@@ -403,13 +510,47 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Kafka is already running (pid {broker.pid}) at {broker.bootstrap_servers}")
         return 0
     started = time.monotonic()
-    broker.start(timeout=args.timeout)
+    broker.start()
     stop = "make kafka-down"
     if broker.data_dir != DEFAULT_DATA_DIR.resolve():
         stop = f"python -m smarthome.kafka_local down --data-dir {broker.data_dir}"
     print(
         f"Kafka is up (pid {broker.pid}) at {broker.bootstrap_servers} after"
         f" {time.monotonic() - started:.1f} s; log: {broker.log_file}; stop it with `{stop}`"
+    )
+    return 0
+
+
+def _cluster_command(command: str, cluster: LocalKafkaCluster, explicit_dir: bool) -> int:
+    from smarthome.kafka_cluster import status_lines
+
+    size = len(cluster.nodes)
+    if command == "status":
+        print("\n".join(status_lines(cluster)))
+        return 0
+    if command == "down":
+        running = cluster.running()
+        if not running:
+            print(f"the Kafka cluster is not running (data dir {cluster.data_dir})")
+            return 0
+        cluster.stop()
+        print(f"Kafka cluster stopped ({len(running)} of {size} nodes were running)")
+        return 0
+    if len(cluster.running()) == size:
+        print(f"the Kafka cluster is already running ({size} nodes) at {cluster.bootstrap_servers}")
+        return 0
+    started = time.monotonic()
+    cluster.start()
+    stop = "make kafka-down"
+    if explicit_dir:
+        stop = (
+            f"python -m smarthome.kafka_local down --brokers {size} --data-dir {cluster.data_dir}"
+        )
+    print(
+        f"Kafka cluster is up ({size} nodes, replication {cluster.nodes[0].quorum.replicas},"
+        f" min.insync.replicas {cluster.nodes[0].quorum.min_isr}) at"
+        f" {cluster.bootstrap_servers} after {time.monotonic() - started:.1f} s;"
+        f" logs: {cluster.data_dir / 'logs'}; stop it with `{stop}`"
     )
     return 0
 

@@ -47,6 +47,7 @@ def make_producer(
     batch_size: int = DEFAULT_BATCH_SIZE,
     compression: str = DEFAULT_COMPRESSION,
     client_id: str = "smarthome-producer",
+    delivery_timeout_s: float = 120,
 ) -> Any:
     """A KafkaProducer with acks=all and idempotence on, or a one-line UserError."""
     from kafka import KafkaProducer
@@ -68,6 +69,9 @@ def make_producer(
             batch_size=batch_size,
             compression_type=None if compression == "none" else compression,
             bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
+            delivery_timeout_ms=int(delivery_timeout_s * 1000),
+            # kafka-python wants delivery > linger + request timeout
+            request_timeout_ms=min(30_000, int(delivery_timeout_s * 1000) - linger_ms - 1),
         )
     except (KafkaConfigurationError, ValueError, AssertionError) as exc:
         raise UserError(
@@ -93,7 +97,8 @@ def ensure_topic(bootstrap_servers: str, topic: str, partitions: int) -> str:
         raise UserError(no_broker_message(bootstrap_servers)) from None
     try:
         try:
-            admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+            # replication -1: the brokers' default.replication.factor (3 on a local cluster)
+            admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=-1)])
             return f"created topic {topic} with {partitions} partition(s)"
         except TopicAlreadyExistsError:
             described = admin.describe_topics([topic])
@@ -119,7 +124,8 @@ class Counts:
             with self._lock:
                 self.failed += 1
                 if len(self.errors) < 5:
-                    self.errors.append(f"{type(result).__name__}: {result}")
+                    name, text = type(result).__name__, str(result)
+                    self.errors.append(text if text.startswith(name) else f"{name}: {text}")
         else:
             with self._lock:
                 self.delivered += 1
@@ -130,6 +136,17 @@ class Counts:
 
     def summary(self) -> str:
         return f"delivered {self.delivered}, failed {self.failed + self.unconfirmed}"
+
+    def failure_line(self, delivery_timeout: float) -> str:
+        """One line on why records failed: usually brokers that cannot reach acks=all."""
+        failed = self.failed + self.unconfirmed
+        first = self.errors[0] if self.errors else "no acknowledgement before the flush timeout"
+        return (
+            f"error: {failed} record(s) not acknowledged by the brokers with acks=all within"
+            f" {delivery_timeout:g} s (first: {first.splitlines()[0]}); with too few brokers up"
+            " for min.insync.replicas none can be; see `make kafka-status`. Records counted as"
+            " delivered are safe."
+        )
 
 
 def key_partitioner(producer: Any, topic: str) -> Callable[[bytes], int]:

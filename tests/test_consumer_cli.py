@@ -27,15 +27,20 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
-def test_no_broker_is_one_line_naming_it_and_how_to_start_one(tmp_path: Path) -> None:
+def test_no_broker_waits_then_is_one_line_naming_it_and_how_to_start_one(tmp_path: Path) -> None:
     address = f"127.0.0.1:{free_port()}"
     started = time.monotonic()
-    result = _run("--bootstrap-servers", address, "--batch-dir", str(tmp_path / "b"))
-    assert time.monotonic() - started < 30
+    result = _run(
+        "--bootstrap-servers", address, "--batch-dir", str(tmp_path / "b"), "--broker-wait", "4"
+    )
+    took = time.monotonic() - started
+    assert 4 <= took < 30, took
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    assert address in lines[0] and "make kafka-up" in lines[0]
+    assert "Traceback" not in result.stderr, result.stderr
+    assert len(lines) == 2, result.stderr  # "waiting for a Kafka broker ..." then the error
+    assert lines[0].startswith(f"waiting for a Kafka broker at {address} (up to 4 s")
+    assert address in lines[1] and "make kafka-up" in lines[1] and "--broker-wait" in lines[1]
 
 
 def test_bad_flags_are_one_line_errors(tmp_path: Path) -> None:
@@ -58,6 +63,7 @@ def test_help_names_every_flag() -> None:
         "--bootstrap-servers",
         "--topic",
         "--batch-dir",
+        "--broker-wait",
         "--group",
         "--batch-size",
         "--max-batch-age",

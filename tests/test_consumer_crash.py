@@ -91,6 +91,23 @@ def _topic_user_ids(bootstrap: str, topic: str) -> list[int]:
         consumer.close()
 
 
+def _wait_until_topic_holds(
+    bootstrap: str, topic: str, count: int, producer: subprocess.Popen[bytes]
+) -> None:
+    """Until the topic's partitions hold ``count`` records (a slow machine starts late)."""
+    from kafka import TopicPartition
+
+    probe = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        parts = [TopicPartition(topic, p) for p in probe.partitions_for_topic(topic)]
+        deadline = time.monotonic() + 60
+        while sum(probe.end_offsets(parts).values()) < count:
+            assert producer.poll() is None and time.monotonic() < deadline, "no stream"
+            time.sleep(0.05)
+    finally:
+        probe.close()
+
+
 def test_broker_restart_mid_producer_run_loses_and_duplicates_nothing(
     restartable_kafka: Any, dataset_path: Path, tmp_path: Path
 ) -> None:
@@ -131,7 +148,7 @@ def test_broker_restart_mid_producer_run_loses_and_duplicates_nothing(
         "120",
         log=tmp_path / "consumer.log",
     )
-    time.sleep(2.5)  # about a third of the dataset is out
+    _wait_until_topic_holds(broker.bootstrap_servers, topic, 1500, producer)  # mid-stream
     assert producer.poll() is None, producer_log.read_text()
     broker.stop()
     time.sleep(2)

@@ -1,0 +1,354 @@
+"""`make chaos`: the exactly-once promise under faults, on a private broker or cluster.
+
+Two consumer processes in one group batch a synthetic stream while a seeded schedule
+SIGKILLs consumers (restarted a second later), pauses them with SIGSTOP past their session
+timeout (their partitions move on while they hold a full buffer), and SIGKILLs the broker
+that leads the most partitions (restarted a few seconds later). At the end the batch files
+are compared with what the producer reported delivered and what the topic holds:
+
+    delivered 40000 | in the topic 40000 | in the files 40000 | duplicates 0 | missing 0
+
+and the run exits 1 on any loss or duplicate. Tests run the same code with their own
+schedules (tests/test_chaos.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from smarthome.batchfiles import list_batch_files
+from smarthome.cli import UserError, run
+from smarthome.kafka_cluster import LocalKafkaCluster
+from smarthome.kafka_local import free_port, port_open
+
+ROOT = Path(__file__).resolve().parent.parent
+FIRST_SYNTHETIC_ID = 5404  # synthetic UserIDs follow the dataset's (smarthome.synthetic)
+SESSION_TIMEOUT = 6.0  # the broker's smallest allowed: pauses past it stay short
+
+
+@dataclass(frozen=True)
+class Fault:
+    at: float  # seconds after the stream starts
+    kind: str  # "kill-consumer" | "pause-consumer" | "kill-broker"
+    target: int = 0  # consumer slot; unused for brokers (the busiest leader is chosen)
+
+
+@dataclass
+class ChaosConfig:
+    records: int = 40_000
+    rate: float = 250.0
+    brokers: int = 1
+    partitions: int = 3
+    consumers: int = 2
+    faults: list[Fault] = field(default_factory=list)
+    pause_seconds: float = SESSION_TIMEOUT * 1.5
+    broker_down_seconds: float = 3.0
+    seed: int = 7
+    work_dir: Path | None = None
+
+
+@dataclass
+class ChaosResult:
+    delivered: int
+    producer_exit: int
+    in_topic: int
+    in_files: int
+    duplicates: int
+    missing: int
+    faults_done: list[str]
+    producer_output: str = ""
+
+    @property
+    def exactly_once(self) -> bool:
+        return self.duplicates == 0 and self.missing == 0 and self.in_files == self.in_topic
+
+    def line(self) -> str:
+        return (
+            f"delivered {self.delivered} | in the topic {self.in_topic} | in the files"
+            f" {self.in_files} | duplicates {self.duplicates} | missing {self.missing}"
+        )
+
+
+def seeded_schedule(
+    seed: int, duration: float, kills: int, pauses: int, broker_kills: int, consumers: int
+) -> list[Fault]:
+    """Faults spread over the stream, each in its own slot of time, in a seeded order."""
+    rng = random.Random(seed)
+    kinds = ["kill-consumer"] * kills + ["pause-consumer"] * pauses + ["kill-broker"] * broker_kills
+    rng.shuffle(kinds)
+    slot = duration / (len(kinds) + 1)
+    return [
+        Fault(at=slot * (i + 0.5 + rng.uniform(0, 0.5)), kind=kind, target=rng.randrange(consumers))
+        for i, kind in enumerate(kinds)
+    ]
+
+
+def _base_port(nodes: int) -> int:
+    """A port p with p .. p+2*nodes-1 all free (node i uses p+2i and p+2i+1)."""
+    for _ in range(100):
+        base = free_port()
+        if base + 2 * nodes < 65535 and not any(port_open(base + i) for i in range(1, 2 * nodes)):
+            return base
+    raise UserError("found no run of free ports on 127.0.0.1 for the Kafka nodes")
+
+
+class ConsumerSlot:
+    """One consumer of the group: a process, restarted after a kill, one log for all lives."""
+
+    def __init__(self, index: int, bootstrap: str, topic: str, batch_dir: Path, logs: Path):
+        self.index = index
+        self.args = [
+            sys.executable,
+            str(ROOT / "kafka_consumer_batch.py"),
+            "--bootstrap-servers", bootstrap,
+            "--topic", topic,
+            "--batch-dir", str(batch_dir),
+            "--group", f"chaos-{topic}",
+            "--batch-size", "1000",
+            "--max-batch-age", "1",
+            "--idle-timeout", "12",
+            "--session-timeout", f"{SESSION_TIMEOUT:g}",
+            "--broker-wait", "120",
+            "--no-progress",
+        ]  # fmt: skip
+        self.log = logs / f"consumer{index}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.lives = 0
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(self.args, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        self.lives += 1
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def pause(self, seconds: float) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGSTOP)
+            time.sleep(seconds)
+            self.proc.send_signal(signal.SIGCONT)
+
+
+def topic_user_ids(bootstrap: str, topic: str) -> list[int]:
+    """Every record's UserID in the topic, all partitions, read without a group."""
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap.split(","),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=8000,
+        max_poll_records=5000,
+    )
+    try:
+        return [json.loads(m.value)["UserID"] for m in consumer]
+    finally:
+        consumer.close()
+
+
+def file_user_ids(batch_dir: Path) -> list[int]:
+    files = list_batch_files(batch_dir)
+    if not files:
+        return []
+    return pd.concat([pd.read_csv(p, usecols=["UserID"]) for p in files])["UserID"].tolist()
+
+
+class Chaos:
+    """One chaos run: cluster, topic, consumers, producer, faults, then the counts."""
+
+    def __init__(self, config: ChaosConfig, log: Any = print) -> None:
+        self.config = config
+        self.log = log
+        self.work = Path(config.work_dir or tempfile.mkdtemp(prefix="smarthome-chaos-"))
+        self.batch_dir = self.work / "batched_data"
+        self.topic = f"chaos-{config.seed}-{int(time.time())}"
+        self.cluster = LocalKafkaCluster(
+            self.work / "kafka",
+            port=_base_port(config.brokers),
+            brokers=config.brokers,
+            num_partitions=config.partitions,
+            die_with_parent=True,
+        )
+        self.done: list[str] = []
+        self._restarts: list[threading.Thread] = []
+
+    def run(self) -> ChaosResult:
+        cfg = self.config
+        started = time.monotonic()
+        self.cluster.start()
+        self.log(f"Kafka: {cfg.brokers} node(s) at {self.cluster.bootstrap_servers}"
+                 f" ({time.monotonic() - started:.0f} s)")  # fmt: skip
+        slots: list[ConsumerSlot] = []
+        try:
+            self._create_topic()
+            logs = self.work / "logs"
+            logs.mkdir(parents=True, exist_ok=True)
+            slots = [
+                ConsumerSlot(i, self.cluster.bootstrap_servers, self.topic, self.batch_dir, logs)
+                for i in range(cfg.consumers)
+            ]
+            for slot in slots:
+                slot.start()
+            producer = self._start_producer(logs / "producer.log")
+            self._inject(slots, producer)
+            producer_exit = producer.wait()
+            output = (logs / "producer.log").read_text(errors="replace")
+            for thread in self._restarts:
+                thread.join()
+            self.log("stream done; waiting for the consumers to drain and stop when idle")
+            for slot in slots:
+                if slot.proc is not None:
+                    slot.proc.wait(timeout=300)
+            return self._count(producer_exit, output)
+        finally:
+            for slot in slots:
+                slot.kill()
+            self.cluster.stop()
+
+    def _create_topic(self) -> None:
+        from kafka import KafkaAdminClient
+        from kafka.admin import NewTopic
+
+        admin = KafkaAdminClient(bootstrap_servers=self.cluster.bootstrap_servers.split(","))
+        try:
+            admin.create_topics(
+                [NewTopic(self.topic, self.config.partitions, min(3, self.config.brokers))]
+            )
+        finally:
+            admin.close()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            leaders = self.cluster.leaders([self.topic]).get(self.topic, {})
+            if len(leaders) == self.config.partitions and min(leaders.values()) >= 0:
+                return
+            time.sleep(0.3)
+        raise UserError(f"topic {self.topic} has no leader for every partition after 60 s")
+
+    def _start_producer(self, log: Path) -> subprocess.Popen[bytes]:
+        cfg = self.config
+        with log.open("wb") as out:
+            return subprocess.Popen(
+                [
+                    sys.executable, str(ROOT / "kafka_producer.py"),
+                    "--bootstrap-servers", self.cluster.bootstrap_servers,
+                    "--topic", self.topic,
+                    "--synthetic", str(cfg.records),
+                    "--seed", str(cfg.seed),
+                    "--rate", f"{cfg.rate:g}",
+                    "--no-progress",
+                ],
+                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+
+    def _inject(self, slots: list[ConsumerSlot], producer: subprocess.Popen[bytes]) -> None:
+        t0 = time.monotonic()
+        for fault in sorted(self.config.faults, key=lambda f: f.at):
+            time.sleep(max(0.0, t0 + fault.at - time.monotonic()))
+            if producer.poll() is not None:
+                self.log(f"stream over before {fault.kind} at {fault.at:.0f} s: not done")
+                continue
+            when = f"{time.monotonic() - t0:5.1f} s"
+            if fault.kind == "kill-consumer":
+                slot = slots[fault.target]
+                slot.kill()
+                time.sleep(1)
+                slot.start()
+                self.done.append(f"{when}: SIGKILL consumer {fault.target}, restarted")
+            elif fault.kind == "pause-consumer":
+                slot = slots[fault.target]
+                slot.pause(self.config.pause_seconds)
+                self.done.append(
+                    f"{when}: SIGSTOP consumer {fault.target} for"
+                    f" {self.config.pause_seconds:g} s (session timeout {SESSION_TIMEOUT:g} s)"
+                )
+            elif fault.kind == "kill-broker":
+                node = self.cluster.busiest_leader(self.topic)
+                node.kill()
+                self.done.append(f"{when}: SIGKILL broker {node.node_id} (most leaders)")
+                thread = threading.Thread(target=self._restart_broker, args=(node,))
+                thread.start()
+                self._restarts.append(thread)
+            else:
+                raise ValueError(f"unknown fault {fault.kind!r}")
+            self.log(self.done[-1])
+
+    def _restart_broker(self, node: Any) -> None:
+        time.sleep(self.config.broker_down_seconds)
+        node.launch()
+        self.cluster.wait_ready(timeout=180)
+
+    def _count(self, producer_exit: int, output: str) -> ChaosResult:
+        last = [line for line in output.splitlines() if line.startswith("delivered ")]
+        delivered = int(last[-1].split()[1].rstrip(",")) if last else 0
+        in_topic = topic_user_ids(self.cluster.bootstrap_servers, self.topic)
+        in_files = file_user_ids(self.batch_dir)
+        counts = Counter(in_files)
+        topic_ids = set(in_topic)
+        return ChaosResult(
+            delivered=delivered,
+            producer_exit=producer_exit,
+            in_topic=len(in_topic),
+            in_files=len(in_files),
+            duplicates=sum(n - 1 for n in counts.values() if n > 1),
+            missing=len(topic_ids - counts.keys()),
+            faults_done=self.done,
+            producer_output=output,
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make chaos", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--brokers", type=int, default=1, help="1 (default) or 3 nodes")
+    parser.add_argument("--records", type=int, default=40_000)
+    parser.add_argument("--rate", type=float, default=300.0, help="records/s of the producer")
+    parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=7, help="the stream's and the faults'")
+    parser.add_argument("--kills", type=int, default=3, help="consumer SIGKILLs")
+    parser.add_argument("--pauses", type=int, default=3, help="consumer pauses past the timeout")
+    parser.add_argument("--broker-kills", type=int, default=2)
+    args = parser.parse_args(argv)
+    duration = args.records / args.rate
+    faults = seeded_schedule(
+        args.seed, duration, args.kills, args.pauses, args.broker_kills, consumers=2
+    )
+    config = ChaosConfig(
+        records=args.records,
+        rate=args.rate,
+        brokers=args.brokers,
+        partitions=args.partitions,
+        faults=faults,
+        seed=args.seed,
+    )
+    chaos = Chaos(config)
+    print(
+        f"chaos: {args.records} records at {args.rate:g}/s, {len(faults)} faults, in {chaos.work}"
+    )
+    result = chaos.run()
+    if result.producer_exit != 0:
+        print(f"producer exited {result.producer_exit}: {result.producer_output[-500:]}")
+    print(result.line())
+    ok = result.exactly_once and result.producer_exit == 0 and result.delivered == args.records
+    print("exactly once: yes" if ok else "exactly once: NO (see the logs in the folder above)")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    run(main, "make chaos")

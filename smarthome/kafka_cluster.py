@@ -1,0 +1,195 @@
+"""A replicated local Kafka cluster: N combined broker+controller KRaft nodes, no Docker.
+
+Node *i* (0-based) listens on ``port + 2i`` for clients and ``port + 2i + 1`` for the
+controller quorum, keeps its data under ``<data_dir>/node<i+1>`` and its log under
+``<data_dir>/logs``. Every node shares one cluster id and one static voter list; the
+cluster's size, base port and id are kept in ``<data_dir>/cluster.json`` so a restart reuses
+the formatted storage and ``down``/``status`` find the nodes again. Topics are replicated to
+three nodes with two in sync (``min.insync.replicas=2``), internal topics too, and unclean
+leader election is off: a record acknowledged with ``acks=all`` survives the loss of any one
+node. Failover settings are in ``kafka_local.CLUSTER_FAILOVER``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from pathlib import Path
+
+import psutil
+
+from smarthome.cli import UserError
+from smarthome.kafka_local import (
+    DEFAULT_JARS_DIR,
+    LocalKafka,
+    Quorum,
+    _random_cluster_id,
+    port_open,
+)
+
+DEFAULT_CLUSTER_DIR = Path(__file__).resolve().parent.parent / ".run" / "kafka-cluster"
+
+
+class LocalKafkaCluster:
+    """N local KRaft nodes started together and stopped together."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int = 9092,
+        brokers: int = 3,
+        heap_mb: int = 384,
+        num_partitions: int = 1,
+        jars_dir: Path = DEFAULT_JARS_DIR,
+        die_with_parent: bool = False,
+    ) -> None:
+        if brokers < 1:
+            raise UserError(f"--brokers {brokers}: a cluster needs at least 1 node")
+        self.data_dir = Path(data_dir).resolve()
+        self.port = port
+        self.layout_file = self.data_dir / "cluster.json"
+        voters = ",".join(f"{i + 1}@127.0.0.1:{port + 2 * i + 1}" for i in range(brokers))
+        quorum = Quorum(
+            voters=voters,
+            cluster_id=self._cluster_id(brokers),
+            replicas=min(3, brokers),
+            min_isr=min(2, brokers),
+        )
+        self.nodes: list[LocalKafka] = [
+            LocalKafka(
+                self.data_dir / f"node{i + 1}",
+                port=port + 2 * i,
+                controller_port=port + 2 * i + 1,
+                heap_mb=heap_mb,
+                num_partitions=num_partitions,
+                jars_dir=jars_dir,
+                die_with_parent=die_with_parent,
+                node_id=i + 1,
+                quorum=quorum,
+            )
+            for i in range(brokers)
+        ]
+        self.bootstrap_servers = ",".join(node.bootstrap_servers for node in self.nodes)
+
+    @classmethod
+    def existing(cls, data_dir: Path) -> LocalKafkaCluster | None:
+        """The cluster once made in ``data_dir`` (its size and ports), if there is one."""
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            layout = json.loads((Path(data_dir) / "cluster.json").read_text())
+            return cls(data_dir, port=int(layout["port"]), brokers=int(layout["brokers"]))
+        return None
+
+    def _cluster_id(self, brokers: int) -> str:
+        """The cluster id every node is formatted with, made once per data dir."""
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            layout = json.loads(self.layout_file.read_text())
+            if layout["brokers"] == brokers and layout["port"] == self.port:
+                return layout["cluster_id"]
+        if any(self.data_dir.glob("node*/kraft-logs/meta.properties")):
+            raise UserError(
+                f"{self.data_dir} holds a Kafka cluster of another size or port; stop it and"
+                f" remove the folder (or pick another --data-dir)"
+            )
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        cluster_id = _random_cluster_id()
+        layout = {"brokers": brokers, "port": self.port, "cluster_id": cluster_id}
+        self.layout_file.write_text(json.dumps(layout) + "\n")
+        return cluster_id
+
+    def node(self, node_id: int) -> LocalKafka:
+        return self.nodes[node_id - 1]
+
+    def running(self) -> list[LocalKafka]:
+        return [node for node in self.nodes if node.is_running()]
+
+    def is_running(self) -> bool:
+        return bool(self.running())
+
+    def start(self, timeout: float = 120) -> None:
+        """Launch every node that is down, then wait until each lists all N brokers."""
+        down = [node for node in self.nodes if not node.is_running()]
+        for node in down:
+            for port in (node.port, node.controller_port):
+                if port_open(port):
+                    raise UserError(
+                        f"port {port} on 127.0.0.1 is already in use by another process;"
+                        " pick another base port with --port"
+                    )
+        try:
+            for node in down:
+                node.launch()
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        """Until every node answers and lists every broker (registered, unfenced)."""
+        deadline = time.monotonic() + timeout
+        waiting = list(self.nodes)
+        while waiting and time.monotonic() < deadline:
+            for node in waiting:
+                node.check_alive()
+            waiting = [n for n in waiting if not (port_open(n.port) and n.answers(len(self.nodes)))]
+            if waiting:
+                time.sleep(0.3)
+        if waiting:
+            names = ", ".join(f"node {n.node_id} ({n.log_file})" for n in waiting)
+            raise UserError(f"the Kafka cluster was not ready within {timeout:.0f} s: {names}")
+
+    def stop(self, timeout: float = 30) -> None:
+        """SIGTERM every node at once (a node alone would wait for a lost quorum), then wait."""
+        procs = []
+        for node in self.nodes:
+            proc = node._process()
+            if proc is not None:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    proc.terminate()
+                    procs.append(proc)
+        _, alive = psutil.wait_procs(procs, timeout=timeout)
+        for proc in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+        for node in self.nodes:
+            node.stop()  # reaps children, removes pid files
+
+    def leaders(self, topics: list[str] | None = None) -> dict[str, dict[int, int]]:
+        """Partition leaders per topic (-1: none), as the cluster reports them now."""
+        from kafka import KafkaAdminClient
+
+        admin = KafkaAdminClient(
+            bootstrap_servers=[n.bootstrap_servers for n in self.running()],
+            request_timeout_ms=10_000,
+            client_id="smarthome-kafka-cluster",
+        )
+        try:
+            names = topics or sorted(t for t in admin.list_topics() if not t.startswith("__"))
+            return {
+                t["name"]: {p["partition_index"]: p["leader_id"] for p in t["partitions"]}
+                for t in admin.describe_topics(names)
+            }
+        finally:
+            admin.close()
+
+    def busiest_leader(self, topic: str) -> LocalKafka:
+        """The node that leads the most partitions of ``topic`` (the worst one to lose)."""
+        leaders = list(self.leaders([topic]).get(topic, {}).values())
+        counts = {node.node_id: leaders.count(node.node_id) for node in self.running()}
+        return self.node(max(counts, key=lambda node_id: (counts[node_id], -node_id)))
+
+
+def status_lines(cluster: LocalKafkaCluster) -> list[str]:
+    """One line per node (pid or down) and one per topic with its partition leaders."""
+    lines = []
+    for node in cluster.nodes:
+        state = f"running (pid {node.pid})" if node.is_running() else "not running"
+        lines.append(f"node {node.node_id} at {node.bootstrap_servers}: {state}")
+    if cluster.is_running():
+        try:
+            for topic, leaders in sorted(cluster.leaders().items()):
+                shown = ", ".join(f"{p}->{leader}" for p, leader in sorted(leaders.items()))
+                lines.append(f"topic {topic}: partition->leader {shown}")
+        except Exception as exc:  # status must still list the nodes
+            lines.append(f"partition leaders unknown: {type(exc).__name__}: {exc}")
+    return lines
