@@ -146,9 +146,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     stream = kp.paced(source, args.rate, args.jitter_ms)
     try:
-        counts = kp.send_all(producer, args.topic, stream, total, progress=not args.no_progress)
+        counts = kp.send_all(
+            producer,
+            args.topic,
+            stream,
+            total,
+            progress=not args.no_progress,
+            flush_timeout=args.delivery_timeout + 10,  # by then each record is acked or expired
+        )
     finally:
-        producer.close(timeout=10)
+        kp.close(producer)
     if counts.failed or counts.unconfirmed:
         print(counts.failure_line(args.delivery_timeout), file=sys.stderr)
     print(counts.summary(), flush=True)

@@ -283,17 +283,16 @@ class Chaos:
                 node = self.cluster.busiest_leader(self.topic)
                 node.kill()
                 self.done.append(f"{when}: SIGKILL broker {node.node_id} (most leaders)")
-                thread = threading.Thread(target=self._restart_broker, args=(node,))
+                time.sleep(self.config.broker_down_seconds)
+                # launched from this thread: the parent-death signal follows the thread that
+                # forked, so a JVM started by a short-lived thread would be SIGTERMed with it
+                node.launch()
+                thread = threading.Thread(target=self.cluster.wait_ready, args=(180,))
                 thread.start()
                 self._restarts.append(thread)
             else:
                 raise ValueError(f"unknown fault {fault.kind!r}")
             self.log(self.done[-1])
-
-    def _restart_broker(self, node: Any) -> None:
-        time.sleep(self.config.broker_down_seconds)
-        node.launch()
-        self.cluster.wait_ready(timeout=180)
 
     def _count(self, producer_exit: int, output: str) -> ChaosResult:
         last = [line for line in output.splitlines() if line.startswith("delivered ")]

@@ -256,6 +256,14 @@ def _ctrl_c_as_flag() -> Iterator[threading.Event]:
         signal.signal(signal.SIGINT, previous)
 
 
+def close(producer: Any) -> None:
+    """Close, giving up quietly on what is still unacknowledged (it is counted as failed)."""
+    from kafka.errors import KafkaError
+
+    with contextlib.suppress(KafkaError):  # its I/O thread is a daemon: exit does not wait
+        producer.close(timeout=10)
+
+
 def _flush(producer: Any, timeout: float) -> None:
     from kafka.errors import KafkaError
 
