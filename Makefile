@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 JARS_STAMP := .cache/kafka-jars/.resolved
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser jars kafka-up kafka-down kafka-status test test-fast lint format bench demo clean bench-scale
+.PHONY: help install browser jars kafka-up kafka-down kafka-status test test-fast lint format bench demo clean bench-scale chaos
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -35,13 +35,14 @@ $(JARS_STAMP): kafka/pom.xml
 jars: $(JARS_STAMP) ## resolve the Kafka broker jars from Maven Central into .cache/
 
 KAFKA_PARTITIONS ?= $(or $(PARTITIONS),1)
-kafka-up: install ## start a local Kafka broker (KRaft, no Docker) on localhost:9092 [PARTITIONS=N]
-	$(PY) -m smarthome.kafka_local up --partitions $(KAFKA_PARTITIONS)
+BROKERS ?= 1
+kafka-up: install ## start local Kafka (KRaft, no Docker) on localhost:9092 [PARTITIONS=N] [BROKERS=3]
+	$(PY) -m smarthome.kafka_local up --partitions $(KAFKA_PARTITIONS) --brokers $(BROKERS)
 
-kafka-down: ## stop the local Kafka broker started by kafka-up
+kafka-down: ## stop the local Kafka broker or cluster started by kafka-up
 	$(PY) -m smarthome.kafka_local down
 
-kafka-status: ## is the local Kafka broker running?
+kafka-status: ## is local Kafka running? (a cluster: its nodes and partition leaders)
 	$(PY) -m smarthome.kafka_local status
 
 test: install browser ## the whole test suite (real Kafka broker, real local Spark, Chromium)
@@ -64,8 +65,11 @@ bench: install ## run the benchmarks and print a table
 bench-scale: install jars ## 100k/300k/1M synthetic records: producer, 2 consumers, one Spark set (about 10 min)
 	$(PY) -m bench.bench_scale
 
-demo: install ## the whole pipeline live: Kafka, producer, consumer, training, API, UI (Ctrl-C stops)
-	$(PY) -m smarthome.demo $(DEMO_ARGS)
+demo: install ## the whole pipeline live: Kafka, producer, consumer, training, API, UI (Ctrl-C stops) [BROKERS=3]
+	$(PY) -m smarthome.demo --brokers $(BROKERS) $(DEMO_ARGS)
+
+chaos: install jars ## exactly once under faults: kills, pauses, broker kills on a private broker (about 3 min) [BROKERS=3]
+	$(PY) -m smarthome.chaos --brokers $(BROKERS) $(CHAOS_ARGS)
 
 clean: ## stop the local broker; remove batches, model sets, logs and the broker's data
 	-$(PY) -m smarthome.kafka_local down 2>/dev/null

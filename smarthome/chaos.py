@@ -32,8 +32,7 @@ import pandas as pd
 
 from smarthome.batchfiles import list_batch_files
 from smarthome.cli import UserError, run
-from smarthome.kafka_cluster import LocalKafkaCluster
-from smarthome.kafka_local import free_port, port_open
+from smarthome.kafka_cluster import LocalKafkaCluster, free_base_port
 
 ROOT = Path(__file__).resolve().parent.parent
 FIRST_SYNTHETIC_ID = 5404  # synthetic UserIDs follow the dataset's (smarthome.synthetic)
@@ -95,15 +94,6 @@ def seeded_schedule(
         Fault(at=slot * (i + 0.5 + rng.uniform(0, 0.5)), kind=kind, target=rng.randrange(consumers))
         for i, kind in enumerate(kinds)
     ]
-
-
-def _base_port(nodes: int) -> int:
-    """A port p with p .. p+2*nodes-1 all free (node i uses p+2i and p+2i+1)."""
-    for _ in range(100):
-        base = free_port()
-        if base + 2 * nodes < 65535 and not any(port_open(base + i) for i in range(1, 2 * nodes)):
-            return base
-    raise UserError("found no run of free ports on 127.0.0.1 for the Kafka nodes")
 
 
 class ConsumerSlot:
@@ -182,7 +172,7 @@ class Chaos:
         self.topic = f"chaos-{config.seed}-{int(time.time())}"
         self.cluster = LocalKafkaCluster(
             self.work / "kafka",
-            port=_base_port(config.brokers),
+            port=free_base_port(config.brokers),
             brokers=config.brokers,
             num_partitions=config.partitions,
             die_with_parent=True,

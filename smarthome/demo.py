@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -52,6 +53,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=0,
         help="the local broker's KRaft controller port (default: kafka port + 1)",
+    )
+    parser.add_argument(
+        "--brokers",
+        type=int,
+        default=1,
+        help="local Kafka nodes: 1, or a replicated cluster (3: replication 3, min ISR 2)"
+        " on ports kafka-port+2i",
     )
     parser.add_argument("--api-port", type=int, default=5000)
     parser.add_argument("--ui-port", type=int, default=8501)
@@ -105,17 +113,26 @@ def _broker_answers(bootstrap: str) -> bool:
 class Broker:
     """The demo's Kafka: one already running, Docker Compose, or a local one it starts."""
 
-    def __init__(self, port: int, controller_port: int, data_dir: Path) -> None:
-        self.bootstrap = f"localhost:{port}"
+    def __init__(self, port: int, controller_port: int, data_dir: Path, brokers: int = 1) -> None:
+        self.bootstrap = ",".join(f"localhost:{port + 2 * i}" for i in range(brokers))
+        self.brokers = brokers
         self.port = port
         self.controller_port = controller_port or port + 1
         self.data_dir = data_dir
-        self.local = None
+        self.local: Any = None  # a LocalKafka or LocalKafkaCluster the demo started
         self.compose = False
 
     def start(self) -> str:
-        if _broker_answers(self.bootstrap):
+        if _broker_answers(self.bootstrap.split(",")[0]):
             return f"using the Kafka broker already at {self.bootstrap}"
+        if self.brokers > 1:
+            from smarthome.kafka_cluster import LocalKafkaCluster
+
+            self.local = LocalKafkaCluster(
+                self.data_dir.parent / "kafka-cluster", self.port, self.brokers
+            )
+            self.local.start()
+            return f"started a local {self.brokers}-node Kafka cluster at {self.bootstrap}"
         if self.port == 9092 and _docker_engine_answers():
             subprocess.run(["docker", "compose", "up", "-d"], cwd=ROOT, check=True)
             self.compose = True
@@ -129,7 +146,7 @@ class Broker:
 
     def _wait(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while not _broker_answers(self.bootstrap):
+        while not _broker_answers(self.bootstrap.split(",")[0]):
             if time.monotonic() > deadline:
                 raise UserError(f"Kafka did not answer at {self.bootstrap} within {timeout:.0f}s")
             time.sleep(1)
@@ -144,7 +161,7 @@ class Broker:
 def records_in_topic(bootstrap: str, topic: str) -> int:
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","))
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         ends = consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
@@ -188,7 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     topic = DEFAULTS["KAFKA_TOPIC"]
     api_url = f"http://127.0.0.1:{args.api_port}"
     env = {
-        "KAFKA_BOOTSTRAP_SERVERS": f"localhost:{args.kafka_port}",
+        "KAFKA_BOOTSTRAP_SERVERS": ",".join(
+            f"localhost:{args.kafka_port + 2 * i}" for i in range(args.brokers)
+        ),
         "KAFKA_TOPIC": topic,
         "BATCH_DIR": str(batch_dir),
         "MODEL_DIR": str(model_dir),
@@ -197,7 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     py = sys.executable
     clock = Timeline()
-    broker = Broker(args.kafka_port, args.kafka_controller_port, state / ".run" / "kafka")
+    broker = Broker(
+        args.kafka_port, args.kafka_controller_port, state / ".run" / "kafka", args.brokers
+    )
     supervisor = Supervisor()
 
     def stage(name: str, *argv: str) -> Stage:

@@ -25,10 +25,20 @@ from smarthome.kafka_local import (
     LocalKafka,
     Quorum,
     _random_cluster_id,
+    free_port,
     port_open,
 )
 
 DEFAULT_CLUSTER_DIR = Path(__file__).resolve().parent.parent / ".run" / "kafka-cluster"
+
+
+def free_base_port(nodes: int) -> int:
+    """A port p with p .. p+2*nodes-1 all free on 127.0.0.1 (node i uses p+2i and p+2i+1)."""
+    for _ in range(100):
+        base = free_port()
+        if base + 2 * nodes < 65535 and not any(port_open(base + i) for i in range(1, 2 * nodes)):
+            return base
+    raise UserError("found no run of free ports on 127.0.0.1 for the Kafka nodes")
 
 
 class LocalKafkaCluster:

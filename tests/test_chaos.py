@@ -92,11 +92,10 @@ def test_three_brokers_leader_kills_consumer_kills_and_a_pause_exactly_once(
 def test_two_of_three_brokers_down_producer_says_so_and_loses_nothing_delivered(
     tmp_path: Path,
 ) -> None:
-    from smarthome.chaos import _base_port
-    from smarthome.kafka_cluster import LocalKafkaCluster
+    from smarthome.kafka_cluster import LocalKafkaCluster, free_base_port
 
     cluster = LocalKafkaCluster(
-        tmp_path / "kafka", port=_base_port(3), brokers=3, die_with_parent=True
+        tmp_path / "kafka", port=free_base_port(3), brokers=3, die_with_parent=True
     )
     cluster.start()
     try:

@@ -76,6 +76,54 @@ def test_cli_up_again_status_down_leaves_no_java(tmp_path: Path) -> None:
             proc.kill()
 
 
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_cli_three_node_cluster_up_status_down_leaves_no_java(tmp_path: Path) -> None:
+    require(shutil.which("java") is not None, "Java 17 (java on PATH)")
+    from smarthome.kafka_cluster import free_base_port
+
+    data_dir = tmp_path / "cluster"
+    base = free_base_port(3)
+    flags = ["--brokers", "3", "--port", str(base), "--data-dir", str(data_dir)]
+    try:
+        up = kafka_cli("up", *flags, "--partitions", "6")
+        assert up.returncode == 0, up.stderr
+        assert "Kafka cluster is up (3 nodes, replication 3, min.insync.replicas 2)" in up.stdout
+        assert len(brokers_for(data_dir)) == 3
+        bootstrap = ",".join(f"127.0.0.1:{base + 2 * i}" for i in range(3))
+        assert bootstrap in up.stdout
+
+        again = kafka_cli("up", *flags)
+        assert again.returncode == 0 and "already running (3 nodes)" in again.stdout
+
+        # a topic created with the broker defaults is replicated to all three
+        from kafka import KafkaAdminClient
+        from kafka.admin import NewTopic
+
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","))
+        try:
+            admin.create_topics([NewTopic("replicated", 6, -1)])
+            parts = admin.describe_topics(["replicated"])[0]["partitions"]
+            assert len(parts) == 6 and all(len(p["replica_nodes"]) == 3 for p in parts)
+        finally:
+            admin.close()
+
+        status = kafka_cli("status", *flags)
+        assert status.returncode == 0, status.stderr
+        for node in (1, 2, 3):
+            assert f"node {node} at 127.0.0.1:{base + 2 * (node - 1)}: running" in status.stdout
+        assert "topic replicated: partition->leader 0->" in status.stdout, status.stdout
+
+        down = kafka_cli("down", *flags)
+        assert down.returncode == 0 and "3 of 3 nodes were running" in down.stdout
+        assert brokers_for(data_dir) == []
+        status = kafka_cli("status", *flags)
+        assert status.stdout.count("not running") == 3, status.stdout
+    finally:
+        for proc in brokers_for(data_dir):
+            proc.kill()
+
+
 ORPHAN_SCRIPT = """
 import os, sys
 from pathlib import Path
