@@ -30,7 +30,7 @@ def _processes_of(state: Path) -> list[str]:
     return found
 
 
-def _run_demo(state: Path, ports: list[int]) -> str:
+def _run_demo(state: Path, ports: list[int], *make_vars: str) -> str:
     kafka, controller, api, ui = ports
     args = (
         f"--exit-when-trained --state-dir {state} --kafka-port {kafka} "
@@ -39,7 +39,7 @@ def _run_demo(state: Path, ports: list[int]) -> str:
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "MODEL_", "BATCH_"))}
     result = subprocess.run(
-        ["make", "--no-print-directory", "demo", f"DEMO_ARGS={args}"],
+        ["make", "--no-print-directory", "demo", f"DEMO_ARGS={args}", *make_vars],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -74,4 +74,18 @@ def test_demo_trains_on_every_record_serves_a_prediction_and_leaves_nothing_runn
     assert "already holds 5403 records: resuming" in second
     assert f"API serves model set {sets_after_first[-1]} trained on 5403 rows" in second
     assert sorted(p.name for p in (state / "spark_models").glob("*_set*")) == sets_after_first
+    assert _processes_of(state) == []
+
+
+def test_demo_on_a_three_node_kafka_cluster(java_available: None, tmp_path: Path) -> None:
+    from smarthome.kafka_cluster import free_base_port
+
+    state = tmp_path / "demo3"
+    base = free_base_port(3)
+    output = _run_demo(state, [base, base + 1, free_port(), free_port()], "BROKERS=3")
+    cluster = ",".join(f"localhost:{base + 2 * i}" for i in range(3))
+    assert f"started a local 3-node Kafka cluster at {cluster}" in output, output[-3000:]
+    assert "producer done: 5403 records" in output
+    assert re.search(r"API serves model set \S+_set\d{4} trained on 5403 rows", output), output
+    assert len(list((state / ".run" / "kafka-cluster").glob("node*/kraft-logs"))) == 3
     assert _processes_of(state) == []
