@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from smarthome.cli import UserError, add_kafka_flags, number, run
+from smarthome.cli import UserError, add_kafka_flags, add_metrics_flag, number, run
 from smarthome.config import CONSUMER_GROUP, env, help_default
 from smarthome.consumer import BatchConsumer, ConsumerOptions, install_stop_handlers
 
@@ -68,6 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the group moves a silent member's partitions after this long (default: 10;"
         " the broker allows 6 to 1800)",
     )
+    add_metrics_flag(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
         "--instance-id",
@@ -100,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         else (None if args.follow else DEFAULT_BROKER_WAIT),
     )
     batch_consumer = BatchConsumer(options)
+    if args.metrics_port:
+        from smarthome.metrics import ConsumerCollector, serve
+
+        serve(args.metrics_port, ConsumerCollector(batch_consumer))
     install_stop_handlers(batch_consumer)
     summary = batch_consumer.run()
     print(f"{PROG}: {summary.line(args.topic, batch_dir)} (stopped: {summary.stopped_by})")

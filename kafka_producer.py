@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from smarthome import producer as kp
-from smarthome.cli import UserError, add_kafka_flags, number, run
+from smarthome.cli import UserError, add_kafka_flags, add_metrics_flag, number, run
 from smarthome.config import env, help_default
 from smarthome.dataset import read_dataset
 from smarthome.synthetic import synthetic_records
@@ -60,6 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="create the topic with this many partitions if it does not exist",
     )
+    add_metrics_flag(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
         "--synthetic",
@@ -145,6 +146,11 @@ def main(argv: list[str] | None = None) -> int:
         delivery_timeout_s=args.delivery_timeout,
     )
     stream = kp.paced(source, args.rate, args.jitter_ms)
+    counts = kp.Counts()
+    if args.metrics_port:
+        from smarthome.metrics import ProducerCollector, serve
+
+        serve(args.metrics_port, ProducerCollector(counts))
     try:
         counts = kp.send_all(
             producer,
@@ -153,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             total,
             progress=not args.no_progress,
             flush_timeout=args.delivery_timeout + 10,  # by then each record is acked or expired
+            counts=counts,
         )
     finally:
         kp.close(producer)

@@ -59,3 +59,14 @@ def add_kafka_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--topic", default=env("KAFKA_TOPIC"), help=f"topic {help_default('KAFKA_TOPIC')}"
     )
+
+
+def add_metrics_flag(parser: argparse.ArgumentParser) -> None:
+    """--metrics-port: Prometheus metrics on 127.0.0.1 (off unless given)."""
+    parser.add_argument(
+        "--metrics-port",
+        type=number(int, "--metrics-port", 1),
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics at http://127.0.0.1:PORT/metrics (default: off)",
+    )

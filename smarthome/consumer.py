@@ -181,6 +181,8 @@ class BatchConsumer:
         #: makes a revocation wait for a batch being published (listener vs. main loop)
         self.guard = threading.Lock()
         self.waiting_for_lock: set[TopicPartition] = set()
+        #: (topic, partition) -> (committed offset, high watermark or None), for metrics
+        self.partition_stats: dict[tuple[str, int], tuple[int, int | None]] = {}
         self.stop_reason = ""
         self.broker_away = False
         self.idle_seconds = 0.0
@@ -221,6 +223,7 @@ class BatchConsumer:
             self.pending_seek.discard(tp)
             self.waiting_for_lock.discard(tp)
             self.to_commit.pop(tp, None)
+            self.partition_stats.pop((tp.topic, tp.partition), None)
             self.locks.release(tp.topic, tp.partition)
 
     def request_stop(self, reason: str) -> None:
@@ -248,6 +251,7 @@ class BatchConsumer:
                 self._position_partitions()
                 self._flush_aged(now)
                 self.commit_published()
+                self._note_high_watermarks()
                 if not count:
                     self._count_idle(now - last_tick, now)
                 last_tick = now
@@ -261,6 +265,16 @@ class BatchConsumer:
             self.locks.release_all()
         self.summary.stopped_by = self.stop_reason
         return self.summary
+
+    def _note_high_watermarks(self) -> None:
+        """Each owned partition's high watermark, as the last fetch saw it (no request)."""
+        for tp in self.buffers:
+            key = (tp.topic, tp.partition)
+            if key in self.partition_stats:
+                self.partition_stats[key] = (
+                    self.partition_stats[key][0],
+                    self.consumer.highwater(tp),
+                )
 
     def _count_idle(self, elapsed: float, now: float) -> None:
         """Add ``elapsed`` to the idle clock only if the broker answered and had nothing new.
@@ -346,6 +360,7 @@ class BatchConsumer:
                 continue  # coordinator busy or away: try again after the next poll
             start = max(buf.next_offset, committed or 0)
             buf.next_offset = start
+            self.partition_stats[(tp.topic, tp.partition)] = (start, None)
             if start > 0:
                 self.consumer.seek(tp, start)
             else:
@@ -408,6 +423,10 @@ class BatchConsumer:
         offsets, self.to_commit = self.to_commit, {}
         try:
             self.consumer.commit(offsets, timeout_ms=30_000)
+            for tp, meta in offsets.items():
+                key = (tp.topic, tp.partition)
+                if key in self.partition_stats:  # still ours
+                    self.partition_stats[key] = (meta.offset, self.partition_stats[key][1])
         except KafkaError as exc:  # the files are on disk; their names are the resume point
             self.summary.commit_failures += 1
             where = ", ".join(f"{tp.topic}+{tp.partition}@{o.offset}" for tp, o in offsets.items())

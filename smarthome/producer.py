@@ -206,11 +206,12 @@ def send_all(
     total: int | None = None,
     progress: bool = True,
     flush_timeout: float = 120,
+    counts: Counts | None = None,
 ) -> Counts:
     """Send every message, count each future's outcome, flush; also after Ctrl-C (.interrupted)."""
     from tqdm import tqdm
 
-    counts = Counts()
+    counts = counts or Counts()
     on_done = counts.on_done
     send = producer.send
     partition = key_partitioner(producer, topic)

@@ -1,0 +1,93 @@
+"""Prometheus metrics of the streaming stages, in the text format, with ``prometheus_client``.
+
+The producer and the consumer already count everything for their summary line; a
+collector reads those counts when Prometheus scrapes, so metrics add nothing to the hot
+path. ``serve(port, collector)`` starts the ``/metrics`` server on 127.0.0.1 (``--metrics-port``,
+off by default). Names, units and labels are listed in the README ("Watching it live").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from smarthome.consumer import BatchConsumer
+    from smarthome.producer import Counts
+
+
+def serve(port: int, collector: Collector, host: str = "127.0.0.1") -> Any:
+    """Serve ``collector`` on http://host:port/metrics in a daemon thread; the server."""
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(collector)
+    try:
+        server, _thread = start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        from smarthome.cli import UserError
+
+        raise UserError(f"--metrics-port {port}: cannot listen on {host}:{port} ({exc})") from None
+    return server
+
+
+def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
+    return CounterMetricFamily(name, doc, value=value)
+
+
+class ProducerCollector(Collector):
+    """``smarthome_producer_records_{sent,delivered,failed}_total`` from the send counts."""
+
+    def __init__(self, counts: Counts) -> None:
+        self.counts = counts
+
+    def collect(self) -> Iterator[Any]:
+        c = self.counts
+        yield _counter("smarthome_producer_records_sent", "records handed to the client", c.sent)
+        yield _counter(
+            "smarthome_producer_records_delivered",
+            "records the brokers acknowledged (acks=all)",
+            c.delivered,
+        )
+        yield _counter(
+            "smarthome_producer_records_failed",
+            "records the brokers did not acknowledge within the delivery timeout",
+            c.failed,
+        )
+
+
+class ConsumerCollector(Collector):
+    """The batch consumer's counts, and per partition its committed offset and its lag."""
+
+    def __init__(self, owner: BatchConsumer) -> None:
+        self.owner = owner
+
+    def collect(self) -> Iterator[Any]:
+        s = self.owner.summary
+        for name, doc, value in (
+            ("consumed", "messages polled from Kafka", s.consumed),
+            ("records_written", "records published in batch files", s.records),
+            ("records_rejected", "messages written to rejected/ with a reason", s.rejected),
+            ("files_published", "batch files renamed into place", s.files),
+            ("commit_failures", "offset commits that failed (the files stay the truth)",
+             s.commit_failures),
+        ):  # fmt: skip
+            yield _counter(f"smarthome_consumer_{name}", doc, value)
+        committed = GaugeMetricFamily(
+            "smarthome_consumer_committed_offset",
+            "the next offset this consumer committed, per partition it owns",
+            labels=["topic", "partition"],
+        )
+        lag = GaugeMetricFamily(
+            "smarthome_consumer_lag_records",
+            "records in the partition not yet in a batch file (high watermark - committed)",
+            labels=["topic", "partition"],
+        )
+        for (topic, partition), (offset, high) in sorted(self.owner.partition_stats.items()):
+            committed.add_metric([topic, str(partition)], offset)
+            if high is not None:
+                lag.add_metric([topic, str(partition)], max(0, high - offset))
+        yield committed
+        yield lag
