@@ -14,6 +14,7 @@ SET_NAME = re.compile(r"^(\d{8}T\d{6})Z_set(\d{4,})$")
 MANIFEST = "manifest.json"
 SCORING = "scoring.json"
 CLUSTERS = "clusters.json"
+TRAINING_LOCK = ".training.lock"  # held by the one spark_training.py that writes the folder
 MODEL_NAMES = ("efficiency", "malfunction", "clustering")
 
 

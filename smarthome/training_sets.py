@@ -34,7 +34,7 @@ from .schema import EFFICIENCY_LABEL, MALFUNCTION_LABEL
 from .training import TrainConfig, split, train_clustering, train_efficiency, train_malfunction
 
 Log = Callable[[str], None]
-LOCK = ".training.lock"
+LOCK = registry.TRAINING_LOCK
 CONSUMER_HINT = "run `python kafka_consumer_batch.py` to write batch files"
 
 

@@ -13,8 +13,10 @@ from flask_cors import CORS
 from werkzeug.exceptions import HTTPException
 
 from smarthome.api.holder import Loader, ModelHolder, default_loader
+from smarthome.api.pipeline import bp as pipeline_bp
 from smarthome.api.routes import bp
 from smarthome.api.validation import MAX_BATCH, MAX_BODY_BYTES, ApiError
+from smarthome.pipeline_status import PipelineSource
 
 __all__ = ["create_app", "ModelHolder"]
 
@@ -51,10 +53,12 @@ def create_app(
     *,
     reload_seconds: float = 2.0,
     loader: Loader = default_loader,
+    pipeline: PipelineSource | None = None,
 ) -> Flask:
     """The API serving the newest set in ``model_dir``, re-checked every ``reload_seconds``.
 
     ``reload_seconds=0`` disables the background watcher (tests call ``holder.check()``).
+    ``pipeline`` says where ``GET /pipeline`` looks (default: the environment's settings).
     """
     app = Flask("smarthome.api")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
@@ -63,9 +67,23 @@ def create_app(
     holder.check()
     holder.start(reload_seconds)
     app.extensions["model_holder"] = holder
+    app.extensions["pipeline_source"] = pipeline or default_pipeline_source(Path(model_dir))
     app.register_blueprint(bp)
+    app.register_blueprint(pipeline_bp)
     app.register_error_handler(ApiError, lambda e: _error(e.status, e.message, e.details))
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
     CORS(app)
     return app
+
+
+def default_pipeline_source(model_dir: Path) -> PipelineSource:
+    from smarthome.config import CONSUMER_GROUP, env
+
+    return PipelineSource(
+        bootstrap_servers=env("KAFKA_BOOTSTRAP_SERVERS"),
+        topic=env("KAFKA_TOPIC"),
+        group=CONSUMER_GROUP,
+        batch_dir=Path(env("BATCH_DIR")),
+        model_dir=model_dir,
+    )

@@ -13,6 +13,7 @@ from pydantic.json_schema import models_json_schema
 
 from smarthome.api import results
 from smarthome.api.validation import MAX_BATCH, DeviceRequest, MalfunctionRequest
+from smarthome.pipeline_status import PipelineView
 
 REF = "#/components/schemas/{model}"
 
@@ -27,6 +28,7 @@ _MODELS: list[tuple[type[BaseModel], str]] = [
     (results.ModelsResponse, "serialization"),
     (results.SegmentsResponse, "serialization"),
     (results.Health, "serialization"),
+    (PipelineView, "serialization"),
 ]
 
 _ERRORS = {
@@ -105,6 +107,11 @@ def build_document(server_url: str | None = None) -> dict[str, Any]:
             "/models": _get("Every model set's manifest, newest first", results.ModelsResponse),
             "/segments": _get("The loaded set's cluster profiles", results.SegmentsResponse, "503"),
             "/healthz": _get("No-op liveness check", results.Health),
+            "/pipeline": _get(
+                "Topic, consumer group lag, batch files and model sets, each with when it was"
+                " looked at; Kafka unreachable is said, not an error",
+                PipelineView,
+            ),
             "/openapi.json": {
                 "get": {
                     "summary": "This document",

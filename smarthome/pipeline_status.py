@@ -1,0 +1,221 @@
+"""One typed view of the whole pipeline: Kafka topic and group, batch files, model sets.
+
+``GET /pipeline`` (the API) and the UI's Pipeline tab read it. Each part says when it was
+looked at, and a part that cannot be read (Kafka down) says so while the rest still shows.
+Batch files are immutable once published, so their row counts are cached by name and a
+look costs one directory listing plus the new files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from smarthome import registry
+from smarthome.batch_writer import REJECTED_DIR
+from smarthome.batchfiles import list_batch_files
+
+
+class PartitionView(BaseModel):
+    partition: int
+    end_offset: int
+    committed: int | None  # None: the group has committed nothing for it yet
+    lag: int  # end offset - committed (all of it when nothing is committed)
+
+
+class KafkaView(BaseModel):
+    reachable: bool
+    error: str | None = None
+    bootstrap_servers: str
+    topic: str
+    group: str
+    records_in_topic: int | None = None
+    total_lag: int | None = None
+    partitions: list[PartitionView] = []
+    checked_at: datetime
+
+
+class BatchView(BaseModel):
+    folder: str
+    files: int
+    rows: int
+    rejected: int
+    newest: str | None = None
+    newest_at: datetime | None = None
+    checked_at: datetime
+
+
+class ModelSetsView(BaseModel):
+    folder: str
+    count: int
+    newest: str | None = None
+    newest_created_at: datetime | None = None
+    newest_age_seconds: float | None = None
+    newest_rows: int | None = None
+    training: bool  # a spark_training.py process holds the model folder's lock right now
+    checked_at: datetime
+
+
+class PipelineView(BaseModel):
+    kafka: KafkaView
+    batches: BatchView
+    model_sets: ModelSetsView
+    checked_at: datetime
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _mtime(path: Path) -> datetime:
+    return datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+
+
+@dataclass
+class PipelineSource:
+    """Where the pipeline lives; ``view()`` looks at all of it.
+
+    Kafka is asked at most once a second (every 5 s while it does not answer: each try
+    waits for its timeouts).
+    """
+
+    bootstrap_servers: str
+    topic: str
+    group: str
+    batch_dir: Path
+    model_dir: Path
+
+    def __post_init__(self) -> None:
+        self._rows: dict[str, int] = {}
+        self._kafka: tuple[float, KafkaView] | None = None
+        self._lock = threading.Lock()
+
+    def view(self) -> PipelineView:
+        return PipelineView(
+            kafka=self.kafka(),
+            batches=self.batches(),
+            model_sets=self.model_sets(),
+            checked_at=_now(),
+        )
+
+    def kafka(self) -> KafkaView:
+        with self._lock:  # one Kafka look at a time, shared by concurrent requests
+            fresh = 1.0 if self._kafka and self._kafka[1].reachable else 5.0
+            if self._kafka and time.monotonic() - self._kafka[0] < fresh:
+                return self._kafka[1]
+            view = self._look_at_kafka()
+            self._kafka = (time.monotonic(), view)
+            return view
+
+    def _look_at_kafka(self) -> KafkaView:
+        from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+        from kafka.errors import KafkaError
+
+        base = {"bootstrap_servers": self.bootstrap_servers, "topic": self.topic}
+        base.update(group=self.group, checked_at=_now())
+        servers = self.bootstrap_servers.split(",")
+        timeouts = {"request_timeout_ms": 3000, "bootstrap_timeout_ms": 2000}
+        try:
+            consumer = KafkaConsumer(bootstrap_servers=servers, **timeouts)
+        except Exception as exc:  # kafka-python raises several kinds when nobody answers
+            return KafkaView(reachable=False, error=f"no Kafka broker answers: {exc}", **base)
+        try:
+            partitions = sorted(consumer.partitions_for_topic(self.topic) or ())
+            tps = [TopicPartition(self.topic, p) for p in partitions]
+            ends = consumer.end_offsets(tps, timeout_ms=3000) if tps else {}
+            admin = KafkaAdminClient(bootstrap_servers=servers, **timeouts)
+            try:
+                committed = admin.list_group_offsets(self.group).get(self.group, {})
+            except KafkaError:  # e.g. no such group yet: nothing committed
+                committed = {}
+            finally:
+                admin.close()
+        except (KafkaError, OSError) as exc:
+            return KafkaView(reachable=False, error=f"{type(exc).__name__}: {exc}", **base)
+        finally:
+            consumer.close()
+        views = []
+        for tp in tps:
+            meta = committed.get(tp)
+            offset = meta.offset if meta is not None and meta.offset >= 0 else None
+            end = ends.get(tp, 0)
+            views.append(PartitionView(partition=tp.partition, end_offset=end, committed=offset,
+                                       lag=max(0, end - (offset or 0))))  # fmt: skip
+        return KafkaView(
+            reachable=True,
+            records_in_topic=sum(v.end_offset for v in views),
+            total_lag=sum(v.lag for v in views),
+            partitions=views,
+            **base,
+        )
+
+    def batches(self) -> BatchView:
+        files = list_batch_files(self.batch_dir)
+        rows = 0
+        for path in files:
+            if path.name not in self._rows:
+                with contextlib.suppress(OSError), path.open("rb") as fh:
+                    self._rows[path.name] = max(0, sum(1 for _ in fh) - 1)  # minus the header
+            rows += self._rows.get(path.name, 0)
+        rejected = 0
+        for path in sorted((self.batch_dir / REJECTED_DIR).glob("*.jsonl")):
+            with contextlib.suppress(OSError), path.open("rb") as fh:
+                rejected += sum(1 for _ in fh)
+        newest = files[-1] if files else None
+        return BatchView(
+            folder=str(self.batch_dir),
+            files=len(files),
+            rows=rows,
+            rejected=rejected,
+            newest=newest.name if newest else None,
+            newest_at=_mtime(newest) if newest else None,
+            checked_at=_now(),
+        )
+
+    def model_sets(self) -> ModelSetsView:
+        sets = registry.list_sets(self.model_dir) if self.model_dir.is_dir() else []
+        newest = sets[-1] if sets else None
+        created, rows = None, None
+        if newest is not None:
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                manifest: dict[str, Any] = json.loads((newest / registry.MANIFEST).read_text())
+                created = datetime.fromisoformat(manifest["created_at"].replace("Z", "+00:00"))
+                rows = int(manifest["rows"])
+        age = (_now() - created).total_seconds() if created else None
+        return ModelSetsView(
+            folder=str(self.model_dir),
+            count=len(sets),
+            newest=newest.name if newest else None,
+            newest_created_at=created,
+            newest_age_seconds=age,
+            newest_rows=rows,
+            training=flock_held(self.model_dir / registry.TRAINING_LOCK),
+            checked_at=_now(),
+        )
+
+
+def flock_held(path: Path) -> bool:
+    """Whether some process holds a ``flock`` on ``path``, asked without taking it.
+
+    Reads /proc/locks (Linux) instead of trying the lock: a try would, for a moment, make a
+    training run that starts then fail with "another spark_training.py is training".
+    """
+    try:
+        st = os.stat(path)
+        locks = Path("/proc/locks").read_text()
+    except OSError:
+        return False
+    where = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    return any(
+        len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == where
+        for fields in (line.split() for line in locks.splitlines())
+    )

@@ -1,0 +1,94 @@
+"""``GET /pipeline``: lag = end offset - committed offset, batch files, model sets, Kafka down."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from smarthome import registry
+from smarthome.api import create_app
+from smarthome.batch_writer import BatchWriter
+from smarthome.consumer import BatchConsumer, ConsumerOptions
+from smarthome.kafka_local import free_port
+from smarthome.pipeline_status import PipelineSource, PipelineView
+from tests.test_consumer import dataset_records, message
+
+ROW = [1, "Camera", 1.5, 2.5, 1, 0, 12, 1]
+
+
+def fake_set(model_dir: Path, number: int, rows: int) -> Path:
+    """A set folder with just the manifest fields the view reads (no models)."""
+    folder = model_dir / registry.set_name(number)
+    folder.mkdir(parents=True)
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    (folder / registry.MANIFEST).write_text(json.dumps({"created_at": created, "rows": rows}))
+    return folder
+
+
+def get_view(source: PipelineSource) -> dict[str, Any]:
+    app = create_app(source.model_dir, reload_seconds=0, pipeline=source)
+    answer = app.test_client().get("/pipeline")
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    PipelineView.model_validate(answer.get_json())  # the documented type, field for field
+    return answer.get_json()
+
+
+def test_kafka_down_is_said_and_the_rest_still_shows(tmp_path: Path) -> None:
+    batch_dir, model_dir = tmp_path / "b", tmp_path / "m"
+    writer = BatchWriter(batch_dir)
+    writer.write_batch("t", 0, 0, 2, [ROW] * 3)
+    writer.write_batch("t", 1, 0, 1, [ROW] * 2)
+    writer.append_rejected("t", 0, [{"offset": 3, "value": "x", "reason": "record: not JSON"}])
+    fake_set(model_dir, 1, 3)
+    newest = fake_set(model_dir, 2, 5)
+    source = PipelineSource(f"127.0.0.1:{free_port()}", "t", "g", batch_dir, model_dir)
+    view = get_view(source)
+    assert view["kafka"]["reachable"] is False and "no Kafka broker" in view["kafka"]["error"]
+    assert view["batches"]["files"] == 2 and view["batches"]["rows"] == 5
+    assert view["batches"]["rejected"] == 1
+    sets = view["model_sets"]
+    assert sets["count"] == 2 and sets["newest"] == newest.name and sets["newest_rows"] == 5
+    assert 0 <= sets["newest_age_seconds"] < 60
+    assert sets["training"] is False
+    with open(model_dir / registry.TRAINING_LOCK, "a+") as lock:  # as spark_training.py does
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert get_view(source)["model_sets"]["training"] is True
+
+
+def test_lag_is_end_minus_committed_while_stopped_and_zero_after_draining(
+    kafka_broker: Any, make_topic: Any, dataset_path: Path, tmp_path: Path
+) -> None:
+    from kafka import KafkaProducer
+
+    bootstrap = kafka_broker.bootstrap_servers
+    topic = make_topic(2)
+    records = [message(r) for r in dataset_records(dataset_path)[:800]]
+
+    def produce(batch: list[tuple[bytes, bytes]]) -> None:
+        producer = KafkaProducer(bootstrap_servers=bootstrap)
+        for key, value in batch:
+            producer.send(topic, key=key, value=value)
+        producer.flush()
+        producer.close()
+
+    def drain() -> None:
+        options = ConsumerOptions(bootstrap, topic, tmp_path / "b", group="g", idle_timeout=2)
+        BatchConsumer(options).run()
+
+    source = PipelineSource(bootstrap, topic, "g", tmp_path / "b", tmp_path / "m")
+    produce(records[:500])
+    drain()
+    produce(records[500:])  # the consumer is stopped: these 300 are lag
+    kafka = get_view(source)["kafka"]
+    assert kafka["reachable"] is True and kafka["records_in_topic"] == 800
+    for part in kafka["partitions"]:
+        assert part["lag"] == part["end_offset"] - part["committed"]
+    assert kafka["total_lag"] == 300
+    drain()
+    source = PipelineSource(bootstrap, topic, "g", tmp_path / "b", tmp_path / "m")  # no cache
+    view = get_view(source)
+    assert view["kafka"]["total_lag"] == 0
+    assert view["batches"]["rows"] == 800
