@@ -20,7 +20,7 @@ from smarthome.config import env, help_default
 
 def page() -> None:
     """One run of the page (Streamlit reruns this on every interaction)."""
-    from smarthome.ui import forms, sections  # Streamlit-only imports: `--help` stays quiet
+    from smarthome.ui import forms, pipeline, sections  # Streamlit-only: `--help` stays quiet
     from smarthome.ui.common import tr
     from smarthome.ui.i18n import LANGUAGES
 
@@ -42,7 +42,11 @@ def page() -> None:
     st.caption(tr("subtitle"))
     sections.main_notice()
     names = ["efficiency", "malfunction", "segment", "bulk", "history", "segments"]
+    # the Pipeline tab comes first while a stream runs, last otherwise
+    names = ["pipeline", *names] if pipeline.stream_running() else [*names, "pipeline"]
     tabs = dict(zip(names, st.tabs([tr(f"tab_{n}") for n in names]), strict=True))
+    with tabs["pipeline"]:
+        pipeline.pipeline_section()
     with tabs["efficiency"]:
         forms.efficiency_form()
     with tabs["malfunction"]:

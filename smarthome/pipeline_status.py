@@ -84,8 +84,8 @@ def _mtime(path: Path) -> datetime:
 class PipelineSource:
     """Where the pipeline lives; ``view()`` looks at all of it.
 
-    Kafka is asked at most once a second (every 5 s while it does not answer: each try
-    waits for its timeouts).
+    Kafka is asked at most once a second (every 5 s while it does not answer), in a
+    background thread.
     """
 
     bootstrap_servers: str
@@ -98,6 +98,8 @@ class PipelineSource:
         self._rows: dict[str, int] = {}
         self._kafka: tuple[float, KafkaView] | None = None
         self._lock = threading.Lock()
+        self._looking = False
+        self._first = threading.Event()
 
     def view(self) -> PipelineView:
         return PipelineView(
@@ -108,13 +110,39 @@ class PipelineSource:
         )
 
     def kafka(self) -> KafkaView:
-        with self._lock:  # one Kafka look at a time, shared by concurrent requests
-            fresh = 1.0 if self._kafka and self._kafka[1].reachable else 5.0
-            if self._kafka and time.monotonic() - self._kafka[0] < fresh:
-                return self._kafka[1]
+        """The newest look at Kafka; an older one starts a new look in the background.
+
+        Only the very first call waits for Kafka (its timeouts when Kafka is down), so a
+        request never does after that.
+        """
+        with self._lock:
+            cached = self._kafka
+            stale = cached is None or time.monotonic() - cached[0] >= self._max_age(cached[1])
+            if stale and not self._looking:
+                self._looking = True
+                threading.Thread(target=self._refresh, daemon=True).start()
+        if cached is None:
+            self._first.wait(timeout=15)
+            with self._lock:
+                cached = self._kafka
+        if cached is None:
+            return KafkaView(reachable=False, error="Kafka did not answer within 15 s",
+                             bootstrap_servers=self.bootstrap_servers, topic=self.topic,
+                             group=self.group, checked_at=_now())  # fmt: skip
+        return cached[1]
+
+    @staticmethod
+    def _max_age(view: KafkaView) -> float:
+        return 1.0 if view.reachable else 5.0  # a look at a Kafka that is down takes seconds
+
+    def _refresh(self) -> None:
+        try:
             view = self._look_at_kafka()
-            self._kafka = (time.monotonic(), view)
-            return view
+            with self._lock:
+                self._kafka = (time.monotonic(), view)
+        finally:
+            self._looking = False
+            self._first.set()
 
     def _look_at_kafka(self) -> KafkaView:
         from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import requests
+from pydantic import ValidationError
+
+from smarthome.pipeline_status import PipelineView
 
 #: seconds to wait for a connection and for an answer; a slow API is reported, not waited on
 CONNECT_TIMEOUT = 3.0
@@ -112,6 +115,16 @@ class ApiClient:
                     {**manifest, "_set_name": entry.get("name"), "_loaded": entry.get("loaded")}
                 )
         return manifests
+
+    def pipeline(self) -> PipelineView:
+        """``GET /pipeline``, read through its type: a missing or renamed field is an error."""
+        body = self._call("GET", "/pipeline")
+        try:
+            return PipelineView.model_validate(body)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise ApiError("bad_response", f"/pipeline: {where}: {first['msg']}") from None
 
     def segments(self) -> Any:
         """``GET /segments`` when the API has it (cluster profiles of the loaded set)."""

@@ -208,6 +208,40 @@ TEXTS: dict[str, dict[str, str]] = {
     "device": {"en": "Device type", "id": "Jenis perangkat"},
     "share": {"en": "Share", "id": "Porsi"},
     "efficiency_rate": {"en": "Efficient devices", "id": "Perangkat efisien"},
+    # pipeline
+    "tab_pipeline": {"en": "Pipeline", "id": "Pipeline"},
+    "pipe_intro": {
+        "en": "The stream, live: records flow from the producer through the Kafka topic and "
+        "the consumer into batch files, Spark trains model sets, the API serves the newest.",
+        "id": "Stream secara langsung: record mengalir dari producer melalui topik Kafka dan "
+        "consumer ke file batch, Spark melatih set model, API menyajikan yang terbaru.",
+    },
+    "pipe_producer": {"en": "Producer", "id": "Producer"},
+    "pipe_topic": {"en": "Topic", "id": "Topik"},
+    "pipe_consumer": {"en": "Consumer lag", "id": "Lag consumer"},
+    "pipe_batches": {"en": "Batch files", "id": "File batch"},
+    "pipe_training": {"en": "Training", "id": "Pelatihan"},
+    "pipe_api": {"en": "API: newest set", "id": "API: set terbaru"},
+    "pipe_rate": {"en": "records/s into the topic", "id": "record/detik ke topik"},
+    "pipe_rate_axis": {"en": "records/s", "id": "record/detik"},
+    "pipe_records": {"en": "records in {topic}", "id": "record di {topic}"},
+    "pipe_lag": {"en": "records not yet in a batch file", "id": "record belum di file batch"},
+    "pipe_rows": {"en": "{rows} rows", "id": "{rows} baris"},
+    "pipe_training_now": {"en": "set {set}…", "id": "set {set}…"},
+    "pipe_idle": {"en": "idle", "id": "diam"},
+    "pipe_sets": {"en": "{count} model sets", "id": "{count} set model"},
+    "pipe_newest_age": {"en": "trained {age} ago", "id": "dilatih {age} lalu"},
+    "pipe_kafka_down": {
+        "en": "Kafka does not answer at {servers}: {error}",
+        "id": "Kafka tidak menjawab di {servers}: {error}",
+    },
+    "pipe_rejected": {
+        "en": "{count} rejected messages (in rejected/)",
+        "id": "{count} pesan ditolak (di rejected/)",
+    },
+    "pipe_partition": {"en": "Partition", "id": "Partisi"},
+    "pipe_end_offset": {"en": "End offset", "id": "Offset akhir"},
+    "pipe_committed": {"en": "Committed", "id": "Di-commit"},
 }
 
 
