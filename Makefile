@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 JARS_STAMP := .cache/kafka-jars/.resolved
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser jars kafka-up kafka-down kafka-status test test-fast lint format bench demo clean bench-scale chaos
+.PHONY: help install browser prometheus jars kafka-up kafka-down kafka-status test test-fast lint format bench demo clean bench-scale chaos
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -26,6 +26,12 @@ browser: ## install Debian's chromium for the UI browser test (Playwright never 
 	elif [ "$$(id -u)" = 0 ]; then \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
 	else echo "note: the UI browser test needs Chromium: sudo apt-get install chromium"; fi
+
+prometheus: ## install Debian's prometheus for the metrics test and `make demo PROMETHEUS=1`
+	@if command -v prometheus >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q prometheus; \
+	else echo "note: the Prometheus test needs it: sudo apt-get install prometheus"; fi
 
 $(JARS_STAMP): kafka/pom.xml
 	rm -f .cache/kafka-jars/*.jar  # a version bump must not leave two Kafka versions on the classpath
@@ -45,7 +51,7 @@ kafka-down: ## stop the local Kafka broker or cluster started by kafka-up
 kafka-status: ## is local Kafka running? (a cluster: its nodes and partition leaders)
 	$(PY) -m smarthome.kafka_local status
 
-test: install browser ## the whole test suite (real Kafka broker, real local Spark, Chromium)
+test: install browser prometheus ## the whole test suite (real Kafka, real local Spark, Chromium, Prometheus)
 	$(PY) -m pytest
 
 test-fast: install ## unit tests only (no Kafka, no Spark)

@@ -1,0 +1,70 @@
+"""A real Prometheus scrapes the pipeline and a counter reads back through its query API."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from smarthome.kafka_local import free_port
+from smarthome.prometheus_local import LocalPrometheus, binary, write_config
+from tests.conftest import ROOT, require
+from tests.test_consumer import dataset_records, message
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def prometheus_binary() -> None:
+    require(binary() is not None, "Debian's prometheus (make test installs it)")
+
+
+def test_prometheus_scrapes_the_consumer_and_reads_its_counter_back(
+    prometheus_binary: None, kafka_broker: Any, make_topic: Any, dataset_path: Path,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    from kafka import KafkaProducer
+
+    topic = make_topic(1)
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap_servers)
+    for key, value in [message(r) for r in dataset_records(dataset_path)[:250]]:
+        producer.send(topic, key=key, value=value)
+    producer.flush()
+    producer.close()
+
+    consumer_port = free_port()
+    log = tmp_path / "consumer.log"
+    with log.open("wb") as out:
+        consumer = subprocess.Popen(
+            [sys.executable, "kafka_consumer_batch.py", "--bootstrap-servers",
+             kafka_broker.bootstrap_servers, "--topic", topic, "--batch-dir",
+             str(tmp_path / "b"), "--follow", "--max-batch-age", "0.5",
+             "--metrics-port", str(consumer_port), "--no-progress"],
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    config = write_config(tmp_path / "prometheus.yml", {"consumer": consumer_port}, "1s")
+    prometheus = LocalPrometheus(config, free_port(), tmp_path / "tsdb", tmp_path / "prom.log")
+    prometheus.start()
+    try:
+        deadline = time.monotonic() + 90
+        value = None
+        while time.monotonic() < deadline:
+            assert consumer.poll() is None, log.read_text()
+            result = prometheus.query('smarthome_consumer_records_written_total{job="consumer"}')
+            value = float(result[0]["value"][1]) if result else None
+            if value == 250:
+                break
+            time.sleep(1)
+        assert value == 250, (
+            f"Prometheus read {value}; {(tmp_path / 'prom.log').read_text()[-500:]}"
+        )
+        up = prometheus.query('up{job="consumer"}')
+        assert up and up[0]["value"][1] == "1"
+    finally:
+        prometheus.stop()
+        consumer.terminate()
+        consumer.wait(timeout=60)
