@@ -13,7 +13,7 @@ from flask_cors import CORS
 from werkzeug.exceptions import HTTPException
 
 from smarthome.api.holder import Loader, ModelHolder, default_loader
-from smarthome.api.routes import bp
+from smarthome.api.routes import bp, healthz_post
 from smarthome.api.validation import MAX_BATCH, MAX_BODY_BYTES, ApiError
 
 __all__ = ["create_app", "ModelHolder"]
@@ -51,10 +51,12 @@ def create_app(
     *,
     reload_seconds: float = 2.0,
     loader: Loader = default_loader,
+    bench_noop: bool = False,
 ) -> Flask:
     """The API serving the newest set in ``model_dir``, re-checked every ``reload_seconds``.
 
     ``reload_seconds=0`` disables the background watcher (tests call ``holder.check()``).
+    ``bench_noop`` adds ``POST /healthz``, a no-op the benchmark compares predictions with.
     """
     app = Flask("smarthome.api")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
@@ -64,6 +66,8 @@ def create_app(
     holder.start(reload_seconds)
     app.extensions["model_holder"] = holder
     app.register_blueprint(bp)
+    if bench_noop:
+        app.add_url_rule("/healthz", "healthz_post", healthz_post, methods=["POST"])
     app.register_error_handler(ApiError, lambda e: _error(e.status, e.message, e.details))
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
