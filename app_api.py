@@ -1,21 +1,36 @@
-"""Serve the smart-home predictions over HTTP with waitress (DESIGN §8).
+"""Serve the smart-home predictions over HTTP (DESIGN §8).
 
     python app_api.py [--host 127.0.0.1] [--port 5000] [--model-dir spark_models]
 
 The newest model set in --model-dir is loaded at start and re-checked every
 --reload-seconds, so sets trained while the API runs are picked up without a restart.
+It serves with granian worker processes (one per core) on Linux and macOS, with waitress
+elsewhere or with --server waitress.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
+import atexit
+import os
+import shutil
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
-from smarthome.cli import UserError, run
-from smarthome.config import env, help_default
+from smarthome.api.serve import (
+    MULTIPROC_ENV,
+    SERVERS,
+    AppSettings,
+    check_port_free,
+    default_server,
+    default_workers,
+    serve_granian,
+    serve_waitress,
+)
+from smarthome.cli import UserError, add_kafka_flags, number, run
+from smarthome.config import CONSUMER_GROUP, env, help_default
 
 PROG = "app_api.py"
 
@@ -38,7 +53,46 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="how often to look for a newer model set; 0 = never (default: %(default)s)",
     )
     parser.add_argument(
-        "--threads", type=int, default=4, help="waitress worker threads (default: %(default)s)"
+        "--server",
+        choices=SERVERS,
+        default="auto",
+        help="WSGI server; auto = granian on Linux/macOS, waitress on Windows or without "
+        "granian (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=number(int, "--workers", 1),
+        default=default_workers(),
+        help="granian worker processes, each loading and reloading the model set on its own "
+        "(default: one per core, %(default)s)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=number(int, "--threads", 1),
+        default=4,
+        help="waitress worker threads (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--batch-dir",
+        default=env("BATCH_DIR"),
+        help=f"batch files folder, for GET /pipeline {help_default('BATCH_DIR')}",
+    )
+    add_kafka_flags(parser)
+    parser.add_argument(
+        "--group",
+        default=CONSUMER_GROUP,
+        help=f"the consumer group GET /pipeline reports the lag of (default: {CONSUMER_GROUP})",
+    )
+    parser.add_argument(
+        "--no-metrics",
+        action="store_true",
+        help="do not count requests nor serve GET /metrics (Prometheus)",
+    )
+    parser.add_argument(
+        "--bench-noop",
+        action="store_true",
+        help="also answer POST /healthz, a no-op that benchmarks compare predictions with "
+        "(not part of the API)",
     )
     return parser.parse_args(argv)
 
@@ -56,28 +110,38 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 < args.port < 65536:
         raise UserError(f"--port {args.port}: must be between 1 and 65535")
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    from waitress import create_server
+    from smarthome import registry
 
-    from smarthome.api import create_app
-
-    app = create_app(model_dir, reload_seconds=args.reload_seconds)
-    try:
-        server = create_server(app, host=args.host, port=args.port, threads=args.threads)
-    except OSError as exc:
-        raise UserError(
-            f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); "
-            "stop the other server or pass --port"
-        ) from None
-    holder = app.extensions["model_holder"]
-    loaded = holder.current_name or "none yet (predictions answer 503 until one is trained)"
-    print(f"serving on http://{args.host}:{args.port}  model set: {loaded}", flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    try:
-        server.run()
-    finally:
-        holder.stop()
-        server.close()
+    check_port_free(args.host, args.port)  # one-line error before any worker starts
+    settings = AppSettings(
+        str(model_dir),
+        args.reload_seconds,
+        bench_noop=args.bench_noop,
+        metrics=not args.no_metrics,
+        batch_dir=args.batch_dir,
+        bootstrap_servers=args.bootstrap_servers,
+        topic=args.topic,
+        group=args.group,
+    )
+    # every worker process writes its metrics here and a scrape adds them up; set before any
+    # import of prometheus_client, which reads it once (so never import it in this process)
+    if settings.metrics:
+        metrics_dir = Path(tempfile.mkdtemp(prefix="smarthome-api-metrics-"))
+        os.environ[MULTIPROC_ENV] = str(metrics_dir)
+        atexit.register(shutil.rmtree, metrics_dir, True)
+    server = default_server() if args.server == "auto" else args.server
+    if server == "granian":
+        how = f"granian, {args.workers} worker process(es)"
+    else:
+        how = f"waitress, {args.threads} thread(s)"
+    newest = registry.newest_set(model_dir)
+    loaded = newest.name if newest else "none yet (predictions answer 503 until one is trained)"
+    print(f"serving on http://{args.host}:{args.port} ({how})  newest set: {loaded}", flush=True)
+    if server == "granian":
+        serve_granian(settings, args.host, args.port, args.workers)  # handles SIGTERM itself
+    else:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        serve_waitress(settings, args.host, args.port, args.threads)
     return 0
 
 

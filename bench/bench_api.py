@@ -150,12 +150,55 @@ def wrk_load(
     out = subprocess.run(cmd + [url + path], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)", out)  # connect, read, write, timeout
+    failed = sum(int(n) for n in re.findall(r"\d+", socket_errors.group(1))) if socket_errors else 0
 
     def latency(q: str) -> float:
         value, unit = re.search(rf"\s{q}%\s+([\d.]+)(us|ms|s)", out).groups()
         return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
-    return rps, latency("50"), latency("99"), int(errors.group(1)) if errors else 0
+    return rps, latency("50"), latency("99"), (int(errors.group(1)) if errors else 0) + failed
+
+
+#: rows in the list request of the bench (the issue's bar: >= 50,000 rows/s)
+LIST_ROWS = 100
+
+
+def servers() -> list[tuple[str, list[str]]]:
+    """(label, app_api.py flags): the old configuration first, then today's default."""
+    from smarthome.api.serve import default_server, default_workers
+
+    new = default_server()
+    how = f"{default_workers()} workers" if new == "granian" else "4 threads"
+    return [
+        ("waitress, 4 threads (before)", ["--server", "waitress", "--threads", "4"]),
+        (f"`python app_api.py` ({new}, {how})", []),
+    ]
+
+
+def http_table(model_dir: Path, work: Path, clients: int, seconds: float) -> list[tuple]:
+    """(server, request, rows per request, requests/s, p50, p99, errors) for each server."""
+    rows = dataset_rows(LIST_ROWS)
+    one = json.dumps({k: rows[0][k] for k in DEVICE_FEATURES}).encode()
+    many = json.dumps([{k: r[k] for k in DEVICE_FEATURES} for r in rows]).encode()
+    targets = (
+        ("POST /healthz (no-op)", "/healthz", one, 1),
+        ("POST /predict_efficiency", "/predict_efficiency", one, 1),
+        (f"POST /predict_efficiency, {LIST_ROWS} rows", "/predict_efficiency", many, LIST_ROWS),
+    )
+    out = []
+    for server, flags in servers():
+        log = work / f"api-{len(out)}.log"
+        with running_api(model_dir, log, "--bench-noop", "--reload-seconds", "0", *flags) as url:
+            port = int(url.rsplit(":", 1)[1])
+            for label, path, body, rows_per in targets:
+                load(port, "POST", path, body, clients, 1.0)  # warm-up
+                if shutil.which("wrk"):
+                    figures = wrk_load(url, "POST", path, body, clients, seconds, work)
+                else:
+                    figures = load(port, "POST", path, body, clients, seconds)
+                out.append((server, label, rows_per, *figures))
+    return out
 
 
 def spark_baseline(set_dir: Path, n: int) -> float:
@@ -197,40 +240,26 @@ def main() -> int:
         for name, p50, p99 in rows:
             print(f"| {name} | {p50:.3f} | {p99:.3f} |")
 
-        body = json.dumps({k: dataset_rows(1)[0][k] for k in DEVICE_FEATURES}).encode()
-        targets = (  # the no-ops first: the ratios below divide by them
-            ("GET /healthz (no-op)", "GET", "/healthz", b""),
-            ("POST /healthz (no-op, same body)", "POST", "/healthz", body),
-            ("POST /predict_efficiency", "POST", "/predict_efficiency", body),
-        )
-        http_rows = []
-        with running_api(model_dir, work / "api.log") as url:
-            port = int(url.rsplit(":", 1)[1])
-            for label, method, path, data in targets:
-                load(port, method, path, data, args.clients, 1.0)  # warm-up
-                figures = load(port, method, path, data, args.clients, args.seconds)
-                http_rows.append((f"{label}, Python clients", *figures))
-            if shutil.which("wrk"):
-                for label, method, path, data in targets:
-                    figures = wrk_load(url, method, path, data, args.clients, args.seconds, work)
-                    http_rows.append((f"{label}, wrk", *figures))
+        http_rows = http_table(model_dir, work, args.clients, args.seconds)
+        generator = "wrk -t2" if shutil.which("wrk") else "Python clients (wrk not installed)"
         print(
-            f"\nHTTP, app_api.py on waitress (4 threads), {args.clients} keep-alive connections, "
-            f"{args.seconds:g} s each (Python: one client process per connection; "
-            f"wrk: {'2 threads' if shutil.which('wrk') else 'not installed, skipped'}):\n"
+            f"\nHTTP, {args.clients} keep-alive connections, {args.seconds:g} s per row, "
+            f"{generator}; both servers started by this run:\n"
         )
-        print("| endpoint, load generator | requests/s | p50 ms | p99 ms | errors |")
-        print("|---|---|---|---|---|")
-        for label, rps, p50, p99, errors in http_rows:
-            print(f"| {label} | {rps:.0f} | {p50:.2f} | {p99:.2f} | {errors} |")
-        per_generator = len(targets)
-        for i in range(0, len(http_rows), per_generator):
-            get_noop, post_noop, predict = (r[1] for r in http_rows[i : i + per_generator])
-            generator = http_rows[i][0].split(", ")[-1]
+        print("| server | request | requests/s | rows/s | p50 ms | p99 ms | errors |")
+        print("|---|---|---|---|---|---|---|")
+        for server, label, rows_per, rps, p50, p99, errors in http_rows:
             print(
-                f"\npredict_efficiency ({generator}): {predict / get_noop:.0%} of GET /healthz's "
-                f"requests/s, {predict / post_noop:.0%} of POST /healthz's (same body)"
+                f"| {server} | {label} | {rps:,.0f} | {rps * rows_per:,.0f} | {p50:.2f} "
+                f"| {p99:.2f} | {errors} |"
             )
+        by = {(server, label): rps for server, label, _, rps, *_ in http_rows}
+        old, new = (label for label, _ in servers())
+        for label in ("POST /predict_efficiency", f"POST /predict_efficiency, {LIST_ROWS} rows"):
+            print(f"\n{label}: {by[new, label] / by[old, label]:.2f}x the requests/s of {old}")
+        for server in (old, new):
+            share = by[server, "POST /predict_efficiency"] / by[server, "POST /healthz (no-op)"]
+            print(f"{server}: predict_efficiency at {share:.0%} of its no-op's requests/s")
 
         spark_p50 = spark_baseline(set_dir, args.spark_requests)
         ours = rows[0][1]

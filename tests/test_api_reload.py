@@ -104,3 +104,78 @@ def test_new_set_under_load_is_picked_up_and_broken_set_skipped(
         assert "scoring.json" in status["skipped_sets"][broken.name]
     log = (tmp_path / "api.log").read_text()
     assert f"skipping model set {broken.name}" in log
+
+
+def status_by_worker(url: str, workers: int, timeout: float = 30.0) -> dict[int, str]:
+    """Worker pid -> the set it serves, from ``GET /`` over fresh connections (each new
+    connection is accepted by whichever worker takes it) until every worker has answered."""
+    found: dict[int, str] = {}
+    deadline = time.monotonic() + timeout
+    while len(found) < workers:
+        assert time.monotonic() < deadline, f"only {len(found)} of {workers} workers answered"
+        status = requests.get(url + "/", timeout=10, headers={"Connection": "close"}).json()
+        found[status["worker_pid"]] = status["model_set"]
+    return found
+
+
+def test_every_worker_process_swaps_under_load(trained_model_dir: Path, tmp_path: Path) -> None:
+    """Several granian workers: each reloads on its own, all serve the new set within
+    --reload-seconds (plus the time to load it), and no request fails during the swap."""
+    workers, reload_seconds = 3, 1.0
+    original = registry.newest_set(trained_model_dir)
+    model_dir = tmp_path / "models"
+    model_dir.mkdir()
+    shutil.copytree(original, model_dir / original.name)
+    args = ("--server", "granian", "--workers", str(workers), "--reload-seconds", "1")
+
+    with running_api(model_dir, tmp_path / "api.log", *args) as url:
+        before = status_by_worker(url, workers)
+        assert set(before.values()) == {original.name}
+        stop = threading.Event()
+        answers: list[tuple[float, str]] = []
+        failures: list[str] = []
+
+        def hammer(keep_alive: bool) -> None:
+            headers = {} if keep_alive else {"Connection": "close"}
+            with requests.Session() as http:
+                while not stop.is_set():
+                    try:
+                        answer = http.post(
+                            url + "/predict_efficiency", json=ROW, headers=headers, timeout=30
+                        )
+                        if answer.status_code != 200:
+                            failures.append(f"{answer.status_code} {answer.text[:200]}")
+                        else:
+                            answers.append((time.monotonic(), answer.json()["model_set"]))
+                    except requests.RequestException as exc:
+                        failures.append(repr(exc))
+
+        clients = [threading.Thread(target=hammer, args=(i % 2 == 0,)) for i in range(6)]
+        for c in clients:
+            c.start()
+        try:
+            wait_for(lambda: len(answers) > 100)
+            staging, newer = publish_copy(original, model_dir, 2, minutes=5)
+            os.replace(staging, newer)
+            published = time.monotonic()
+            after = status_by_worker(url, workers)  # includes the wait for the slowest worker
+            while set(after.values()) != {newer.name}:
+                after = status_by_worker(url, workers)
+            all_swapped = time.monotonic() - published
+            count_after_swap = len(answers)
+            wait_for(lambda: len(answers) > count_after_swap + 100)
+        finally:
+            stop.set()
+            for c in clients:
+                c.join()
+
+    assert failures == []
+    assert set(after) == set(before), "a worker process was replaced instead of reloading"
+    # every answer after the last worker swapped comes from the new set (0.2 s of grace for a
+    # request that read the old set just before its worker swapped, still in flight)
+    late = [name for t, name in answers if t > published + all_swapped + 0.2]
+    assert late and set(late) == {newer.name}
+    # each worker polls every --reload-seconds; loading a set takes a fraction of a second
+    assert all_swapped < reload_seconds + 2.0, f"last worker swapped after {all_swapped:.2f} s"
+    log = (tmp_path / "api.log").read_text()
+    assert log.count(f"serving model set {newer.name}") == workers

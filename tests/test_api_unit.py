@@ -187,6 +187,17 @@ def test_unknown_path_and_wrong_method_are_json(client) -> None:
     assert "POST" in wrong.headers["Allow"]
 
 
+def test_post_healthz_is_a_benchmark_tool_off_by_default(model_dir: Path) -> None:
+    """The POST no-op is not an API: 405 (as the OpenAPI document says) unless asked for."""
+    served = create_app(model_dir, reload_seconds=0, loader=FakeSet).test_client()
+    answer = post(served, "/healthz", FEATURES)
+    assert answer.status_code == 405
+    assert sorted(answer.headers["Allow"].split(", ")) == ["GET", "HEAD", "OPTIONS"]
+    assert served.get("/healthz").get_json() == {"status": "ok"}
+    bench = create_app(model_dir, reload_seconds=0, loader=FakeSet, bench_noop=True)
+    assert post(bench.test_client(), "/healthz", FEATURES).get_json() == {"status": "ok"}
+
+
 def test_no_model_set_is_503_saying_how_to_train(tmp_path: Path) -> None:
     client = create_app(tmp_path, reload_seconds=0, loader=FakeSet).test_client()
     answer = post(client, "/predict_efficiency", FEATURES)

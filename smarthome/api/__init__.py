@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from smarthome.api.holder import Loader, ModelHolder, default_loader
 from smarthome.api.pipeline import bp as pipeline_bp
-from smarthome.api.routes import bp
+from smarthome.api.routes import bp, healthz_post
 from smarthome.api.validation import MAX_BATCH, MAX_BODY_BYTES, ApiError
 from smarthome.pipeline_status import PipelineSource
 
@@ -54,11 +54,15 @@ def create_app(
     reload_seconds: float = 2.0,
     loader: Loader = default_loader,
     pipeline: PipelineSource | None = None,
+    bench_noop: bool = False,
+    metrics: bool = True,
 ) -> Flask:
     """The API serving the newest set in ``model_dir``, re-checked every ``reload_seconds``.
 
     ``reload_seconds=0`` disables the background watcher (tests call ``holder.check()``).
     ``pipeline`` says where ``GET /pipeline`` looks (default: the environment's settings).
+    ``bench_noop`` adds ``POST /healthz``, a no-op the benchmark compares predictions with.
+    ``metrics`` counts every request and serves ``GET /metrics`` (``smarthome.api.metrics``).
     """
     app = Flask("smarthome.api")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
@@ -70,6 +74,12 @@ def create_app(
     app.extensions["pipeline_source"] = pipeline or default_pipeline_source(Path(model_dir))
     app.register_blueprint(bp)
     app.register_blueprint(pipeline_bp)
+    if metrics:
+        from smarthome.api.metrics import install
+
+        install(app, holder)
+    if bench_noop:
+        app.add_url_rule("/healthz", "healthz_post", healthz_post, methods=["POST"])
     app.register_error_handler(ApiError, lambda e: _error(e.status, e.message, e.details))
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)

@@ -40,6 +40,9 @@ class ModelHolder:
         self._check_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        #: called after a newer set is swapped in / a broken one skipped (metrics hook here)
+        self.on_loaded: Callable[[Any], None] = lambda _model_set: None
+        self.on_skipped: Callable[[str], None] = lambda _name: None
 
     @property
     def current_name(self) -> str | None:
@@ -62,9 +65,11 @@ class ModelHolder:
                     reason = str(exc) or type(exc).__name__
                     self.failed[name] = reason
                     log.warning("skipping model set %s: %s", name, reason)
+                    self.on_skipped(name)
                     continue
                 self.current = model_set  # the atomic swap
                 log.info("serving model set %s (was %s)", name, loaded or "none")
+                self.on_loaded(model_set)
                 return True
             return False
 

@@ -112,6 +112,17 @@ def build_document(server_url: str | None = None) -> dict[str, Any]:
                 " looked at; Kafka unreachable is said, not an error",
                 PipelineView,
             ),
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics (text format) of every worker process",
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text exposition format",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
             "/openapi.json": {
                 "get": {
                     "summary": "This document",

@@ -51,6 +51,9 @@ class StatusResponse(BaseModel):
     manifest: dict[str, Any] | None = Field(description="The loaded set's manifest.json")
     skipped_sets: dict[str, str] = Field(description="Sets that failed to load: name -> reason")
     hint: str | None = None
+    worker_pid: int = Field(
+        description="The server process that answered: each worker loads and reloads on its own"
+    )
 
 
 class SetEntry(BaseModel):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 from pydantic import BaseModel
 
 from smarthome import registry
@@ -43,6 +44,7 @@ def _predict(model: type[BaseModel], score: Callable[[Any, list], list[dict]]) -
     value, is_list = parse_body(request.get_data(cache=False), request.content_type)
     rows = validate_rows(value, model)
     answers = score(_loaded(), rows)
+    g.predicted_rows = len(answers)  # for the metrics
     return jsonify(answers if is_list else answers[0])
 
 
@@ -73,6 +75,7 @@ def status() -> Response:
         "manifest": model_set.manifest if model_set is not None else None,
         "skipped_sets": dict(h.failed),
         "hint": None if model_set is not None else no_model_message(h.model_dir),
+        "worker_pid": os.getpid(),
     }
     return jsonify(body)
 
@@ -83,10 +86,10 @@ def healthz() -> Response:
     return jsonify({"status": "ok"})
 
 
-@bp.post("/healthz")
 def healthz_post() -> Response:
     """The no-op for POSTs: reads and ignores the body, so the benchmark can compare a
-    prediction with a request of the same shape (not in the OpenAPI document: not an API)."""
+    prediction with a request of the same shape. Not an API: registered only with
+    ``create_app(bench_noop=True)`` (``app_api.py --bench-noop``), never by default."""
     request.get_data(cache=False)
     return jsonify({"status": "ok"})
 

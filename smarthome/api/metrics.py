@@ -1,0 +1,133 @@
+"""``GET /metrics``: the API's Prometheus metrics, summed over every worker process.
+
+granian serves with several worker processes; each counts its own requests, so the metrics
+use ``prometheus_client``'s multiprocess mode when ``PROMETHEUS_MULTIPROC_DIR`` is set
+(``app_api.py`` sets it to a fresh folder): every process writes its values to files there
+and a scrape, whichever worker answers it, adds them up. Without it (tests, one process)
+each app has a registry of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime
+from typing import Any
+
+from flask import Flask, Response, g, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from smarthome.api.serve import MULTIPROC_ENV
+
+#: predictions take a fraction of a millisecond: buckets from 0.25 ms to 2.5 s
+LATENCY_BUCKETS = (0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5)
+MODEL_OF_PATH = {
+    "/predict_efficiency": "efficiency",
+    "/predict_malfunction": "malfunction",
+    "/get_device_segment": "clustering",
+}
+
+
+class _SetAge(Collector):
+    """The loaded set's age, computed when scraped (by the worker that answers)."""
+
+    def __init__(self, holder: Any) -> None:
+        self.holder = holder
+
+    def collect(self) -> Any:
+        family = GaugeMetricFamily(
+            "smarthome_api_model_set_age_seconds", "seconds since the loaded set was trained"
+        )
+        created = _manifest(self.holder).get("created_at")
+        if created:
+            moment = datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+            family.add_metric([], max(0.0, time.time() - moment.timestamp()))
+        yield family
+
+
+def _manifest(holder: Any) -> dict[str, Any]:
+    current = holder.current
+    manifest = getattr(current, "manifest", None) if current is not None else None
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def install(app: Flask, holder: Any) -> None:
+    """Count every request of ``app`` and serve ``GET /metrics``."""
+    shared = bool(os.environ.get(MULTIPROC_ENV))
+    own = None if shared else CollectorRegistry()
+    registry: Any = own  # None: metrics write to the multiprocess files only
+    requests = Counter(
+        "smarthome_api_requests", "requests by endpoint and status", ["endpoint", "status"],
+        registry=registry,
+    )  # fmt: skip
+    latency = Histogram(
+        "smarthome_api_request_seconds", "time to answer, by endpoint", ["endpoint"],
+        buckets=LATENCY_BUCKETS, registry=registry,
+    )  # fmt: skip
+    rows = Counter(
+        "smarthome_api_predicted_rows", "records scored, by model", ["model"], registry=registry
+    )
+    set_number = Gauge(
+        "smarthome_api_model_set_number", "number of the loaded model set (0: none)",
+        multiprocess_mode="max", registry=registry,
+    )  # fmt: skip
+    set_rows = Gauge(
+        "smarthome_api_model_set_rows_trained", "rows the loaded set was trained on",
+        multiprocess_mode="max", registry=registry,
+    )  # fmt: skip
+    reloads = Counter(
+        "smarthome_api_reloads", "newer model sets loaded (per worker process)", registry=registry
+    )
+    skipped = Counter(
+        "smarthome_api_skipped_sets", "broken model sets skipped (per worker process)",
+        registry=registry,
+    )  # fmt: skip
+
+    def loaded(model_set: Any) -> None:
+        reloads.inc()
+        set_number.set(int(str(model_set.name).rsplit("set", 1)[-1]))
+        manifest = getattr(model_set, "manifest", None)
+        set_rows.set(int(manifest.get("rows") or 0) if isinstance(manifest, dict) else 0)
+
+    holder.on_loaded = loaded
+    holder.on_skipped = lambda _name: skipped.inc()
+    if holder.current is not None:  # loaded before the hooks were there
+        loaded(holder.current)
+
+    @app.before_request
+    def _start() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _count(response: Response) -> Response:
+        endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        requests.labels(endpoint, str(response.status_code)).inc()
+        latency.labels(endpoint).observe(time.perf_counter() - g.get("started", 0.0))
+        scored = g.get("predicted_rows")
+        if scored and response.status_code == 200:
+            rows.labels(MODEL_OF_PATH[endpoint]).inc(scored)
+        return response
+
+    age = _SetAge(holder)
+    if own is not None:
+        own.register(age)
+
+    def metrics() -> Response:
+        if own is not None:
+            return Response(generate_latest(own), mimetype=CONTENT_TYPE_LATEST)
+        scrape = CollectorRegistry()
+        multiprocess.MultiProcessCollector(scrape)
+        scrape.register(age)
+        return Response(generate_latest(scrape), mimetype=CONTENT_TYPE_LATEST)
+
+    app.add_url_rule("/metrics", "metrics", metrics, methods=["GET"])
