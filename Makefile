@@ -71,8 +71,8 @@ bench: install ## run the benchmarks and print a table
 bench-scale: install jars ## 100k/300k/1M synthetic records: producer, 2 consumers, one Spark set (about 10 min)
 	$(PY) -m bench.bench_scale
 
-demo: install ## the whole pipeline live: Kafka, producer, consumer, training, API, UI (Ctrl-C stops) [BROKERS=3]
-	$(PY) -m smarthome.demo --brokers $(BROKERS) $(DEMO_ARGS)
+demo: install ## the whole pipeline live: Kafka, producer, consumer, training, API, UI (Ctrl-C stops) [BROKERS=3] [PROMETHEUS=1]
+	$(PY) -m smarthome.demo --brokers $(BROKERS) $(if $(PROMETHEUS),--prometheus) $(DEMO_ARGS)
 
 chaos: install jars ## exactly once under faults: kills, pauses, broker kills on a private broker (about 3 min) [BROKERS=3]
 	$(PY) -m smarthome.chaos --brokers $(BROKERS) $(CHAOS_ARGS)

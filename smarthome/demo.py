@@ -69,6 +69,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=300,
         help="producer records/s (0 = as fast as possible; default 300)",
     )
+    parser.add_argument(
+        "--prometheus",
+        action="store_true",
+        help="also start Prometheus (Debian's prometheus package) scraping every stage",
+    )
+    parser.add_argument("--prometheus-port", type=int, default=9090)
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--max-batch-age", type=float, default=5)
     parser.add_argument(
@@ -224,6 +230,13 @@ def main(argv: list[str] | None = None) -> int:
     def stage(name: str, *argv: str) -> Stage:
         return supervisor.start(Stage(name, list(argv), logs / f"{name}.log", ROOT, env))
 
+    from smarthome.kafka_local import free_port
+    from smarthome.prometheus_local import LocalPrometheus, binary, write_config
+
+    metrics = {"producer": free_port(), "consumer": free_port(), "api": args.api_port}
+    scrape_config = write_config(state / ".run" / "prometheus.yml", metrics)
+    prometheus = None
+
     try:
         clock.mark(broker.start())
         already = records_in_topic(env["KAFKA_BOOTSTRAP_SERVERS"], topic)
@@ -232,8 +245,9 @@ def main(argv: list[str] | None = None) -> int:
             clock.mark(f"topic {topic} already holds {already} records: resuming, not re-sending")
         else:
             producer = stage(
-                "producer", py, "kafka_producer.py", "--rate", str(args.rate), "--no-progress"
-            )
+                "producer", py, "kafka_producer.py", "--rate", str(args.rate), "--no-progress",
+                "--metrics-port", str(metrics["producer"]),
+            )  # fmt: skip
         stage(
             "consumer",
             py,
@@ -244,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
             str(args.batch_size),
             "--max-batch-age",
             str(args.max_batch_age),
+            "--metrics-port",
+            str(metrics["consumer"]),
         )
         stage("training", py, "spark_training.py", "--watch")
         stage("api", py, "app_api.py", "--port", str(args.api_port))
@@ -261,6 +277,15 @@ def main(argv: list[str] | None = None) -> int:
             "--browser.gatherUsageStats",
             "false",
         )
+        if args.prometheus and binary() is None:
+            clock.mark("Prometheus is not installed (`make prometheus`); not starting it")
+        elif args.prometheus:
+            prometheus = LocalPrometheus(
+                scrape_config, args.prometheus_port, state / ".run" / "prometheus-data",
+                logs / "prometheus.log",
+            )  # fmt: skip
+            prometheus.start()
+            clock.mark(f"Prometheus at {prometheus.url} scraping {scrape_config}")
         print(
             f"\n  UI:  http://localhost:{args.ui_port}\n  API: {api_url}\n"
             f"  logs: {logs}/<stage>.log      Ctrl-C stops everything.\n",
@@ -268,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return _watch(args, supervisor, producer, clock, env, topic, already)
     finally:
+        if prometheus is not None:
+            prometheus.stop()
         supervisor.stop_all()
         broker.stop()
         clock.mark("stopped everything the demo started")

@@ -9,13 +9,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from smarthome.kafka_local import free_port
 from smarthome.prometheus_local import LocalPrometheus, binary, write_config
 from tests.conftest import ROOT, require
+from tests.fixtures_api import running_api
 from tests.test_consumer import dataset_records, message
 
 pytestmark = pytest.mark.slow
+
+DEVICE = {
+    "DeviceType": "Camera",
+    "UsageHoursPerDay": 3.5,
+    "EnergyConsumption": 7.25,
+    "UserPreferences": 0,
+    "MalfunctionIncidents": 3,
+    "DeviceAgeMonths": 40,
+}
 
 
 @pytest.fixture
@@ -23,9 +34,9 @@ def prometheus_binary() -> None:
     require(binary() is not None, "Debian's prometheus (make test installs it)")
 
 
-def test_prometheus_scrapes_the_consumer_and_reads_its_counter_back(
+def test_prometheus_scrapes_the_api_and_the_consumer_and_reads_counters_back(
     prometheus_binary: None, kafka_broker: Any, make_topic: Any, dataset_path: Path,
-    tmp_path: Path,
+    trained_model_dir: Path, tmp_path: Path,
 ) -> None:  # fmt: skip
     from kafka import KafkaProducer
 
@@ -46,7 +57,13 @@ def test_prometheus_scrapes_the_consumer_and_reads_its_counter_back(
              "--metrics-port", str(consumer_port), "--no-progress"],
             cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
-    config = write_config(tmp_path / "prometheus.yml", {"consumer": consumer_port}, "1s")
+    api = running_api(trained_model_dir, tmp_path / "api.log", "--workers", "2")
+    api_url = api.__enter__()
+    api_port = int(api_url.rsplit(":", 1)[1])
+    for _ in range(40):
+        requests.post(f"{api_url}/predict_efficiency", json=DEVICE, timeout=10).raise_for_status()
+    targets = {"consumer": consumer_port, "api": api_port}
+    config = write_config(tmp_path / "prometheus.yml", targets, "1s")
     prometheus = LocalPrometheus(config, free_port(), tmp_path / "tsdb", tmp_path / "prom.log")
     prometheus.start()
     try:
@@ -64,7 +81,16 @@ def test_prometheus_scrapes_the_consumer_and_reads_its_counter_back(
         )
         up = prometheus.query('up{job="consumer"}')
         assert up and up[0]["value"][1] == "1"
+        deadline = time.monotonic() + 60
+        query = 'smarthome_api_requests_total{job="api",endpoint="/predict_efficiency"}'
+        while time.monotonic() < deadline:
+            result = prometheus.query(query)
+            if result and float(result[0]["value"][1]) == 40:
+                break
+            time.sleep(1)
+        assert result and float(result[0]["value"][1]) == 40, result
     finally:
+        api.__exit__(None, None, None)
         prometheus.stop()
         consumer.terminate()
         consumer.wait(timeout=60)
