@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 JARS_STAMP := .cache/kafka-jars/.resolved
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser prometheus jars kafka-up kafka-down kafka-status test test-fast lint format bench demo clean bench-scale chaos
+.PHONY: help install browser prometheus screenshots jars kafka-up kafka-down kafka-status test test-fast lint format bench demo clean bench-scale chaos
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ kafka-status: ## is local Kafka running? (a cluster: its nodes and partition lea
 
 test: install browser prometheus ## the whole test suite (real Kafka, real local Spark, Chromium, Prometheus)
 	$(PY) -m pytest
+
+screenshots: install browser ## refresh the README's UI pictures in docs/ (the browser test, saving into docs/)
+	SMARTHOME_SCREENSHOTS_DIR=$(CURDIR)/docs $(PY) -m pytest tests/test_ui_browser.py
 
 test-fast: install ## unit tests only (no Kafka, no Spark)
 	$(PY) -m pytest -m "not kafka and not spark and not browser"

@@ -1,7 +1,7 @@
 """The real thing: ``streamlit run app_ui.py`` against the real API, in headless Chromium.
 
 Fills and submits the efficiency form like a person would, finds the API's prediction on the
-page, and saves a screenshot of each section under docs/ for the README.
+page, and saves a screenshot of each section (under docs/ with `make screenshots`).
 """
 
 from __future__ import annotations
@@ -15,13 +15,15 @@ import pandas as pd
 import pytest
 import requests
 
-from tests.conftest import ROOT, require
+from tests.conftest import require
 from tests.fixtures_api import free_port, serving
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = Path("/usr/bin/chromium")
-DOCS = ROOT / "docs"
+#: `make screenshots` points this at docs/ to refresh the README's pictures; `make test`
+#: leaves them alone (the run's pictures go to a temporary folder)
+SHOTS_ENV = "SMARTHOME_SCREENSHOTS_DIR"
 DEVICE = {
     "DeviceType": "Camera",
     "UsageHoursPerDay": 3.5,
@@ -96,13 +98,19 @@ def _fill_efficiency(page) -> None:
     form.get_by_role("button", name="Predict efficiency").click()
 
 
-def _shot(page, name: str) -> None:
+@pytest.fixture(scope="module")
+def shots_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = os.environ.get(SHOTS_ENV)
+    return Path(folder) if folder else tmp_path_factory.mktemp("screenshots")
+
+
+def _shot(page, folder: Path, name: str) -> None:
     page.wait_for_timeout(800)  # let charts finish their transition before the picture
-    page.screenshot(path=str(DOCS / f"ui_{name}.png"), full_page=True)
+    page.screenshot(path=str(folder / f"ui_{name}.png"), full_page=True)
 
 
 def test_efficiency_form_in_a_real_browser_and_screenshots(
-    browser, ui_url: str, api: str, dataset_path: Path, tmp_path: Path
+    browser, ui_url: str, api: str, dataset_path: Path, tmp_path: Path, shots_dir: Path
 ) -> None:
     expected = requests.post(f"{api}/predict_efficiency", json=DEVICE, timeout=10).json()
     label = "Efficient" if expected["predicted_efficiency_class"] == 1 else "Not efficient"
@@ -119,32 +127,32 @@ def test_efficiency_form_in_a_real_browser_and_screenshots(
     assert result.filter(has_text="Probability").inner_text().endswith(probability)
     assert result.filter(has_text="Prediction").inner_text().strip().endswith(label)
     assert page.get_by_test_id("stException").count() == 0
-    _shot(page, "efficiency")
+    _shot(page, shots_dir, "efficiency")
 
     page.get_by_role("tab", name="Malfunctions").click()
     page.get_by_role("button", name="Predict malfunctions").click()
     page.get_by_text("Expected malfunction incidents").wait_for()
-    _shot(page, "malfunction")
+    _shot(page, shots_dir, "malfunction")
 
     page.get_by_role("tab", name="Segment", exact=True).click()
     page.get_by_role("button", name="Find segment").click()
     page.get_by_text("How segment").first.wait_for()
-    _shot(page, "segment")
+    _shot(page, shots_dir, "segment")
 
     page.get_by_role("tab", name="Bulk predictions").click()
     upload = tmp_path / "devices.csv"
     pd.read_csv(dataset_path).head(25).to_csv(upload, index=False)
     page.locator("input[type=file]").set_input_files(str(upload))
     page.get_by_text("25 rows, all predicted.").wait_for()
-    _shot(page, "bulk")
+    _shot(page, shots_dir, "bulk")
 
     page.get_by_role("tab", name="Model history").click()
     page.get_by_text("All model sets").wait_for()
-    _shot(page, "history")
+    _shot(page, shots_dir, "history")
 
     page.get_by_role("tab", name="Segments", exact=True).click()
     page.get_by_test_id("stVegaLiteChart").last.wait_for()
-    _shot(page, "segments")
+    _shot(page, shots_dir, "segments")
 
     page.get_by_text("Bahasa Indonesia").click()
     page.get_by_role("tab", name="Efisiensi").click()
@@ -153,12 +161,12 @@ def test_efficiency_form_in_a_real_browser_and_screenshots(
     form = _form(page, "Prediksi efisiensi")
     assert form.get_by_label("Pemakaian (jam per hari)").input_value() == "3.50"
     assert form.get_by_role("radio", name="0").is_checked()
-    _shot(page, "bahasa")
+    _shot(page, shots_dir, "bahasa")
 
     url_box = page.get_by_label("URL API", exact=True)
     url_box.fill(f"http://127.0.0.1:{free_port()}")
     url_box.press("Enter")
     page.get_by_text("tidak dapat dihubungi").first.wait_for()
     assert page.get_by_test_id("stException").count() == 0
-    _shot(page, "api_down")
+    _shot(page, shots_dir, "api_down")
     page.close()
