@@ -46,6 +46,9 @@ class ErrorResponse(BaseModel):
 class StatusResponse(BaseModel):
     status: str = Field(description="'ok', or 'no model set' (predictions answer 503)")
     model_set: str | None = Field(description="The loaded set's name")
+    loaded_model_set: int | None = Field(
+        description="The loaded set's number, as the original API answered"
+    )
     model_dir: str
     metrics: dict[str, Any] = Field(description="Held-out metrics of each model of the set")
     manifest: dict[str, Any] | None = Field(description="The loaded set's manifest.json")

@@ -70,6 +70,8 @@ def status() -> Response:
     body: dict[str, Any] = {
         "status": "ok" if model_set is not None else "no model set",
         "model_set": model_set.name if model_set is not None else None,
+        # the original API's field: the set's number (clients written for it keep working)
+        "loaded_model_set": registry.set_number(model_set.name) if model_set is not None else None,
         "model_dir": str(h.model_dir),
         "metrics": results.metrics_of(model_set.manifest) if model_set is not None else {},
         "manifest": model_set.manifest if model_set is not None else None,
