@@ -8,12 +8,17 @@ off by default). Names, units and labels are listed in the README ("Watching it 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from smarthome import registry
 
 if TYPE_CHECKING:
     from smarthome.consumer import BatchConsumer
@@ -91,3 +96,62 @@ class ConsumerCollector(Collector):
                 lag.add_metric([topic, str(partition)], max(0, high - offset))
         yield committed
         yield lag
+
+
+class TrainingCollector(Collector):
+    """``spark_training.py --metrics-port``: what the model folder says, read when scraped.
+
+    Sets published since this process started (their manifests carry the seconds per set
+    and per model), and whether a set is being built right now (a folder in ``.tmp/``), so
+    the trainer's code needs no hooks.
+    """
+
+    def __init__(self, model_dir: Path) -> None:
+        self.model_dir = Path(model_dir)
+        self.started = datetime.now(timezone.utc)
+
+    def _ours(self) -> list[dict[str, Any]]:
+        manifests = []
+        for folder in registry.list_sets(self.model_dir) if self.model_dir.is_dir() else []:
+            try:
+                manifest = json.loads((folder / registry.MANIFEST).read_text())
+                created = datetime.fromisoformat(manifest["created_at"].replace("Z", "+00:00"))
+            except (OSError, ValueError, KeyError):
+                continue
+            if created >= self.started.replace(microsecond=0):
+                manifests.append(manifest)
+        return manifests
+
+    def collect(self) -> Iterator[Any]:
+        ours = self._ours()
+        yield _counter("smarthome_training_sets_trained", "model sets published", len(ours))
+        tmp = registry.tmp_dir(self.model_dir)
+        building = tmp.is_dir() and any(p.is_dir() for p in tmp.iterdir())
+        yield GaugeMetricFamily(
+            "smarthome_training_in_progress", "1 while a model set is being built", value=building
+        )
+        newest = ours[-1] if ours else {}
+        yield GaugeMetricFamily(
+            "smarthome_training_last_set_number", "number of the newest set published",
+            value=newest.get("set", 0),
+        )  # fmt: skip
+        per_set = GaugeMetricFamily(
+            "smarthome_training_last_set_seconds", "seconds the newest published set took"
+        )
+        if newest:
+            per_set.add_metric([], float(newest.get("seconds", 0.0)))
+        yield per_set
+        per_model = GaugeMetricFamily(
+            "smarthome_training_last_model_seconds",
+            "seconds each model of the newest set took to fit",
+            labels=["model"],
+        )
+        for name, section in (newest.get("models") or {}).items():
+            if isinstance(section, dict) and "training_seconds" in section:
+                per_model.add_metric([name], float(section["training_seconds"]))
+        yield per_model
+        total = CounterMetricFamily(
+            "smarthome_training_set_seconds", "seconds spent building published sets"
+        )
+        total.add_metric([], sum(float(m.get("seconds", 0.0)) for m in ours))
+        yield total

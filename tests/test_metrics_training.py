@@ -1,0 +1,65 @@
+"""``spark_training.py --metrics-port``: the collector reads what the model folder says."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from smarthome import registry
+from smarthome.metrics import TrainingCollector
+
+
+def scrape(collector: TrainingCollector) -> dict[tuple[str, tuple], float]:
+    reg = CollectorRegistry()
+    reg.register(collector)
+    text = generate_latest(reg).decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def publish(model_dir: Path, number: int, created: datetime, seconds: float) -> None:
+    folder = model_dir / registry.set_name(number, created)
+    folder.mkdir(parents=True)
+    manifest = {
+        "set": number,
+        "created_at": created.isoformat(timespec="seconds"),
+        "seconds": seconds,
+        "models": {
+            "efficiency": {"training_seconds": seconds / 2},
+            "malfunction": {"training_seconds": seconds / 4},
+            "clustering": {"training_seconds": seconds / 8},
+        },
+    }
+    (folder / registry.MANIFEST).write_text(json.dumps(manifest))
+
+
+def test_counts_only_sets_published_since_start_and_sees_a_set_in_progress(
+    tmp_path: Path,
+) -> None:
+    now = datetime.now(timezone.utc)
+    publish(tmp_path, 1, now - timedelta(hours=1), 9.0)  # an earlier run's set
+    collector = TrainingCollector(tmp_path)
+    got = scrape(collector)
+    assert got[("smarthome_training_sets_trained_total", ())] == 0
+    assert got[("smarthome_training_in_progress", ())] == 0
+
+    (registry.tmp_dir(tmp_path) / "20991231T000000Z_set0002").mkdir(parents=True)
+    assert scrape(collector)[("smarthome_training_in_progress", ())] == 1
+    publish(tmp_path, 2, now + timedelta(seconds=1), 4.0)
+    publish(tmp_path, 3, now + timedelta(seconds=2), 6.0)
+    for leftover in registry.tmp_dir(tmp_path).iterdir():
+        leftover.rmdir()
+    got = scrape(collector)
+    assert got[("smarthome_training_sets_trained_total", ())] == 2
+    assert got[("smarthome_training_in_progress", ())] == 0
+    assert got[("smarthome_training_last_set_number", ())] == 3
+    assert got[("smarthome_training_last_set_seconds", ())] == 6.0
+    assert got[("smarthome_training_last_model_seconds", (("model", "efficiency"),))] == 3.0
+    assert got[("smarthome_training_set_seconds_total", ())] == 10.0
