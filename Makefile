@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 JARS_STAMP := .cache/kafka-jars/.resolved
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser jars kafka-up kafka-down kafka-status test test-fast lint format bench demo clean bench-scale
+.PHONY: help install browser jars kafka-up kafka-down kafka-status spark-up spark-down spark-status test test-fast lint format bench demo clean bench-scale
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -44,6 +44,15 @@ kafka-down: ## stop the local Kafka broker started by kafka-up
 kafka-status: ## is the local Kafka broker running?
 	$(PY) -m smarthome.kafka_local status
 
+spark-up: install ## start a local Spark standalone cluster at spark://127.0.0.1:7077 [SPARK_WORKERS=N, default 2]
+	$(PY) -m smarthome.spark_local up --workers $(or $(SPARK_WORKERS),2)
+
+spark-down: ## stop the local Spark cluster started by spark-up (no JVM left)
+	$(PY) -m smarthome.spark_local down
+
+spark-status: ## is the local Spark cluster running, with how many workers?
+	$(PY) -m smarthome.spark_local status
+
 test: install browser ## the whole test suite (real Kafka broker, real local Spark, Chromium)
 	$(PY) -m pytest
 
@@ -64,9 +73,10 @@ bench: install ## run the benchmarks and print a table
 bench-scale: install jars ## 100k/300k/1M synthetic records: producer, 2 consumers, one Spark set (about 10 min)
 	$(PY) -m bench.bench_scale
 
-demo: install ## the whole pipeline live: Kafka, producer, consumer, training, API, UI (Ctrl-C stops)
-	$(PY) -m smarthome.demo $(DEMO_ARGS)
+demo: install ## the whole pipeline live: Kafka, producer, consumer, training, API, UI (Ctrl-C stops) [SPARK_WORKERS=N: train on a standalone cluster]
+	$(PY) -m smarthome.demo --spark-workers $(or $(SPARK_WORKERS),0) $(DEMO_ARGS)
 
-clean: ## stop the local broker; remove batches, model sets, logs and the broker's data
+clean: ## stop the local broker and Spark cluster; remove batches, model sets, logs and the broker's data
 	-$(PY) -m smarthome.kafka_local down 2>/dev/null
+	-$(PY) -m smarthome.spark_local down 2>/dev/null
 	rm -rf batched_data/* batched_data/.tmp spark_models/* spark_models/.tmp logs .run

@@ -82,13 +82,15 @@ def is_local(master: str) -> bool:
     return master.startswith("local")
 
 
-def ship_package(spark: SparkSession) -> Path:
+def ship_package(spark: SparkSession) -> Path | None:
     """Zip ``smarthome/`` and add it to every executor's ``sys.path`` (``addPyFile``).
 
     Executors run in their worker's work dir, on other machines too: without this a task that
     uses ``smarthome`` imports it only by luck. The zip lives until the driver exits (Spark
-    serves it from there to executors that join later).
+    serves it from there to executors that join later). None if this session already has it.
     """
+    if any(Path(added).name == "smarthome.zip" for added in spark.sparkContext.listFiles):
+        return None  # getOrCreate returned a session we shipped to already
     folder = Path(tempfile.mkdtemp(prefix="smarthome-pyfiles-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     archive = folder / "smarthome.zip"

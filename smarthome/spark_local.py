@@ -313,10 +313,13 @@ def main(argv: list[str] | None = None) -> int:
         cluster.stop()
         print(f"Spark stopped ({', '.join(d.name for d in running)})")
         return 0
+    stop = "make spark-down"
+    if cluster.base_dir != DEFAULT_DIR.resolve():
+        stop = f"python -m smarthome.spark_local down --dir {cluster.base_dir}"
     if cluster.is_running():
         print(
             f"Spark master is already running (pid {cluster.pid}) at {cluster.master_url}"
-            f" with {cluster.alive_workers() or 0} worker(s); `make spark-down` stops it"
+            f" with {cluster.alive_workers() or 0} worker(s); `{stop}` stops it"
         )
         return 0
     started = time.monotonic()
@@ -325,7 +328,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Spark is up at {cluster.master_url} (UI {cluster.ui_url}) with {args.workers}"
         f" worker(s) x {args.worker_cores} core(s) x {args.worker_memory} after"
         f" {time.monotonic() - started:.1f} s; logs: {cluster.master.log_file.parent}/spark-*.log;"
-        f" train with `spark-submit --master {cluster.master_url} spark_training.py`"
+        f" train with `spark-submit --master {cluster.master_url} spark_training.py`;"
+        f" stop it with `{stop}`"
     )
     return 0
 

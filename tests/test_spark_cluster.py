@@ -162,6 +162,7 @@ def compare_sets(cluster_set: Path, local_set: Path, dataset_path: Path) -> None
             assert abs(got - value) <= 1e-9, (model, metric, got, value)
 
 
+@pytest.mark.timeout(1800)  # JVM-heavy; a loaded 2-core machine needs room
 def test_two_worker_cluster_trains_the_same_set_as_local_mode(
     spark, spark_cluster: LocalSparkCluster, dataset_batch_dir: Path, dataset_path: Path,
     tmp_path: Path,
@@ -200,6 +201,7 @@ def wait_for(condition: Callable[[], bool], timeout: float, proc: subprocess.Pop
         time.sleep(0.2)
 
 
+@pytest.mark.timeout(1800)  # JVM-heavy; a loaded 2-core machine needs room
 def test_watch_on_the_cluster_trains_each_new_batch_until_ctrl_c(
     spark_cluster: LocalSparkCluster, dataset_batch_dir: Path, tmp_path: Path
 ) -> None:
@@ -236,6 +238,7 @@ def test_watch_on_the_cluster_trains_each_new_batch_until_ctrl_c(
         assert manifest["set"] == number and len(manifest["batch_files"]) == number
 
 
+@pytest.mark.timeout(1800)  # JVM-heavy; a loaded 2-core machine needs room
 def test_a_worker_killed_mid_training_never_leaves_a_half_set(
     dataset_batch_dir: Path, tmp_path: Path
 ) -> None:
