@@ -85,6 +85,14 @@ def error_lines(output: str) -> list[str]:
     return re.findall(r"spark_training\.py: error: .*", output)
 
 
+def cmdline(proc: psutil.Process) -> str:
+    """A process's command line; "" for a zombie (a worker's reaped-late launcher child)."""
+    try:
+        return " ".join(proc.cmdline())
+    except psutil.Error:
+        return ""
+
+
 def jvms_under(folder: Path) -> list[psutil.Process]:
     """Live processes whose command line or cwd is inside ``folder`` (ours, by construction)."""
     found = []
@@ -223,8 +231,8 @@ def test_watch_on_the_cluster_trains_each_new_batch_until_ctrl_c(
         wait_for(lambda: len(registry.list_sets(model_dir)) == 1, 600, proc)
         shutil.copy(files[1], batch_dir / files[1].name)
         wait_for(lambda: len(registry.list_sets(model_dir)) == 2, 600, proc)
-        os.killpg(proc.pid, signal.SIGINT)
-        assert proc.wait(timeout=120) == 0, log.read_text()[-3000:]
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: spark-submit's JVM gets it too (130)
+        assert proc.wait(timeout=120) in (0, 130), log.read_text()[-3000:]
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -232,6 +240,7 @@ def test_watch_on_the_cluster_trains_each_new_batch_until_ctrl_c(
     text = log.read_text()
     assert "storage check: 2 executor slot(s)" in text
     assert "stopped watching" in text
+    assert "Traceback" not in text
     for number, folder in enumerate(registry.list_sets(model_dir), start=1):
         assert_complete(folder)
         manifest = json.loads((folder / registry.MANIFEST).read_text())
@@ -261,7 +270,7 @@ def test_a_worker_killed_mid_training_never_leaves_a_half_set(
             worker = cluster.worker_daemons[1].process()
             assert worker is not None
             family = [*worker.children(recursive=True), worker]
-            assert any("Executor" in " ".join(p.cmdline()) for p in family[:-1])
+            assert any("Executor" in cmdline(p) for p in family[:-1])
             for member in family:
                 member.kill()
             seen_sets: set[Path] = set()
