@@ -66,9 +66,8 @@ def main() -> int:
     try:
         for round_ in range(args.rounds):
             for master, results in runs.items():
-                model_dir = (
-                    work / f"models-{round_}-{'local' if master.startswith('local') else 'cluster'}"
-                )
+                kind = "local" if master.startswith("local") else "cluster"
+                model_dir = work / f"models-{round_}-{kind}"
                 results.append(one_set(master, batch_dir, model_dir, args.quick))
     finally:
         cluster.stop()
