@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 JARS_STAMP := .cache/kafka-jars/.resolved
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser prometheus screenshots jars kafka-up kafka-down kafka-status test test-fast lint format bench demo clean bench-scale chaos
+.PHONY: help install browser prometheus screenshots jars kafka-up kafka-down kafka-status spark-up spark-down spark-status test test-fast lint format bench demo clean bench-scale chaos
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -51,6 +51,15 @@ kafka-down: ## stop the local Kafka broker or cluster started by kafka-up
 kafka-status: ## is local Kafka running? (a cluster: its nodes and partition leaders)
 	$(PY) -m smarthome.kafka_local status
 
+spark-up: install ## start a local Spark standalone cluster at spark://127.0.0.1:7077 [SPARK_WORKERS=N, default 2]
+	$(PY) -m smarthome.spark_local up --workers $(or $(SPARK_WORKERS),2)
+
+spark-down: ## stop the local Spark cluster started by spark-up (no JVM left)
+	$(PY) -m smarthome.spark_local down
+
+spark-status: ## is the local Spark cluster running, with how many workers?
+	$(PY) -m smarthome.spark_local status
+
 test: install browser prometheus ## the whole test suite (real Kafka, real local Spark, Chromium, Prometheus)
 	$(PY) -m pytest
 
@@ -74,12 +83,16 @@ bench: install ## run the benchmarks and print a table
 bench-scale: install jars ## 100k/300k/1M synthetic records: producer, 2 consumers, one Spark set (about 10 min)
 	$(PY) -m bench.bench_scale
 
-demo: install ## the whole pipeline live: Kafka, producer, consumer, training, API, UI (Ctrl-C stops) [BROKERS=3] [PROMETHEUS=1]
-	$(PY) -m smarthome.demo --brokers $(BROKERS) $(if $(PROMETHEUS),--prometheus) $(DEMO_ARGS)
+# CLUSTER=1: the pipeline on a 3-node Kafka cluster and a Spark master with 2 workers
+DEMO_BROKERS = $(if $(CLUSTER),3,$(BROKERS))
+DEMO_WORKERS = $(if $(CLUSTER),2,$(or $(SPARK_WORKERS),0))
+demo: install ## the whole pipeline live (Ctrl-C stops) [BROKERS=3] [SPARK_WORKERS=N] [CLUSTER=1] [PROMETHEUS=1]
+	$(PY) -m smarthome.demo --brokers $(DEMO_BROKERS) --spark-workers $(DEMO_WORKERS) $(if $(PROMETHEUS),--prometheus) $(DEMO_ARGS)
 
 chaos: install jars ## exactly once under faults: kills, pauses, broker kills on a private broker (about 3 min) [BROKERS=3]
 	$(PY) -m smarthome.chaos --brokers $(BROKERS) $(CHAOS_ARGS)
 
-clean: ## stop the local broker; remove batches, model sets, logs and the broker's data
+clean: ## stop the local broker and Spark cluster; remove batches, model sets, logs and the broker's data
 	-$(PY) -m smarthome.kafka_local down 2>/dev/null
+	-$(PY) -m smarthome.spark_local down 2>/dev/null
 	rm -rf batched_data/* batched_data/.tmp spark_models/* spark_models/.tmp logs .run

@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     from smarthome.batch_reader import check_header
     from smarthome.set_window import newest_sets, nothing_new_in_window, run_newest
     from smarthome.spark import get_spark
+    from smarthome.storage_check import check_shared_storage
     from smarthome.training import TrainConfig
     from smarthome.training_sets import (
         batch_files,
@@ -120,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"starting Spark ({args.master or 'default master'})", flush=True)
         spark = get_spark(args.master, app_name="spark_training")
         try:
+            if (tasks := check_shared_storage(spark, batch_dir, model_dir)) is not None:
+                print(f"storage check: {tasks} executor slot(s) see the driver's files", flush=True)
             if args.watch:
                 try:
                     count = watch(

@@ -78,6 +78,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--max-batch-age", type=float, default=5)
     parser.add_argument(
+        "--spark-workers",
+        type=int,
+        default=0,
+        help="train on a local Spark standalone cluster of N workers (default 0: local mode)",
+    )
+    parser.add_argument("--spark-port", type=int, default=7077, help="with --spark-workers")
+    parser.add_argument("--spark-ui-port", type=int, default=8080, help="with --spark-workers")
+    parser.add_argument(
         "--exit-when-trained",
         action="store_true",
         help="stop everything once the API serves a set trained on every record",
@@ -226,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         args.kafka_port, args.kafka_controller_port, state / ".run" / "kafka", args.brokers
     )
     supervisor = Supervisor()
+    cluster = _spark_cluster(args, state / ".run" / "spark", env)
 
     def stage(name: str, *argv: str) -> Stage:
         return supervisor.start(Stage(name, list(argv), logs / f"{name}.log", ROOT, env))
@@ -239,6 +248,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         clock.mark(broker.start())
+        if cluster is not None:
+            cluster.start()
+            clock.mark(
+                f"started a Spark master at {cluster.master_url} + {cluster.workers} workers"
+            )
         already = records_in_topic(env["KAFKA_BOOTSTRAP_SERVERS"], topic)
         producer = None
         if already:
@@ -261,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
             "--metrics-port",
             str(metrics["consumer"]),
         )
-        stage("training", py, "spark_training.py", "--watch")
+        master = ["--master", cluster.master_url] if cluster is not None else []
+        stage("training", py, "spark_training.py", "--watch", *master)
         stage("api", py, "app_api.py", "--port", str(args.api_port))
         stage(
             "ui",
@@ -296,8 +311,23 @@ def main(argv: list[str] | None = None) -> int:
         if prometheus is not None:
             prometheus.stop()
         supervisor.stop_all()
+        if cluster is not None:
+            cluster.stop()
         broker.stop()
         clock.mark("stopped everything the demo started")
+
+
+def _spark_cluster(args: argparse.Namespace, folder: Path, env: dict[str, str]):
+    """The standalone cluster ``--spark-workers N`` asks for (None: local mode), and its env."""
+    if args.spark_workers < 1:
+        return None
+    from smarthome.spark_local import LocalSparkCluster
+
+    env["PYSPARK_PYTHON"] = sys.executable  # the executors' Python
+    env["SPARK_LOCAL_IP"] = "127.0.0.1"  # the driver binds 127.0.0.1 like the workers
+    return LocalSparkCluster(
+        folder, workers=args.spark_workers, port=args.spark_port, ui_port=args.spark_ui_port
+    )
 
 
 def _watch(args, supervisor, producer, clock, env, topic, already) -> int:

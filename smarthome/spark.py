@@ -2,12 +2,17 @@
 
 The master comes from ``--master`` when given; otherwise, under ``spark-submit``, from
 spark-submit itself (DESIGN §2: its ``--master`` wins); otherwise from ``SPARK_MASTER``.
+On a cluster master the ``smarthome`` package is shipped to the executors (a zip given to
+``addPyFile``), so a Python task that uses it imports it wherever the executor runs.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -36,7 +41,11 @@ CONF: dict[str, str] = {
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.adaptive.enabled": "true",
     "spark.driver.memory": "2g",
+    # a barrier stage (smarthome/storage_check.py) whose slots vanished: fail in seconds, not 10 min
+    "spark.scheduler.barrier.maxConcurrentTasksCheck.interval": "1s",
+    "spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures": "5",
 }
+PACKAGE = Path(__file__).resolve().parent
 
 
 def under_spark_submit() -> bool:
@@ -63,7 +72,34 @@ def get_spark(master: str | None = None, app_name: str = "smarthome") -> SparkSe
         )
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
+    if not is_local(spark.sparkContext.master):
+        ship_package(spark)
     return spark
+
+
+def is_local(master: str) -> bool:
+    """Whether executors run inside the driver's JVM (``local``, ``local[N]``, ``local[*]``)."""
+    return master.startswith("local")
+
+
+def ship_package(spark: SparkSession) -> Path | None:
+    """Zip ``smarthome/`` and add it to every executor's ``sys.path`` (``addPyFile``).
+
+    Executors run in their worker's work dir, on other machines too: without this a task that
+    uses ``smarthome`` imports it only by luck. The zip lives until the driver exits (Spark
+    serves it from there to executors that join later). None if this session already has it.
+    """
+    if any(Path(added).name == "smarthome.zip" for added in spark.sparkContext.listFiles):
+        return None  # getOrCreate returned a session we shipped to already
+    folder = Path(tempfile.mkdtemp(prefix="smarthome-pyfiles-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    archive = folder / "smarthome.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
+        for path in sorted(PACKAGE.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                zipped.write(path, Path(PACKAGE.name) / path.relative_to(PACKAGE))
+    spark.sparkContext.addPyFile(str(archive))
+    return archive
 
 
 def _log4j2_file() -> Path:

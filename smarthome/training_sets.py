@@ -31,6 +31,7 @@ from .batchfiles import list_batch_files
 from .cli import UserError
 from .cluster_stats import profile_segments
 from .schema import EFFICIENCY_LABEL, MALFUNCTION_LABEL
+from .storage_check import check_complete
 from .training import TrainConfig, split, train_clustering, train_efficiency, train_malfunction
 
 Log = Callable[[str], None]
@@ -270,6 +271,7 @@ def build_set(
 
 def publish_set(tmp: Path, model_dir: Path) -> Path:
     """Rename a complete set from ``.tmp/`` into place (atomic) and make that durable."""
+    check_complete(tmp)  # executors on an unshared disk: parts missing, never publish
     for folder, _, names in os.walk(tmp):  # Spark's writers do not fsync
         for name in names:
             fd = os.open(Path(folder) / name, os.O_RDONLY)
