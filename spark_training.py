@@ -15,7 +15,7 @@ import argparse
 import contextlib
 from pathlib import Path
 
-from smarthome.cli import run
+from smarthome.cli import add_metrics_flag, run
 from smarthome.config import env, help_default
 
 PROG = "spark_training.py"
@@ -60,6 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--poll-seconds", type=float, default=5.0, help="--watch: batch folder poll interval"
     )
+    add_metrics_flag(parser)
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -102,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     cfg = TrainConfig(k=args.k, seed=args.seed, quick=args.quick)
+    if args.metrics_port:
+        from smarthome.metrics import TrainingCollector, serve
+
+        serve(args.metrics_port, TrainingCollector(model_dir))
     if not args.watch:  # fail fast, before starting Spark
         files = batch_files(batch_dir)
         for path in files:

@@ -242,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     from smarthome.kafka_local import free_port
     from smarthome.prometheus_local import LocalPrometheus, binary, write_config
 
-    metrics = {"producer": free_port(), "consumer": free_port(), "api": args.api_port}
+    metrics = {"producer": free_port(), "consumer": free_port(), "training": free_port()}
+    metrics["api"] = args.api_port
     scrape_config = write_config(state / ".run" / "prometheus.yml", metrics)
     prometheus = None
 
@@ -276,7 +277,10 @@ def main(argv: list[str] | None = None) -> int:
             str(metrics["consumer"]),
         )
         master = ["--master", cluster.master_url] if cluster is not None else []
-        stage("training", py, "spark_training.py", "--watch", *master)
+        stage(
+            "training", py, "spark_training.py", "--watch", *master,
+            "--metrics-port", str(metrics["training"]),
+        )  # fmt: skip
         stage("api", py, "app_api.py", "--port", str(args.api_port))
         stage(
             "ui",

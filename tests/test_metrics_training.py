@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
+import subprocess
+import sys
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
+import requests
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from smarthome import registry
+from smarthome.kafka_local import free_port
 from smarthome.metrics import TrainingCollector
+from tests.conftest import ROOT
+from tests.fixtures_models import write_batches
 
 
 def scrape(collector: TrainingCollector) -> dict[tuple[str, tuple], float]:
@@ -63,3 +73,48 @@ def test_counts_only_sets_published_since_start_and_sees_a_set_in_progress(
     assert got[("smarthome_training_last_set_seconds", ())] == 6.0
     assert got[("smarthome_training_last_model_seconds", (("model", "efficiency"),))] == 3.0
     assert got[("smarthome_training_set_seconds_total", ())] == 10.0
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_watch_serves_its_metrics_while_it_trains(
+    java_available: None, dataset_path: Path, tmp_path: Path
+) -> None:
+    batches, models = tmp_path / "batches", tmp_path / "models"
+    write_batches(dataset_path, batches, parts=2)
+    port = free_port()
+    log = tmp_path / "training.log"
+    with log.open("wb") as out:
+        trainer = subprocess.Popen(
+            [sys.executable, "spark_training.py", "--watch", "--quick", "--poll-seconds", "1",
+             "--batch-dir", str(batches), "--model-dir", str(models),
+             "--metrics-port", str(port)],
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 400
+        got: dict = {}
+        while time.monotonic() < deadline:
+            assert trainer.poll() is None, log.read_text()[-3000:]
+            with contextlib.suppress(requests.RequestException):
+                got = scrape_http(port)
+            if got.get(("smarthome_training_sets_trained_total", ())) == 2:
+                break
+            time.sleep(1)
+        else:
+            raise AssertionError(f"{got}\n{log.read_text()[-3000:]}")
+    finally:
+        trainer.send_signal(signal.SIGINT)
+        trainer.wait(timeout=120)
+    assert got[("smarthome_training_last_set_number", ())] == 2
+    assert got[("smarthome_training_in_progress", ())] == 0
+    assert got[("smarthome_training_last_set_seconds", ())] > 0
+
+
+def scrape_http(port: int) -> dict[tuple[str, tuple], float]:
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
