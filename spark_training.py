@@ -65,6 +65,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="small models (few shallow trees) for smoke tests; not for real use",
     )
+    parser.add_argument(
+        "--legacy-speed",
+        action="store_true",
+        help="the Spark settings and step order before issue 14 (same models, slower), for "
+        "benchmarks",
+    )
     args = parser.parse_args(argv)
     if args.k < 2:
         parser.error("--k must be at least 2")
@@ -100,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         watch,
     )
 
-    cfg = TrainConfig(k=args.k, seed=args.seed, quick=args.quick)
+    cfg = TrainConfig(k=args.k, seed=args.seed, quick=args.quick, legacy_speed=args.legacy_speed)
     if not args.watch:  # fail fast, before starting Spark
         files = batch_files(batch_dir)
         for path in files:
