@@ -66,6 +66,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="small models (few shallow trees) for smoke tests; not for real use",
     )
+    parser.add_argument(
+        "--legacy-speed",
+        action="store_true",
+        help="the Spark settings and step order before issue 14 (same models, slower), for "
+        "benchmarks",
+    )
     args = parser.parse_args(argv)
     if args.k < 2:
         parser.error("--k must be at least 2")
@@ -102,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         watch,
     )
 
-    cfg = TrainConfig(k=args.k, seed=args.seed, quick=args.quick)
+    cfg = TrainConfig(k=args.k, seed=args.seed, quick=args.quick, legacy_speed=args.legacy_speed)
     if args.metrics_port:
         from smarthome.metrics import TrainingCollector, serve
 

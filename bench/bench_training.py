@@ -1,6 +1,8 @@
 """Seconds to train one model set (all three models, full configuration) on the full dataset.
 
-- warm: a second set in the same SparkSession, as ``spark_training.py --watch`` trains;
+- warm: a second set in the same SparkSession, as ``spark_training.py --watch`` trains, with
+  today's settings and with ``--legacy-speed`` (the settings before issue 14), alternating,
+  and the seconds of each step;
 - fresh: ``spark-submit spark_training.py --latest-only`` from nothing (JVM start included);
 - rerun with nothing new: ``spark-submit spark_training.py`` when every set exists.
 
@@ -10,6 +12,8 @@
 from __future__ import annotations
 
 import os
+import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,6 +34,27 @@ def venv_env() -> dict[str, str]:
     environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{environ.get('PATH', '')}"
     environ["PYSPARK_PYTHON"] = environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
     return environ
+
+
+#: warm sets per configuration in the before/after comparison
+WARM_PAIRS = 3
+#: the steps of build_set's log, each ending at the line that contains its marker
+STEPS = {
+    "read + split": "held out); training",
+    "fit + evaluate": ": trained;",
+    "profile, save, export": ": profiled the segments",
+    "manifest, publish": " published ",
+}
+
+
+def step_seconds(lines: list[str]) -> list[float]:
+    """Seconds of each of STEPS, then the total, from build_set's ``[ 12.3s] ...`` log lines."""
+    marks = []
+    for marker in STEPS:
+        line = next(x for x in lines if marker in x)
+        stamp = re.match(r"\[\s*([\d.]+)s\]", line)
+        marks.append(float(stamp.group(1)) if stamp else float(line.rsplit(", ", 1)[1][:-2]))
+    return [b - a for a, b in zip([0.0, *marks[:-1]], marks, strict=True)] + [marks[-1]]
 
 
 def submit(*args: str) -> float:
@@ -57,11 +82,16 @@ def main() -> int:
     start = time.perf_counter()
     spark = get_spark("local[*]", app_name="bench_training")
     session = time.perf_counter() - start
-    timings = []
-    for run in range(3):
-        start = time.perf_counter()
-        run_once(spark, batch_dir, work / f"warm{run}", TrainConfig(), latest_only=True, log=quiet)
-        timings.append(time.perf_counter() - start)
+    start = time.perf_counter()
+    run_once(spark, batch_dir, work / "cold", TrainConfig(), latest_only=True, log=quiet)
+    cold = time.perf_counter() - start
+    steps: dict[str, list[list[float]]] = {"before (--legacy-speed)": [], "after": []}
+    for run in range(WARM_PAIRS * 2):  # alternating, so both see the same machine load
+        label = list(steps)[run % 2]
+        cfg = TrainConfig(legacy_speed=label != "after")
+        lines: list[str] = []
+        run_once(spark, batch_dir, work / f"pair{run}", cfg, latest_only=True, log=lines.append)
+        steps[label].append(step_seconds(lines))
     spark.stop()
 
     fresh_dir = str(work / "fresh")
@@ -77,14 +107,23 @@ def main() -> int:
     print("| measurement (5,403 rows, 3 models, full configuration) | seconds |")
     print("|---|---|")
     print(f"| SparkSession start in-process (local[*]) | {session:.1f} |")
-    print(f"| first set in a new session (cold JIT) | {timings[0]:.1f} |")
-    print(
-        f"| warm set, `--watch`-style (2nd and 3rd set, same session) | "
-        f"{timings[1]:.1f}, {timings[2]:.1f} |"
-    )
+    print(f"| first set in a new session (cold JIT) | {cold:.1f} |")
+    warm = ", ".join(f"{r[-1]:.1f}" for r in steps["after"])
+    print(f"| warm set, `--watch`-style (same session, table below) | {warm} |")
     print(f"| fresh `spark-submit spark_training.py --latest-only` | {fresh:.1f} |")
     print(f"| rerun with nothing new (`spark-submit`, no Spark started) | {rerun:.1f} |")
     print(f"| rerun with nothing new (`python spark_training.py`) | {rerun_python:.1f} |")
+    print(
+        "\nwarm set, seconds per step (median of "
+        f"{WARM_PAIRS}; after: the early models save and export while the forest still fits):\n"
+    )
+    print("| settings | " + " | ".join(STEPS) + " | total |")
+    print("|---|" + "---|" * (len(STEPS) + 1))
+    for label, runs in steps.items():
+        medians = [statistics.median(r[i] for r in runs) for i in range(len(STEPS) + 1)]
+        print(f"| {label} | " + " | ".join(f"{m:.1f}" for m in medians) + " |")
+    before, after = (statistics.median(r[-1] for r in runs) for runs in steps.values())
+    print(f"\nwarm set: {after:.1f} s against {before:.1f} s before ({after / before:.2f}x)")
     print(f"\nmachine load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     return 0
 

@@ -52,11 +52,17 @@ def malfunction_pipeline(**params: Any) -> Pipeline:
     With a huge L1 penalty (``regParam=1e9, elasticNetParam=1``) every coefficient is 0 and the
     model predicts the training mean: the honest fallback when nothing beats the mean.
     """
+    return Pipeline(
+        stages=[*feature_stages(MALFUNCTION_FEATURES), malfunction_regression(**params)]
+    )
+
+
+def malfunction_regression(**params: Any) -> LinearRegression:
+    """The last stage of :func:`malfunction_pipeline`."""
     regression = LinearRegression(
         featuresCol=FEATURES, labelCol=MALFUNCTION_LABEL, predictionCol=PREDICTION
     )
-    regression.setParams(**params)
-    return Pipeline(stages=[*feature_stages(MALFUNCTION_FEATURES), regression])
+    return regression.setParams(**params)
 
 
 def clustering_pipeline(k: int, seed: int, **params: Any) -> Pipeline:

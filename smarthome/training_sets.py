@@ -154,6 +154,20 @@ def _scoring(models: dict[str, Any]) -> dict[str, Any]:
     return {"format": 1, **{name: export_pipeline(m) for name, m in models.items()}}
 
 
+def _fitted(
+    save_to: Path | None, name: str, train: Callable[..., tuple[Any, dict]], *args: Any
+) -> tuple[Any, dict[str, Any], dict[str, Any] | None]:
+    """(model, manifest section, scoring export) of ``train(*args)``; saved into
+    ``save_to/name`` and exported right away unless ``save_to`` is None."""
+    model, section = train(*args)
+    if save_to is None:
+        return model, section, None
+    from .scoring_export import export_pipeline
+
+    model.save(str(save_to / name))
+    return model, section, export_pipeline(model)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -175,6 +189,35 @@ def build_set(
 
     With ``publish=False`` the complete set stays in ``.tmp/`` and its path there is returned.
     """
+    with sql_conf(spark, cfg.sql_conf):
+        return _build_set(spark, planned, model_dir, cfg, min_rows, outer_log, publish)
+
+
+@contextmanager
+def sql_conf(spark: SparkSession, settings: dict[str, str]) -> Iterator[None]:
+    """Spark SQL ``settings`` for the block, the session's own values restored after it."""
+    before = {key: spark.conf.get(key, None) for key in settings}
+    for key, value in settings.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
+
+
+def _build_set(
+    spark: SparkSession,
+    planned: PlannedSet,
+    model_dir: Path,
+    cfg: TrainConfig,
+    min_rows: int,
+    outer_log: Log,
+    publish: bool,
+) -> Path | None:
     start = time.perf_counter()
     label = f"set {planned.number}"
 
@@ -201,34 +244,50 @@ def build_set(
         raise UserError(f"{label}: {data.rows} rows leave an empty training or held-out split")
     log(f"{label}: {data.rows} rows ({train_rows} train / {test_rows} held out); training")
     majority = 1 if stats["efficient"] > 0.5 else 0
-    # the three fits are independent small jobs: running them side by side keeps both cores busy
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        eff_job = pool.submit(train_efficiency, train, test, cfg, majority)
-        mal_job = pool.submit(train_malfunction, train, test, cfg, float(stats["malfunction"]))
-        km_job = pool.submit(train_clustering, data.df, cfg)
-        eff, eff_section = eff_job.result()
-        mal, mal_section = mal_job.result()
-        km, km_section = km_job.result()
-    log(
-        f"{label}: trained; efficiency accuracy {eff_section['metrics']['accuracy']:.4f}, "
-        f"malfunction RMSE {mal_section['metrics']['rmse']:.4f}, "
-        f"clustering silhouette {km_section['metrics']['silhouette']:.4f}; saving"
-    )
-    clusters = profile_segments(km, data.df, cfg.k)  # aggregated in Spark: no rows collected
-    log(f"{label}: profiled the segments")
-
     name = registry.set_name(planned.number)
     tmp = registry.tmp_dir(model_dir) / name
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    models = {"efficiency": eff, "malfunction": mal, "clustering": km}
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        saves = [pool.submit(m.save, str(tmp / n)) for n, m in models.items()]
-        for save in saves:
-            save.result()
-    log(f"{label}: saved the models; exporting scoring.json")
-    _write_json(tmp / registry.SCORING, _scoring(models))
+    # the three models are independent small jobs: side by side they keep both cores busy, and
+    # each is saved and exported as soon as it is fitted, while the forest (the long one) fits
+    save_to = None if cfg.legacy_speed else tmp
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        jobs = {
+            "efficiency": pool.submit(
+                _fitted, save_to, "efficiency", train_efficiency, train, test, cfg, majority
+            ),
+            "malfunction": pool.submit(
+                _fitted, save_to, "malfunction", train_malfunction, train, test, cfg,
+                float(stats["malfunction"]),
+            ),
+            "clustering": pool.submit(
+                _fitted, save_to, "clustering", train_clustering, data.df, cfg
+            ),
+        }  # fmt: skip
+        if not cfg.legacy_speed:
+            clusters_job = pool.submit(
+                lambda: profile_segments(jobs["clustering"].result()[0], data.df, cfg.k)
+            )
+        fitted = {n: job.result() for n, job in jobs.items()}
+    models = {n: model for n, (model, _, _) in fitted.items()}
+    eff_section, mal_section, km_section = (section for _, section, _ in fitted.values())
+    log(
+        f"{label}: trained; efficiency accuracy {eff_section['metrics']['accuracy']:.4f}, "
+        f"malfunction RMSE {mal_section['metrics']['rmse']:.4f}, "
+        f"clustering silhouette {km_section['metrics']['silhouette']:.4f}"
+    )
+    if cfg.legacy_speed:  # the settings before issue 14: profile, save, export one after another
+        clusters = profile_segments(models["clustering"], data.df, cfg.k)
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            for save in [pool.submit(m.save, str(tmp / n)) for n, m in models.items()]:
+                save.result()
+        scoring = _scoring(models)
+    else:
+        clusters = clusters_job.result()
+        scoring = {"format": 1, **{n: exported for n, (_, _, exported) in fitted.items()}}
+    log(f"{label}: profiled the segments, saved and exported the models")
+    _write_json(tmp / registry.SCORING, scoring)
     _write_json(tmp / registry.CLUSTERS, clusters)
     seconds = time.perf_counter() - start
     manifest = {
