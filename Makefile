@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 JARS_STAMP := .cache/kafka-jars/.resolved
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser prometheus screenshots jars kafka-up kafka-down kafka-status spark-up spark-down spark-status test test-fast lint format bench demo clean bench-scale chaos
+.PHONY: help install browser prometheus wrk screenshots jars kafka-up kafka-down kafka-status spark-up spark-down spark-status test test-fast lint format bench demo clean bench-scale chaos
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -32,6 +32,12 @@ prometheus: ## install Debian's prometheus for the metrics test and `make demo P
 	elif [ "$$(id -u)" = 0 ]; then \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q prometheus; \
 	else echo "note: the Prometheus test needs it: sudo apt-get install prometheus"; fi
+
+wrk: ## install Debian's wrk, the HTTP load generator of the API benchmark
+	@if command -v wrk >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk; \
+	else echo "note: the API benchmark uses wrk when installed: sudo apt-get install wrk"; fi
 
 $(JARS_STAMP): kafka/pom.xml
 	rm -f .cache/kafka-jars/*.jar  # a version bump must not leave two Kafka versions on the classpath
@@ -77,7 +83,7 @@ format: install ## ruff format and fix
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: install ## run the benchmarks and print a table
+bench: install wrk ## run the benchmarks and print a table
 	$(PY) -m bench
 
 bench-scale: install jars ## 100k/300k/1M synthetic records: producer, 2 consumers, one Spark set (about 10 min)

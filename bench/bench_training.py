@@ -50,7 +50,7 @@ STEPS = {
 def step_seconds(lines: list[str]) -> list[float]:
     """Seconds of each of STEPS, then the total, from build_set's ``[ 12.3s] ...`` log lines."""
     marks = []
-    for marker in STEPS:
+    for marker in STEPS.values():
         line = next(x for x in lines if marker in x)
         stamp = re.match(r"\[\s*([\d.]+)s\]", line)
         marks.append(float(stamp.group(1)) if stamp else float(line.rsplit(", ", 1)[1][:-2]))
