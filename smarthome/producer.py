@@ -261,8 +261,16 @@ def close(producer: Any) -> None:
     """Close, giving up quietly on what is still unacknowledged (it is counted as failed)."""
     from kafka.errors import KafkaError
 
-    with contextlib.suppress(KafkaError):  # its I/O thread is a daemon: exit does not wait
+    try:
         producer.close(timeout=10)
+    except KafkaError:
+        # kafka-python could not flush batches the brokers never took (no leader, no ISR);
+        # they are counted as failed already. Stop its I/O thread now and keep its __del__
+        # from trying again at exit, where the only traceback the user would see comes from.
+        sender = getattr(producer, "_sender", None)
+        if sender is not None:
+            sender.force_close()
+        producer._closed = True
 
 
 def _flush(producer: Any, timeout: float) -> None:

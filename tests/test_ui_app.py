@@ -141,7 +141,8 @@ def test_language_switch_translates_the_page_and_keeps_results(page: AppTest) ->
     assert not page.exception
     assert [t.label for t in page.tabs] == [
         TEXTS[f"tab_{n}"]["id"]
-        for n in ("efficiency", "malfunction", "segment", "bulk", "history", "segments")
+        # no stream runs against this API, so the Pipeline tab comes last
+        for n in ("efficiency", "malfunction", "segment", "bulk", "history", "segments", "pipeline")
     ]
     shown = metrics(page)
     assert shown["Probabilitas"] == english["Probability"]
