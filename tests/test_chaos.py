@@ -64,7 +64,7 @@ def test_each_consumer_paused_past_its_session_timeout_twice_writes_nothing_twic
 def test_three_brokers_leader_kills_consumer_kills_and_a_pause_exactly_once(
     tmp_path: Path,
 ) -> None:
-    records, rate = 30_000, 600
+    records, rate = 30_000, 400
     faults = seeded_schedule(
         seed=3, duration=records / rate - 5, kills=3, pauses=1, broker_kills=3, consumers=2
     )
