@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from smarthome import registry
 from smarthome.api import create_app
 from tests.fixtures_api import running_api
+from tests.test_metrics_stream import samples
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -24,14 +24,6 @@ ROW = {
     "MalfunctionIncidents": 1,
     "DeviceAgeMonths": 20,
 }
-
-
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
 
 
 def requests_of(got: dict, endpoint: str, status: str) -> float:

@@ -23,14 +23,18 @@ from tests.conftest import ROOT
 from tests.test_consumer import dataset_records, message
 
 
-def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample at http://127.0.0.1:port/metrics by (name, sorted labels)."""
-    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a Prometheus text exposition by (name, sorted labels)."""
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in text_string_to_metric_families(text)
         for s in family.samples
     }
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample at http://127.0.0.1:port/metrics."""
+    return samples(requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text)
 
 
 def test_producer_counters_equal_the_records_sent(kafka_broker: Any, make_topic: Any) -> None:

@@ -14,24 +14,19 @@ from pathlib import Path
 import pytest
 import requests
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 from smarthome import registry
 from smarthome.kafka_local import free_port
 from smarthome.metrics import TrainingCollector
 from tests.conftest import ROOT
 from tests.fixtures_models import write_batches
+from tests.test_metrics_stream import samples, scrape
 
 
-def scrape(collector: TrainingCollector) -> dict[tuple[str, tuple], float]:
+def scrape_collector(collector: TrainingCollector) -> dict[tuple[str, tuple], float]:
     reg = CollectorRegistry()
     reg.register(collector)
-    text = generate_latest(reg).decode()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
+    return samples(generate_latest(reg).decode())
 
 
 def publish(model_dir: Path, number: int, created: datetime, seconds: float) -> None:
@@ -56,17 +51,17 @@ def test_counts_only_sets_published_since_start_and_sees_a_set_in_progress(
     now = datetime.now(timezone.utc)
     publish(tmp_path, 1, now - timedelta(hours=1), 9.0)  # an earlier run's set
     collector = TrainingCollector(tmp_path)
-    got = scrape(collector)
+    got = scrape_collector(collector)
     assert got[("smarthome_training_sets_trained_total", ())] == 0
     assert got[("smarthome_training_in_progress", ())] == 0
 
     (registry.tmp_dir(tmp_path) / "20991231T000000Z_set0002").mkdir(parents=True)
-    assert scrape(collector)[("smarthome_training_in_progress", ())] == 1
+    assert scrape_collector(collector)[("smarthome_training_in_progress", ())] == 1
     publish(tmp_path, 2, now + timedelta(seconds=1), 4.0)
     publish(tmp_path, 3, now + timedelta(seconds=2), 6.0)
     for leftover in registry.tmp_dir(tmp_path).iterdir():
         leftover.rmdir()
-    got = scrape(collector)
+    got = scrape_collector(collector)
     assert got[("smarthome_training_sets_trained_total", ())] == 2
     assert got[("smarthome_training_in_progress", ())] == 0
     assert got[("smarthome_training_last_set_number", ())] == 3
@@ -97,7 +92,7 @@ def test_watch_serves_its_metrics_while_it_trains(
         while time.monotonic() < deadline:
             assert trainer.poll() is None, log.read_text()[-3000:]
             with contextlib.suppress(requests.RequestException):
-                got = scrape_http(port)
+                got = scrape(port)
             if got.get(("smarthome_training_sets_trained_total", ())) == 2:
                 break
             time.sleep(1)
@@ -109,12 +104,3 @@ def test_watch_serves_its_metrics_while_it_trains(
     assert got[("smarthome_training_last_set_number", ())] == 2
     assert got[("smarthome_training_in_progress", ())] == 0
     assert got[("smarthome_training_last_set_seconds", ())] > 0
-
-
-def scrape_http(port: int) -> dict[tuple[str, tuple], float]:
-    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
