@@ -108,14 +108,28 @@ def install(app: Flask, holder: Any) -> None:
     def _start() -> None:
         g.started = time.perf_counter()
 
+    children: dict[tuple[str, int], tuple[Any, Any, Any]] = {}  # labels() once per pair
+
+    def child(endpoint: str, status: int) -> tuple[Any, Any, Any]:
+        found = children.get((endpoint, status))
+        if found is None:
+            model = MODEL_OF_PATH.get(endpoint)
+            found = children[(endpoint, status)] = (
+                requests.labels(endpoint, str(status)),
+                latency.labels(endpoint),
+                rows.labels(model) if model else None,
+            )
+        return found
+
     @app.after_request
     def _count(response: Response) -> Response:
         endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        requests.labels(endpoint, str(response.status_code)).inc()
-        latency.labels(endpoint).observe(time.perf_counter() - g.get("started", 0.0))
+        counter, histogram, scored_rows = child(endpoint, response.status_code)
+        counter.inc()
+        histogram.observe(time.perf_counter() - g.get("started", 0.0))
         scored = g.get("predicted_rows")
-        if scored and response.status_code == 200:
-            rows.labels(MODEL_OF_PATH[endpoint]).inc(scored)
+        if scored and scored_rows is not None and response.status_code == 200:
+            scored_rows.inc(scored)
         return response
 
     age = _SetAge(holder)
