@@ -14,6 +14,7 @@ import pytest
 from kafka import KafkaConsumer
 
 from smarthome.batchfiles import list_batch_files
+from smarthome.chaos import topic_user_ids
 from tests.fixtures_kafka import create_topic
 from tests.test_consumer import (
     ROOT,
@@ -72,23 +73,6 @@ def test_sigkill_at_five_moments_while_the_producer_streams(
 
 def _rows_on_disk(batch_dir: Path) -> int:
     return sum(len(pd.read_csv(path)) for path in list_batch_files(batch_dir))
-
-
-def _topic_user_ids(bootstrap: str, topic: str) -> list[int]:
-    """Every message of the topic (all partitions), read with a group-less consumer."""
-    import json
-
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        consumer_timeout_ms=5000,
-    )
-    try:
-        return [json.loads(m.value)["UserID"] for m in consumer]
-    finally:
-        consumer.close()
 
 
 def _wait_until_topic_holds(
@@ -154,7 +138,7 @@ def test_broker_restart_mid_producer_run_loses_and_duplicates_nothing(
     time.sleep(2)
     broker.start()
     assert producer.wait(timeout=240) == 0, producer_log.read_text()
-    ids = _topic_user_ids(broker.bootstrap_servers, topic)
+    ids = topic_user_ids(broker.bootstrap_servers, topic)
     assert len(ids) == len(set(ids)) == 5403, "the topic lost or duplicated records"
     # the consumer that lived through the outage catches up by itself
     deadline = time.monotonic() + 120
