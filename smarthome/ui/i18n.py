@@ -231,6 +231,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "pipe_idle": {"en": "idle", "id": "diam"},
     "pipe_sets": {"en": "{count} model sets", "id": "{count} set model"},
     "pipe_newest_age": {"en": "trained {age} ago", "id": "dilatih {age} lalu"},
+    "pipe_no_set": {"en": "no model set yet", "id": "belum ada set model"},
     "pipe_kafka_down": {
         "en": "Kafka does not answer at {servers}: {error}",
         "id": "Kafka tidak menjawab di {servers}: {error}",

@@ -102,7 +102,8 @@ def pipeline_section() -> None:
             tr("pipe_sets", count=sets.count),
         ),
         ("pipe_api", sets.newest.split("_")[-1] if sets.newest else "-",
-         tr("pipe_newest_age", age=_age(sets.newest_age_seconds))),
+         tr("pipe_newest_age", age=_age(sets.newest_age_seconds)) if sets.newest
+         else tr("pipe_no_set")),
     ]  # fmt: skip
     for column, (title, value, caption) in zip(columns, stages, strict=True):
         with column:
