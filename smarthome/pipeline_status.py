@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import threading
 import time
@@ -95,6 +96,9 @@ class PipelineSource:
     model_dir: Path
 
     def __post_init__(self) -> None:
+        # the view says whether Kafka answers; kafka-python's own connection errors, every
+        # few seconds while it is down, would only flood the server's log
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)
         self._rows: dict[str, int] = {}
         self._kafka: tuple[float, KafkaView] | None = None
         self._lock = threading.Lock()
