@@ -13,13 +13,14 @@ JARS_STAMP := .cache/kafka-jars/.resolved
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -r requirements.txt
+	$(PIP) install -q --no-deps -e .  # the smarthome package, editable: tests and scripts import it
 	touch $(STAMP)
 
-install: $(STAMP) jars ## create .venv and install the Python packages and the Kafka jars
+install: $(STAMP) jars ## create .venv, install the pinned packages, smarthome (editable) and the Kafka jars
 
 browser: ## install Debian's chromium for the UI browser test (Playwright never downloads one)
 	@if [ -x /usr/bin/chromium ]; then :; \
@@ -49,22 +50,22 @@ jars: $(JARS_STAMP) ## resolve the Kafka broker jars from Maven Central into .ca
 KAFKA_PARTITIONS ?= $(or $(PARTITIONS),1)
 BROKERS ?= 1
 kafka-up: install ## start local Kafka (KRaft, no Docker) on localhost:9092 [PARTITIONS=N] [BROKERS=3]
-	$(PY) -m smarthome.kafka_local up --partitions $(KAFKA_PARTITIONS) --brokers $(BROKERS)
+	$(PY) -m smarthome.devtools.kafka up --partitions $(KAFKA_PARTITIONS) --brokers $(BROKERS)
 
 kafka-down: ## stop the local Kafka broker or cluster started by kafka-up
-	$(PY) -m smarthome.kafka_local down
+	$(PY) -m smarthome.devtools.kafka down
 
 kafka-status: ## is local Kafka running? (a cluster: its nodes and partition leaders)
-	$(PY) -m smarthome.kafka_local status
+	$(PY) -m smarthome.devtools.kafka status
 
 spark-up: install ## start a local Spark standalone cluster at spark://127.0.0.1:7077 [SPARK_WORKERS=N, default 2]
-	$(PY) -m smarthome.spark_local up --workers $(or $(SPARK_WORKERS),2)
+	$(PY) -m smarthome.devtools.spark up --workers $(or $(SPARK_WORKERS),2)
 
 spark-down: ## stop the local Spark cluster started by spark-up (no JVM left)
-	$(PY) -m smarthome.spark_local down
+	$(PY) -m smarthome.devtools.spark down
 
 spark-status: ## is the local Spark cluster running, with how many workers?
-	$(PY) -m smarthome.spark_local status
+	$(PY) -m smarthome.devtools.spark status
 
 test: install browser prometheus ## the whole test suite (real Kafka, real local Spark, Chromium, Prometheus)
 	$(PY) -m pytest
@@ -93,12 +94,12 @@ bench-scale: install jars ## 100k/300k/1M synthetic records: producer, 2 consume
 DEMO_BROKERS = $(if $(CLUSTER),3,$(BROKERS))
 DEMO_WORKERS = $(if $(CLUSTER),2,$(or $(SPARK_WORKERS),0))
 demo: install ## the whole pipeline live (Ctrl-C stops) [BROKERS=3] [SPARK_WORKERS=N] [CLUSTER=1] [PROMETHEUS=1]
-	$(PY) -m smarthome.demo --brokers $(DEMO_BROKERS) --spark-workers $(DEMO_WORKERS) $(if $(PROMETHEUS),--prometheus) $(DEMO_ARGS)
+	$(PY) -m smarthome.devtools.demo --brokers $(DEMO_BROKERS) --spark-workers $(DEMO_WORKERS) $(if $(PROMETHEUS),--prometheus) $(DEMO_ARGS)
 
 chaos: install jars ## exactly once under faults: kills, pauses, broker kills on a private broker (about 3 min) [BROKERS=3]
-	$(PY) -m smarthome.chaos --brokers $(BROKERS) $(CHAOS_ARGS)
+	$(PY) -m smarthome.devtools.chaos --brokers $(BROKERS) $(CHAOS_ARGS)
 
 clean: ## stop the local broker and Spark cluster; remove batches, model sets, logs and the broker's data
-	-$(PY) -m smarthome.kafka_local down 2>/dev/null
-	-$(PY) -m smarthome.spark_local down 2>/dev/null
+	-$(PY) -m smarthome.devtools.kafka down 2>/dev/null
+	-$(PY) -m smarthome.devtools.spark down 2>/dev/null
 	rm -rf batched_data/* batched_data/.tmp spark_models/* spark_models/.tmp logs .run

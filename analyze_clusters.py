@@ -15,9 +15,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from smarthome import registry
-from smarthome.cli import UserError, run
+from smarthome.cli import run
 from smarthome.config import env, help_default
+from smarthome.contracts import model_sets as registry
+from smarthome.errors import UserError
 
 PROG = "analyze_clusters.py"
 
@@ -67,9 +68,9 @@ def recompute(set_dir: Path, batch_dir: Path, master: str | None) -> dict[str, A
     """Profile the set's segments from its batch files with its saved KMeans pipeline."""
     from pyspark.ml import PipelineModel
 
-    from smarthome.batch_reader import read_batches
-    from smarthome.cluster_stats import profile_segments
-    from smarthome.spark import get_spark
+    from smarthome.analysis.profile import profile_segments
+    from smarthome.training.batches import read_batches
+    from smarthome.training.spark import get_spark
 
     manifest = _read_json(set_dir / registry.MANIFEST)
     files = [batch_dir / name for name in manifest.get("batch_files", [])]
@@ -93,7 +94,7 @@ def write_json(path: Path, data: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from smarthome.clusters import redescribe, table
+    from smarthome.analysis.segments import redescribe, table
 
     set_dir = find_set(Path(args.model_dir), args.set_name)
     manifest = _read_json(set_dir / registry.MANIFEST)

@@ -29,8 +29,9 @@ from smarthome.api.serve import (
     serve_granian,
     serve_waitress,
 )
-from smarthome.cli import UserError, add_kafka_flags, number, run
+from smarthome.cli import add_kafka_flags, number, run
 from smarthome.config import CONSUMER_GROUP, env, help_default
+from smarthome.errors import UserError
 
 PROG = "app_api.py"
 
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 < args.port < 65536:
         raise UserError(f"--port {args.port}: must be between 1 and 65535")
 
-    from smarthome import registry
+    from smarthome.contracts import model_sets as registry
 
     check_port_free(args.host, args.port)  # one-line error before any worker starts
     settings = AppSettings(

@@ -12,9 +12,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from smarthome.cli import UserError, add_kafka_flags, add_metrics_flag, number, run
+from smarthome.cli import add_kafka_flags, add_metrics_flag, number, run
 from smarthome.config import CONSUMER_GROUP, env, help_default
-from smarthome.consumer import BatchConsumer, ConsumerOptions, install_stop_handlers
+from smarthome.errors import UserError
+from smarthome.ingest.consumer import BatchConsumer, ConsumerOptions, install_stop_handlers
 
 PROG = "kafka_consumer_batch.py"
 DEFAULT_BROKER_WAIT = 60.0
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     batch_consumer = BatchConsumer(options)
     if args.metrics_port:
-        from smarthome.metrics import ConsumerCollector, serve
+        from smarthome.observe.metrics import ConsumerCollector, serve
 
         serve(args.metrics_port, ConsumerCollector(batch_consumer))
     install_stop_handlers(batch_consumer)

@@ -15,11 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from smarthome import producer as kp
-from smarthome.cli import UserError, add_kafka_flags, add_metrics_flag, number, run
+from smarthome.cli import add_kafka_flags, add_metrics_flag, number, run
 from smarthome.config import env, help_default
-from smarthome.dataset import read_dataset
-from smarthome.synthetic import synthetic_records
+from smarthome.errors import UserError
+from smarthome.ingest import producer as kp
+from smarthome.ingest.dataset import read_dataset
+from smarthome.ingest.synthetic import synthetic_records
 
 PROG = "kafka_producer.py"
 
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     stream = kp.paced(source, args.rate, args.jitter_ms)
     counts = kp.Counts()
     if args.metrics_port:
-        from smarthome.metrics import ProducerCollector, serve
+        from smarthome.observe.metrics import ProducerCollector, serve
 
         serve(args.metrics_port, ProducerCollector(counts))
     try:

@@ -92,12 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     batch_dir, model_dir = Path(args.batch_dir), Path(args.model_dir)
     # imported late so that --help and flag errors answer without starting Java
-    from smarthome.batch_reader import check_header
-    from smarthome.set_window import newest_sets, nothing_new_in_window, run_newest
-    from smarthome.spark import get_spark
-    from smarthome.storage_check import check_shared_storage
-    from smarthome.training import TrainConfig
-    from smarthome.training_sets import (
+    from smarthome.training.batches import check_header
+    from smarthome.training.models import TrainConfig
+    from smarthome.training.sets import (
         batch_files,
         clean_tmp,
         log_print,
@@ -107,10 +104,13 @@ def main(argv: list[str] | None = None) -> int:
         training_lock,
         watch,
     )
+    from smarthome.training.spark import get_spark
+    from smarthome.training.storage_check import check_shared_storage
+    from smarthome.training.window import newest_sets, nothing_new_in_window, run_newest
 
     cfg = TrainConfig(k=args.k, seed=args.seed, quick=args.quick, legacy_speed=args.legacy_speed)
     if args.metrics_port:
-        from smarthome.metrics import TrainingCollector, serve
+        from smarthome.observe.metrics import TrainingCollector, serve
 
         serve(args.metrics_port, TrainingCollector(model_dir))
     if not args.watch:  # fail fast, before starting Spark

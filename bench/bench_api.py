@@ -23,11 +23,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from smarthome import registry
-from smarthome.batchfiles import batch_file_name
 from smarthome.config import env
-from smarthome.schema import DEVICE_FEATURES
-from tests.fixtures_api import running_api
+from smarthome.contracts import model_sets as registry
+from smarthome.contracts.batch_files import batch_file_name
+from smarthome.contracts.records import DEVICE_FEATURES
+from smarthome.devtools.servers import running_api
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASET = ROOT / "dataset" / "smart_home_device_usage_data.csv"
@@ -205,7 +205,7 @@ def spark_baseline(set_dir: Path, n: int) -> float:
     """The original design: createDataFrame + PipelineModel.transform per request (p50 ms)."""
     from pyspark.ml import PipelineModel
 
-    from smarthome.spark import get_spark
+    from smarthome.training.spark import get_spark
 
     spark = get_spark("local[2]", "bench-api-baseline")
     model = PipelineModel.load(str(set_dir / "efficiency"))

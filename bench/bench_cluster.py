@@ -18,12 +18,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from smarthome import producer as kp
-from smarthome.batch_writer import BatchWriter
-from smarthome.consumer import BatchConsumer, ConsumerOptions
-from smarthome.dataset import read_dataset
-from smarthome.kafka_cluster import LocalKafkaCluster, free_base_port
-from smarthome.partition_lock import PartitionLocks
+from smarthome.devtools.kafka_cluster import LocalKafkaCluster, free_base_port
+from smarthome.ingest import producer as kp
+from smarthome.ingest.batch_writer import BatchWriter
+from smarthome.ingest.consumer import BatchConsumer, ConsumerOptions
+from smarthome.ingest.dataset import read_dataset
+from smarthome.ingest.partition_lock import PartitionLocks
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASET = ROOT / "dataset" / "smart_home_device_usage_data.csv"

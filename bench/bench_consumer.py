@@ -17,8 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from smarthome.consumer import CLIENT_CONFIG, BatchConsumer, ConsumerOptions, parse_row
-from smarthome.kafka_local import LocalKafka, free_port
+from smarthome.devtools.kafka import LocalKafka, free_port
+from smarthome.ingest.consumer import CLIENT_CONFIG, BatchConsumer, ConsumerOptions, parse_row
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDS = int(os.environ.get("BENCH_CONSUMER_RECORDS", "200000"))

@@ -17,9 +17,9 @@ import time
 import uuid
 from pathlib import Path
 
-from smarthome import producer as kp
-from smarthome.dataset import read_dataset
-from smarthome.kafka_local import LOG4J2_CONFIG, LocalKafka, free_port, java_executable
+from smarthome.devtools.kafka import LOG4J2_CONFIG, LocalKafka, free_port, java_executable
+from smarthome.ingest import producer as kp
+from smarthome.ingest.dataset import read_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASET = ROOT / "dataset" / "smart_home_device_usage_data.csv"

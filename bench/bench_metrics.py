@@ -19,8 +19,8 @@ from pathlib import Path
 
 from bench.bench_api import dataset_rows, load, model_dir_with_a_set, wrk_load
 from smarthome.config import env
-from smarthome.schema import DEVICE_FEATURES
-from tests.fixtures_api import running_api
+from smarthome.contracts.records import DEVICE_FEATURES
+from smarthome.devtools.servers import running_api
 
 
 def main() -> int:

@@ -30,10 +30,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from smarthome.batchfiles import BatchName, list_batch_files
-from smarthome.kafka_local import LocalKafka, free_port
-from smarthome.peakmem import MB, PeakSampler
-from smarthome.registry import MANIFEST, newest_set
+from smarthome.contracts.batch_files import BatchName, list_batch_files
+from smarthome.contracts.model_sets import MANIFEST, newest_set
+from smarthome.devtools.kafka import LocalKafka, free_port
+from smarthome.devtools.peakmem import MB, PeakSampler
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = [int(s) for s in os.environ.get("BENCH_SCALE_SIZES", "100000,300000,1000000").split(",")]

@@ -18,7 +18,6 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 
 def timed(fn: Callable[[], object], repeat: int, warmup: int = 3) -> tuple[float, float]:
@@ -35,10 +34,10 @@ def timed(fn: Callable[[], object], repeat: int, warmup: int = 3) -> tuple[float
 
 
 def train_set(spark: object, work: Path) -> Path:
-    from smarthome import registry
-    from smarthome.training import TrainConfig
-    from smarthome.training_sets import run_once
-    from tests.fixtures_models import write_batches
+    from smarthome.contracts import model_sets as registry
+    from smarthome.devtools.batches import write_batches
+    from smarthome.training.models import TrainConfig
+    from smarthome.training.sets import run_once
 
     batches = work / "batches"
     write_batches(ROOT / "dataset" / "smart_home_device_usage_data.csv", batches, parts=1)
@@ -51,9 +50,9 @@ def train_set(spark: object, work: Path) -> Path:
 def main() -> int:
     from pyspark.ml import PipelineModel
 
-    from smarthome.schema import RECORD_COLUMNS
-    from smarthome.scoring import ModelSet
-    from smarthome.spark import get_spark
+    from smarthome.contracts.records import RECORD_COLUMNS
+    from smarthome.scoring.model_set import ModelSet
+    from smarthome.training.spark import get_spark
 
     spark = get_spark("local[2]", app_name="bench-scoring")
     rows = pd.read_csv(ROOT / "dataset" / "smart_home_device_usage_data.csv")[RECORD_COLUMNS]

@@ -21,14 +21,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from bench.bench_training import SPARK_SUBMIT, venv_env  # noqa: E402
-from smarthome import registry  # noqa: E402
 from smarthome.config import env  # noqa: E402
-from smarthome.kafka_local import free_port  # noqa: E402
-from smarthome.spark_local import LocalSparkCluster  # noqa: E402
-from tests.fixtures_models import write_batches  # noqa: E402
+from smarthome.contracts import model_sets as registry  # noqa: E402
+from smarthome.devtools.batches import write_batches  # noqa: E402
+from smarthome.devtools.kafka import free_port  # noqa: E402
+from smarthome.devtools.spark import LocalSparkCluster  # noqa: E402
 
 
 def one_set(master: str, batch_dir: Path, model_dir: Path, quick: bool) -> tuple[float, float]:

@@ -21,10 +21,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from smarthome.config import env  # noqa: E402
-from tests.fixtures_models import write_batches  # noqa: E402
+from smarthome.devtools.batches import write_batches  # noqa: E402
 
 SPARK_SUBMIT = ROOT / ".venv" / "bin" / "spark-submit"
 
@@ -70,9 +69,9 @@ def submit(*args: str) -> float:
 
 
 def main() -> int:
-    from smarthome.spark import get_spark
-    from smarthome.training import TrainConfig
-    from smarthome.training_sets import run_once
+    from smarthome.training.models import TrainConfig
+    from smarthome.training.sets import run_once
+    from smarthome.training.spark import get_spark
 
     work = Path(tempfile.mkdtemp(prefix="bench_training_"))
     batch_dir = work / "batches"

@@ -23,9 +23,10 @@ from streamlit.testing.v1 import AppTest
 
 from bench.bench_api import model_dir_with_a_set
 from smarthome.config import env
+from smarthome.devtools.kafka import free_port
+from smarthome.devtools.servers import running_api
 from smarthome.ui import bulk
 from smarthome.ui.client import ApiClient
-from tests.fixtures_api import free_port, running_api
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASET = ROOT / "dataset" / "smart_home_device_usage_data.csv"

@@ -8,13 +8,7 @@ import sys
 from collections.abc import Callable
 
 from smarthome.config import env, help_default
-
-
-class UserError(Exception):
-    """An expected failure (missing broker, dataset, folder, model set, bad flag value).
-
-    The message is shown as one line, without a traceback, and should say what to do.
-    """
+from smarthome.errors import UserError
 
 
 def run(main: Callable[[], int | None], prog: str) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from smarthome.kafka_local import LocalKafka, free_port
+from smarthome.devtools.kafka import LocalKafka, free_port
 from tests.conftest import require
 
 

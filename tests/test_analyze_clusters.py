@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 import analyze_clusters
-from smarthome import registry
-from smarthome.clusters import profile_clusters, redescribe
+from smarthome.analysis.segments import profile_clusters, redescribe
+from smarthome.contracts import model_sets as registry
 
 
 def synthetic() -> pd.DataFrame:

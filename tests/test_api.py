@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 import requests
 
-from smarthome import registry
 from smarthome.api import create_app
-from smarthome.schema import DEVICE_FEATURES, MALFUNCTION_FEATURES
-from smarthome.scoring import ModelSet
+from smarthome.contracts import model_sets as registry
+from smarthome.contracts.records import DEVICE_FEATURES, MALFUNCTION_FEATURES
+from smarthome.scoring.model_set import ModelSet
 from tests.conftest import require
 
 pytestmark = pytest.mark.spark  # the trained set comes from a real local Spark

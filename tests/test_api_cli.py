@@ -9,8 +9,8 @@ from pathlib import Path
 
 import requests
 
+from smarthome.devtools.servers import running_api
 from tests.conftest import ROOT
-from tests.fixtures_api import running_api
 
 
 def run_api(*args: str) -> subprocess.CompletedProcess[str]:

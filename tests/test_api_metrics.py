@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from smarthome import registry
 from smarthome.api import create_app
-from tests.fixtures_api import running_api
+from smarthome.contracts import model_sets as registry
+from smarthome.devtools.servers import running_api
 from tests.test_metrics_stream import samples
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from smarthome import registry
-from tests.fixtures_api import running_api
+from smarthome.contracts import model_sets as registry
+from smarthome.devtools.servers import running_api
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 

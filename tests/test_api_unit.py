@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from smarthome import registry
 from smarthome.api import create_app
+from smarthome.contracts import model_sets as registry
 from tests.conftest import ROOT
 
 ROW = {

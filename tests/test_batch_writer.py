@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from smarthome.batch_writer import (
+from smarthome.contracts.batch_files import BatchName, list_batch_files
+from smarthome.contracts.records import RECORD_COLUMNS
+from smarthome.ingest.batch_writer import (
     BatchWriter,
     batch_resume_offset,
     rejected_entry,
     rejected_path,
     rejected_resume_offset,
 )
-from smarthome.batchfiles import BatchName, list_batch_files
-from smarthome.schema import RECORD_COLUMNS
 
 ROWS = [
     [1, "Smart Speaker", 15.30718848124909, 1.9616068166289793, 1, 4, 36, 1],
@@ -60,7 +60,7 @@ def test_crash_before_rename_publishes_nothing_and_after_rename_publishes_the_fi
 ) -> None:
     script = textwrap.dedent(
         f"""
-        from smarthome.batch_writer import BatchWriter, crash_hooks_from_env
+        from smarthome.ingest.batch_writer import BatchWriter, crash_hooks_from_env
         w = BatchWriter({str(tmp_path)!r}, crash_hooks_from_env())
         w.write_batch("t", 0, 0, 1, {ROWS!r})
         w.write_batch("t", 0, 2, 3, {ROWS!r})

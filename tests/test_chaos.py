@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from smarthome.chaos import (
+from smarthome.devtools.chaos import (
     FIRST_SYNTHETIC_ID,
     Chaos,
     ChaosConfig,
@@ -92,7 +92,7 @@ def test_three_brokers_leader_kills_consumer_kills_and_a_pause_exactly_once(
 def test_two_of_three_brokers_down_producer_says_so_and_loses_nothing_delivered(
     tmp_path: Path,
 ) -> None:
-    from smarthome.kafka_cluster import LocalKafkaCluster, free_base_port
+    from smarthome.devtools.kafka_cluster import LocalKafkaCluster, free_base_port
 
     cluster = LocalKafkaCluster(
         tmp_path / "kafka", port=free_base_port(3), brokers=3, die_with_parent=True
@@ -133,7 +133,7 @@ def test_two_of_three_brokers_down_producer_says_so_and_loses_nothing_delivered(
 def test_consumer_waits_for_a_broker_and_an_outage_does_not_use_up_idle_timeout(
     tmp_path: Path,
 ) -> None:
-    from smarthome.kafka_local import LocalKafka, free_port
+    from smarthome.devtools.kafka import LocalKafka, free_port
 
     broker = LocalKafka(
         tmp_path / "kafka", port=free_port(), controller_port=free_port(), die_with_parent=True

@@ -21,9 +21,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from smarthome.batch_writer import rejected_path
-from smarthome.batchfiles import BatchName, list_batch_files
-from smarthome.schema import RECORD_COLUMNS
+from smarthome.contracts.batch_files import BatchName, list_batch_files
+from smarthome.contracts.records import RECORD_COLUMNS
+from smarthome.ingest.batch_writer import rejected_path
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "kafka_consumer_batch.py"

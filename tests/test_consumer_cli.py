@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from smarthome.consumer import parse_row
-from smarthome.kafka_local import free_port
-from smarthome.schema import RecordError
+from smarthome.contracts.records import RecordError
+from smarthome.devtools.kafka import free_port
+from smarthome.ingest.consumer import parse_row
 
 ROOT = Path(__file__).resolve().parent.parent
 

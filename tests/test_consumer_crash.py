@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from kafka import KafkaConsumer
 
-from smarthome.batchfiles import list_batch_files
-from smarthome.chaos import topic_user_ids
+from smarthome.contracts.batch_files import list_batch_files
+from smarthome.devtools.chaos import topic_user_ids
 from tests.fixtures_kafka import create_topic
 from tests.test_consumer import (
     ROOT,

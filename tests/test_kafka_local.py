@@ -13,9 +13,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from smarthome import kafka_local
-from smarthome.cli import UserError
-from smarthome.kafka_local import LocalKafka, free_port
+from smarthome.devtools import kafka as kafka_local
+from smarthome.devtools.kafka import LocalKafka, free_port
+from smarthome.errors import UserError
 from tests.conftest import require
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def kafka_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "smarthome.kafka_local", *args],
+        [sys.executable, "-m", "smarthome.devtools.kafka", *args],
         capture_output=True,
         text=True,
         timeout=150,
@@ -80,7 +80,7 @@ def test_cli_up_again_status_down_leaves_no_java(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_cli_three_node_cluster_up_status_down_leaves_no_java(tmp_path: Path) -> None:
     require(shutil.which("java") is not None, "Java 17 (java on PATH)")
-    from smarthome.kafka_cluster import free_base_port
+    from smarthome.devtools.kafka_cluster import free_base_port
 
     data_dir = tmp_path / "cluster"
     base = free_base_port(3)
@@ -127,7 +127,7 @@ def test_cli_three_node_cluster_up_status_down_leaves_no_java(tmp_path: Path) ->
 ORPHAN_SCRIPT = """
 import os, sys
 from pathlib import Path
-from smarthome.kafka_local import LocalKafka, free_port
+from smarthome.devtools.kafka import LocalKafka, free_port
 broker = LocalKafka(Path(sys.argv[1]), port=free_port(), controller_port=free_port(),
                     die_with_parent=True)
 broker.start()

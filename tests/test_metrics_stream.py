@@ -16,9 +16,9 @@ from typing import Any
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from smarthome import producer as kp
-from smarthome.kafka_local import free_port
-from smarthome.metrics import ProducerCollector, serve
+from smarthome.devtools.kafka import free_port
+from smarthome.ingest import producer as kp
+from smarthome.observe.metrics import ProducerCollector, serve
 from tests.conftest import ROOT
 from tests.test_consumer import dataset_records, message
 

@@ -15,11 +15,11 @@ import pytest
 import requests
 from prometheus_client import CollectorRegistry, generate_latest
 
-from smarthome import registry
-from smarthome.kafka_local import free_port
-from smarthome.metrics import TrainingCollector
+from smarthome.contracts import model_sets as registry
+from smarthome.devtools.batches import write_batches
+from smarthome.devtools.kafka import free_port
+from smarthome.observe.metrics import TrainingCollector
 from tests.conftest import ROOT
-from tests.fixtures_models import write_batches
 from tests.test_metrics_stream import samples, scrape
 
 

@@ -8,12 +8,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from smarthome import registry
 from smarthome.api import create_app
-from smarthome.batch_writer import BatchWriter
-from smarthome.consumer import BatchConsumer, ConsumerOptions
-from smarthome.kafka_local import free_port
-from smarthome.pipeline_status import PipelineSource, PipelineView
+from smarthome.contracts import model_sets as registry
+from smarthome.devtools.kafka import free_port
+from smarthome.ingest.batch_writer import BatchWriter
+from smarthome.ingest.consumer import BatchConsumer, ConsumerOptions
+from smarthome.observe.pipeline import PipelineSource, PipelineView
 from tests.test_consumer import dataset_records, message
 
 ROW = [1, "Camera", 1.5, 2.5, 1, 0, 12, 1]

@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 from kafka.partitioner.default import murmur2
 
-from smarthome.dataset import read_dataset
-from smarthome.kafka_local import free_port
-from smarthome.producer import paced, replay
-from smarthome.schema import RECORD_COLUMNS, validate_record
-from smarthome.synthetic import synthetic_records
+from smarthome.contracts.records import RECORD_COLUMNS, validate_record
+from smarthome.devtools.kafka import free_port
+from smarthome.ingest.dataset import read_dataset
+from smarthome.ingest.producer import paced, replay
+from smarthome.ingest.synthetic import synthetic_records
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "kafka_producer.py"

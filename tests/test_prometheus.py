@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import requests
 
-from smarthome.kafka_local import free_port
-from smarthome.prometheus_local import LocalPrometheus, binary, write_config
+from smarthome.devtools.kafka import free_port
+from smarthome.devtools.prometheus import LocalPrometheus, binary, write_config
+from smarthome.devtools.servers import running_api
 from tests.conftest import ROOT, require
-from tests.fixtures_api import running_api
 from tests.test_consumer import dataset_records, message
 
 pytestmark = pytest.mark.slow

@@ -18,11 +18,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from smarthome import registry
-from smarthome.batchfiles import BatchName, list_batch_files
-from smarthome.dataset import read_dataset
-from smarthome.schema import RECORD_COLUMNS
-from smarthome.synthetic import synthetic_records
+from smarthome.contracts import model_sets as registry
+from smarthome.contracts.batch_files import BatchName, list_batch_files
+from smarthome.contracts.records import RECORD_COLUMNS
+from smarthome.ingest.dataset import read_dataset
+from smarthome.ingest.synthetic import synthetic_records
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.kafka, pytest.mark.spark, pytest.mark.slow]
@@ -152,8 +152,8 @@ def test_synthetic_stream_through_two_consumers_exactly_once_then_one_set_trains
     )
 
     # one set (--latest-only) on all the files holds every row
-    from smarthome.training import TrainConfig
-    from smarthome.training_sets import run_once
+    from smarthome.training.models import TrainConfig
+    from smarthome.training.sets import run_once
 
     model_dir = tmp_path / "models"
     published = run_once(

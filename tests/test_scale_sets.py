@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from smarthome import registry
-from smarthome.batchfiles import list_batch_files
+from smarthome.contracts import model_sets as registry
+from smarthome.contracts.batch_files import list_batch_files
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -20,8 +20,8 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow]
 def test_max_sets_trains_the_newest_sets_only_and_a_second_run_has_nothing_to_do(
     spark: Any, dataset_batch_dir: Path, tmp_path: Path
 ) -> None:
-    from smarthome.set_window import run_newest
-    from smarthome.training import TrainConfig
+    from smarthome.training.models import TrainConfig
+    from smarthome.training.window import run_newest
 
     names = [p.name for p in list_batch_files(dataset_batch_dir)]
     model_dir = tmp_path / "models"

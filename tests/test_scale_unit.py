@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from smarthome.peakmem import MB, PeakSampler
-from smarthome.set_window import cumulative_reads, newest_sets
+from smarthome.devtools.peakmem import MB, PeakSampler
+from smarthome.training.window import cumulative_reads, newest_sets
 
 #: a child that holds ~200 MB in a grandchild, then exits
 HOLD_200MB = """

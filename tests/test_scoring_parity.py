@@ -19,9 +19,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from smarthome.schema import DEVICE_FEATURES, DEVICE_TYPES, MALFUNCTION_FEATURES, NUMERIC_FEATURES
-from smarthome.scoring import ModelSet, PipelineScorer, ScoreResult
-from smarthome.scoring_export import UnsupportedStageError, export_pipeline
+from smarthome.contracts.records import (
+    DEVICE_FEATURES,
+    DEVICE_TYPES,
+    MALFUNCTION_FEATURES,
+    NUMERIC_FEATURES,
+)
+from smarthome.scoring.model_set import ModelSet, PipelineScorer, ScoreResult
+from smarthome.training.export import UnsupportedStageError, export_pipeline
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -393,7 +398,7 @@ def test_saved_model_set_matches_spark(spark: Any, data: tuple, trained_model_di
     """The real trained set: its scoring.json versus its three saved PipelineModels."""
     from pyspark.ml import PipelineModel
 
-    from smarthome import registry
+    from smarthome.contracts import model_sets as registry
 
     _, rows = data
     set_dir = registry.newest_set(trained_model_dir)

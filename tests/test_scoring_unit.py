@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from smarthome.scoring import ModelSet, ModelSetError, PipelineScorer
+from smarthome.scoring.model_set import ModelSet, ModelSetError, PipelineScorer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -329,7 +329,7 @@ def test_scoring_never_imports_pyspark(tmp_path: Path) -> None:
     folder = write_set(tmp_path / "20260101T000000Z_set0001")
     code = (
         "import sys, json\n"
-        "from smarthome.scoring import ModelSet\n"
+        "from smarthome.scoring.model_set import ModelSet\n"
         f"s = ModelSet.load({str(folder)!r})\n"
         f"print(s.predict_efficiency([{ROW!r}]), s.segment([{ROW!r}]))\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('pyspark', 'py4j'))\n"

@@ -22,9 +22,9 @@ import pandas as pd
 import psutil
 import pytest
 
-from smarthome import registry
-from smarthome.kafka_local import free_port
-from smarthome.spark_local import LocalSparkCluster
+from smarthome.contracts import model_sets as registry
+from smarthome.devtools.kafka import free_port
+from smarthome.devtools.spark import LocalSparkCluster
 from tests.conftest import ROOT, require
 from tests.test_training import SPARK_SUBMIT, assert_complete, quick_config, venv_env
 
@@ -111,7 +111,7 @@ def test_spark_up_then_down_leaves_no_jvm_and_a_second_up_says_one_runs(tmp_path
 
     def cli(command: str, *extra: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "-m", "smarthome.spark_local", command, *flags, *extra],
+            [sys.executable, "-m", "smarthome.devtools.spark", command, *flags, *extra],
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -150,7 +150,7 @@ def test_spark_up_then_down_leaves_no_jvm_and_a_second_up_says_one_runs(tmp_path
 
 def compare_sets(cluster_set: Path, local_set: Path, dataset_path: Path) -> None:
     """Same predictions on every dataset row; manifest metrics within 1e-9."""
-    from smarthome.scoring import ModelSet
+    from smarthome.scoring.model_set import ModelSet
 
     rows = pd.read_csv(dataset_path).to_dict("records")
     ours, theirs = ModelSet.load(cluster_set), ModelSet.load(local_set)
@@ -175,7 +175,7 @@ def test_two_worker_cluster_trains_the_same_set_as_local_mode(
     spark, spark_cluster: LocalSparkCluster, dataset_batch_dir: Path, dataset_path: Path,
     tmp_path: Path,
 ) -> None:  # fmt: skip
-    from smarthome.training_sets import run_once
+    from smarthome.training.sets import run_once
 
     for worker in spark_cluster.worker_daemons:  # so `smarthome` is not importable by luck
         assert ROOT not in Path(worker.process().cwd()).parents

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from smarthome import registry
+from smarthome.contracts import model_sets as registry
+from smarthome.devtools.batches import write_batches
 from tests.conftest import ROOT, require
-from tests.fixtures_models import write_batches
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 SPARK_SUBMIT = ROOT / ".venv" / "bin" / "spark-submit"
@@ -34,7 +34,7 @@ def venv_env() -> dict[str, str]:
 
 
 def quick_config():
-    from smarthome.training import TrainConfig
+    from smarthome.training.models import TrainConfig
 
     return TrainConfig(quick=True)
 
@@ -67,7 +67,7 @@ def assert_complete(folder: Path) -> None:
 def test_sets_are_cumulative_and_only_missing_ones_are_trained(
     spark, dataset_batch_dir: Path, dataset_path: Path, tmp_path: Path
 ) -> None:
-    from smarthome.training_sets import run_once
+    from smarthome.training.sets import run_once
 
     batch_dir, model_dir = tmp_path / "batches", tmp_path / "models"
     shutil.copytree(dataset_batch_dir, batch_dir)
@@ -138,7 +138,7 @@ def test_sigkill_during_training_leaves_no_set_and_next_run_publishes_it(
     assert any(tmp.iterdir()), "the killed run's half-written set should be under .tmp/"
 
     # the next run (what main() does: lock, clean .tmp, train what is missing)
-    from smarthome.training_sets import clean_tmp, run_once, training_lock
+    from smarthome.training.sets import clean_tmp, run_once, training_lock
 
     lines: list[str] = []
     with training_lock(model_dir):
@@ -158,7 +158,7 @@ def test_efficiency_accuracy_and_manifest_figures_are_recomputable(
     from pyspark.ml.evaluation import BinaryClassificationEvaluator, ClusteringEvaluator
     from pyspark.sql import functions as F
 
-    from smarthome.batch_reader import read_batches
+    from smarthome.training.batches import read_batches
 
     (folder,) = registry.list_sets(trained_model_dir)
     m = manifest(folder)
@@ -212,7 +212,7 @@ def test_watch_trains_a_set_per_published_batch_until_stopped(
 ) -> None:
     import threading
 
-    from smarthome.training_sets import watch
+    from smarthome.training.sets import watch
 
     batch_dir, model_dir = tmp_path / "batches", tmp_path / "models"
     batch_dir.mkdir()

@@ -17,11 +17,11 @@ import pytest
 import requests
 from streamlit.testing.v1 import AppTest
 
-from smarthome import registry
+from smarthome.contracts import model_sets as registry
+from smarthome.devtools.servers import running_api
 from smarthome.ui import bulk
 from smarthome.ui.i18n import TEXTS
 from tests.conftest import ROOT
-from tests.fixtures_api import running_api
 
 pytestmark = pytest.mark.slow
 

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 import requests
 
+from smarthome.devtools.servers import free_port, serving
 from tests.conftest import require
-from tests.fixtures_api import free_port, serving
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from smarthome.kafka_local import free_port
+from smarthome.devtools.kafka import free_port
 from tests.conftest import ROOT
 from tests.test_ui_browser import browser  # noqa: F401 - the Chromium fixture
 
@@ -45,7 +45,7 @@ def test_pipeline_tab_follows_a_live_stream_without_a_reload(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "MODEL_", "BATCH_"))}
     with log.open("wb") as out:
         demo = subprocess.Popen(
-            [sys.executable, "-m", "smarthome.demo", "--state-dir", str(state),
+            [sys.executable, "-m", "smarthome.devtools.demo", "--state-dir", str(state),
              "--kafka-port", str(kafka), "--kafka-controller-port", str(controller),
              "--api-port", str(api), "--ui-port", str(ui), "--rate", "25",
              "--batch-size", "100", "--max-batch-age", "2"],

@@ -11,13 +11,13 @@ from collections.abc import Iterator
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from smarthome.schema import DEVICE_FEATURES
+from smarthome.contracts.records import DEVICE_FEATURES
+from smarthome.devtools.servers import free_port
 from smarthome.ui import bulk, charts, data
 from smarthome.ui import client as client_module
 from smarthome.ui.client import ApiClient, ApiError
 from smarthome.ui.i18n import LANGUAGES, TEXTS, t
 from tests.conftest import ROOT
-from tests.fixtures_api import free_port
 
 MANIFEST = {
     "set_number": 2,

@@ -1,6 +1,6 @@
 """The Flask API (DESIGN §8): ``create_app(model_dir=...)`` builds a ready-to-serve app.
 
-It scores with the numpy scorer (``smarthome.scoring``) and never imports Spark.
+It scores with the numpy scorer (``smarthome.scoring.model_set``) and never imports Spark.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from smarthome.api.holder import Loader, ModelHolder, default_loader
 from smarthome.api.pipeline import bp as pipeline_bp
 from smarthome.api.routes import bp, healthz_post
 from smarthome.api.validation import MAX_BATCH, MAX_BODY_BYTES, ApiError
-from smarthome.pipeline_status import PipelineSource
+from smarthome.observe.pipeline import PipelineSource
 
 __all__ = ["create_app", "ModelHolder"]
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from smarthome import registry
+from smarthome.contracts import model_sets as registry
 
 log = logging.getLogger("smarthome.api")
 
@@ -24,7 +24,7 @@ Loader = Callable[[Path], Any]
 
 def default_loader(set_dir: Path) -> Any:
     """``ModelSet.load`` from the numpy scorer (imported late: the API never needs Spark)."""
-    from smarthome.scoring import ModelSet
+    from smarthome.scoring.model_set import ModelSet
 
     return ModelSet.load(set_dir)
 

@@ -13,7 +13,7 @@ from pydantic.json_schema import models_json_schema
 
 from smarthome.api import results
 from smarthome.api.validation import MAX_BATCH, DeviceRequest, MalfunctionRequest
-from smarthome.pipeline_status import PipelineView
+from smarthome.observe.pipeline import PipelineView
 
 REF = "#/components/schemas/{model}"
 

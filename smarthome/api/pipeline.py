@@ -1,10 +1,10 @@
-"""``GET /pipeline``: the whole pipeline at a glance (``smarthome.pipeline_status``)."""
+"""``GET /pipeline``: the whole pipeline at a glance (``smarthome.observe.pipeline``)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify
 
-from smarthome.pipeline_status import PipelineSource
+from smarthome.observe.pipeline import PipelineSource
 
 bp = Blueprint("pipeline", __name__)
 

@@ -11,7 +11,6 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from pydantic import BaseModel
 
-from smarthome import registry
 from smarthome.api import openapi, results
 from smarthome.api.holder import ModelHolder
 from smarthome.api.validation import (
@@ -21,6 +20,7 @@ from smarthome.api.validation import (
     parse_body,
     validate_rows,
 )
+from smarthome.contracts import model_sets as registry
 
 bp = Blueprint("api", __name__)
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from smarthome.cli import UserError
+from smarthome.errors import UserError
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -50,7 +50,7 @@ class AppSettings:
 
 def build_app(settings: AppSettings) -> Flask:
     from smarthome.api import create_app
-    from smarthome.pipeline_status import PipelineSource
+    from smarthome.observe.pipeline import PipelineSource
 
     pipeline = PipelineSource(
         settings.bootstrap_servers,

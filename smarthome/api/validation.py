@@ -1,6 +1,6 @@
 """Request parsing and validation for the prediction endpoints.
 
-The request models extend the shared record schema (``smarthome.schema``) only by the record
+The request models extend the shared record schema (``contracts.records``) only by the record
 columns an endpoint accepts and ignores, so a whole dataset row can be posted anywhere
 (DESIGN §8). The OpenAPI document is generated from these same classes.
 """
@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
-from smarthome.schema import (
+from smarthome.contracts.records import (
     DEVICE_FEATURES,
     MALFUNCTION_FEATURES,
     DeviceInput,

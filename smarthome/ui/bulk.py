@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from smarthome.schema import DEVICE_FEATURES, DeviceInput, RecordError, validate_record
+from smarthome.contracts.records import DEVICE_FEATURES, DeviceInput, RecordError, validate_record
 from smarthome.ui.client import ApiClient
 
 MAX_ROWS = 20_000

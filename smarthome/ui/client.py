@@ -13,7 +13,7 @@ from typing import Any
 import requests
 from pydantic import ValidationError
 
-from smarthome.pipeline_status import PipelineView
+from smarthome.observe.pipeline import PipelineView
 
 #: seconds to wait for a connection and for an answer; a slow API is reported, not waited on
 CONNECT_TIMEOUT = 3.0

@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from smarthome.registry import SET_NAME
-from smarthome.schema import DEVICE_TYPES, NUMERIC_FEATURES
+from smarthome.contracts.model_sets import SET_NAME
+from smarthome.contracts.records import DEVICE_TYPES, NUMERIC_FEATURES
 
 #: chart metric -> (model name in the set, metric key names to look for)
 HISTORY_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {

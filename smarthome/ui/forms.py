@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from smarthome.schema import DEVICE_FEATURES, DEVICE_TYPES, MALFUNCTION_FEATURES
+from smarthome.contracts.records import DEVICE_FEATURES, DEVICE_TYPES, MALFUNCTION_FEATURES
 from smarthome.ui import charts, data
 from smarthome.ui.client import ApiError
 from smarthome.ui.common import client, fmt_float, fmt_pct, lang, show_error, tr

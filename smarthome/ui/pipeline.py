@@ -15,7 +15,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from smarthome.pipeline_status import PipelineView
+from smarthome.observe.pipeline import PipelineView
 from smarthome.ui.client import ApiError
 from smarthome.ui.common import client, show_error, tr
 

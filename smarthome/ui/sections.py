@@ -9,7 +9,7 @@ from typing import Any
 
 import streamlit as st
 
-from smarthome.schema import DEVICE_FEATURES
+from smarthome.contracts.records import DEVICE_FEATURES
 from smarthome.ui import bulk, charts, data
 from smarthome.ui import client as client_module
 from smarthome.ui.client import ApiClient, ApiError

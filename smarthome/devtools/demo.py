@@ -18,11 +18,11 @@ from typing import Any
 
 import requests
 
-from smarthome.cli import UserError, run
+from smarthome.cli import run
 from smarthome.config import DEFAULTS
-from smarthome.supervisor import Stage, Supervisor
-
-ROOT = Path(__file__).resolve().parent.parent
+from smarthome.devtools.supervisor import Stage, Supervisor
+from smarthome.devtools.workspace import CHECKOUT
+from smarthome.errors import UserError
 
 
 class Timeline:
@@ -43,7 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--state-dir",
         type=Path,
-        default=ROOT,
+        default=CHECKOUT,
         help="where batched_data/, "
         "spark_models/, logs/ and the broker's data live (default: the repo)",
     )
@@ -112,7 +112,7 @@ def _broker_answers(bootstrap: str) -> bool:
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
-    from smarthome.kafka_local import port_open
+    from smarthome.devtools.kafka import port_open
 
     host, _, port = bootstrap.rpartition(":")
     if not port_open(int(port), "127.0.0.1" if host == "localhost" else host):
@@ -140,7 +140,7 @@ class Broker:
         if _broker_answers(self.bootstrap.split(",")[0]):
             return f"using the Kafka broker already at {self.bootstrap}"
         if self.brokers > 1:
-            from smarthome.kafka_cluster import LocalKafkaCluster
+            from smarthome.devtools.kafka_cluster import LocalKafkaCluster
 
             self.local = LocalKafkaCluster(
                 self.data_dir.parent / "kafka-cluster", self.port, self.brokers
@@ -148,11 +148,11 @@ class Broker:
             self.local.start()
             return f"started a local {self.brokers}-node Kafka cluster at {self.bootstrap}"
         if self.port == 9092 and _docker_engine_answers():
-            subprocess.run(["docker", "compose", "up", "-d"], cwd=ROOT, check=True)
+            subprocess.run(["docker", "compose", "up", "-d"], cwd=CHECKOUT, check=True)
             self.compose = True
             self._wait(120)
             return f"started Kafka with Docker Compose at {self.bootstrap}"
-        from smarthome.kafka_local import LocalKafka
+        from smarthome.devtools.kafka import LocalKafka
 
         self.local = LocalKafka(self.data_dir, port=self.port, controller_port=self.controller_port)
         self.local.start()
@@ -169,7 +169,7 @@ class Broker:
         if self.local is not None:
             self.local.stop()
         if self.compose:
-            subprocess.run(["docker", "compose", "down"], cwd=ROOT, check=False)
+            subprocess.run(["docker", "compose", "down"], cwd=CHECKOUT, check=False)
 
 
 def records_in_topic(bootstrap: str, topic: str) -> int:
@@ -237,10 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     cluster = _spark_cluster(args, state / ".run" / "spark", env)
 
     def stage(name: str, *argv: str) -> Stage:
-        return supervisor.start(Stage(name, list(argv), logs / f"{name}.log", ROOT, env))
+        return supervisor.start(Stage(name, list(argv), logs / f"{name}.log", CHECKOUT, env))
 
-    from smarthome.kafka_local import free_port
-    from smarthome.prometheus_local import LocalPrometheus, binary, write_config
+    from smarthome.devtools.kafka import free_port
+    from smarthome.devtools.prometheus import LocalPrometheus, binary, write_config
 
     metrics = {"producer": free_port(), "consumer": free_port(), "training": free_port()}
     metrics["api"] = args.api_port
@@ -325,7 +325,7 @@ def _spark_cluster(args: argparse.Namespace, folder: Path, env: dict[str, str]):
     """The standalone cluster ``--spark-workers N`` asks for (None: local mode), and its env."""
     if args.spark_workers < 1:
         return None
-    from smarthome.spark_local import LocalSparkCluster
+    from smarthome.devtools.spark import LocalSparkCluster
 
     env["PYSPARK_PYTHON"] = sys.executable  # the executors' Python
     env["SPARK_LOCAL_IP"] = "127.0.0.1"  # the driver binds 127.0.0.1 like the workers

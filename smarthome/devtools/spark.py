@@ -7,7 +7,7 @@ and logs live under ``.run/``. Ready means every worker is registered with the m
 UI's ``/json/`` lists them ALIVE); stop leaves no JVM behind (workers, their executors, the
 master). The master's REST submission server (port 6066 by default) is switched off.
 
-``python -m smarthome.spark_local up|down|status`` is what the Makefile calls.
+``python -m smarthome.devtools.spark up|down|status`` is what the Makefile calls.
 """
 
 from __future__ import annotations
@@ -28,11 +28,12 @@ from pathlib import Path
 
 import psutil
 
-from smarthome.cli import UserError, run
-from smarthome.kafka_local import _parent_death_signal, _tail, java_executable, port_open
+from smarthome.cli import run
+from smarthome.devtools.kafka import _parent_death_signal, _tail, java_executable, port_open
+from smarthome.devtools.workspace import CHECKOUT
+from smarthome.errors import UserError
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DIR = ROOT / ".run" / "spark"
+DEFAULT_DIR = CHECKOUT / ".run" / "spark"
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"
 WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
 MEMORY = re.compile(r"^[1-9][0-9]*[mg]$")
@@ -267,7 +268,7 @@ class LocalSparkCluster:
 # -- command line (make spark-up / spark-down / spark-status) ----------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m smarthome.spark_local",
+        prog="python -m smarthome.devtools.spark",
         description="Start/stop a local Spark standalone cluster (a master and N workers).",
     )
     parser.add_argument("command", choices=["up", "down", "status"])
@@ -315,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     stop = "make spark-down"
     if cluster.base_dir != DEFAULT_DIR.resolve():
-        stop = f"python -m smarthome.spark_local down --dir {cluster.base_dir}"
+        stop = f"python -m smarthome.devtools.spark down --dir {cluster.base_dir}"
     if cluster.is_running():
         print(
             f"Spark master is already running (pid {cluster.pid}) at {cluster.master_url}"

@@ -1,4 +1,4 @@
-"""The feature stages of ``smarthome.scoring`` for ONE row, in plain Python floats.
+"""The feature stages of ``smarthome.scoring.model_set`` for ONE row, in plain Python floats.
 
 The API scores one record per request; there numpy's per-call overhead (dozens of calls on
 arrays of length 1) costs more than the arithmetic. These functions compute the same float64

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from .config import env
+from smarthome.config import env
 
 #: log4j2 config for a JVM that Python launches: errors only, on stderr
 LOG4J2_PROPERTIES = """\
@@ -41,11 +41,11 @@ CONF: dict[str, str] = {
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.adaptive.enabled": "true",
     "spark.driver.memory": "2g",
-    # a barrier stage (smarthome/storage_check.py) whose slots vanished: fail in seconds, not 10 min
+    # a barrier stage (training/storage_check.py) whose slots vanished: fail in seconds, not 10 min
     "spark.scheduler.barrier.maxConcurrentTasksCheck.interval": "1s",
     "spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures": "5",
 }
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parents[1]  # the whole smarthome package
 
 
 def under_spark_submit() -> bool:

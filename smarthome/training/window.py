@@ -56,7 +56,7 @@ def run_newest(
     log: Callable[[str], None] = print,
 ) -> list[Path]:
     """Train the missing sets among the newest ``max_sets`` (oldest first); the published."""
-    from .training_sets import batch_files, build_set, plan
+    from smarthome.training.sets import batch_files, build_set, plan
 
     files = batch_files(batch_dir)
     todo = newest_sets(plan(files, model_dir, False, False, log), len(files), max_sets)

@@ -4,7 +4,7 @@ The jars come from Maven Central through ``kafka/pom.xml`` (resolved once into `
 the broker is ``java -cp '<jars>/*' kafka.Kafka server.properties``. Ports, data directory and
 heap are parameters so tests can run private brokers on free ports next to ``make kafka-up``.
 
-``python -m smarthome.kafka_local up|down|status`` is what the Makefile calls.
+``python -m smarthome.devtools.kafka up|down|status`` is what the Makefile calls.
 """
 
 from __future__ import annotations
@@ -27,16 +27,17 @@ from typing import TYPE_CHECKING
 
 import psutil
 
-from smarthome.cli import UserError, run
+from smarthome.cli import run
+from smarthome.devtools.workspace import CHECKOUT
+from smarthome.errors import UserError
 
 if TYPE_CHECKING:
-    from smarthome.kafka_cluster import LocalKafkaCluster
+    from smarthome.devtools.kafka_cluster import LocalKafkaCluster
 
-ROOT = Path(__file__).resolve().parent.parent
-POM = ROOT / "kafka" / "pom.xml"
-LOG4J2_CONFIG = ROOT / "kafka" / "log4j2.properties"
-DEFAULT_JARS_DIR = ROOT / ".cache" / "kafka-jars"
-DEFAULT_DATA_DIR = ROOT / ".run" / "kafka"
+POM = CHECKOUT / "kafka" / "pom.xml"
+LOG4J2_CONFIG = CHECKOUT / "kafka" / "log4j2.properties"
+DEFAULT_JARS_DIR = CHECKOUT / ".cache" / "kafka-jars"
+DEFAULT_DATA_DIR = CHECKOUT / ".run" / "kafka"
 STAMP_NAME = ".resolved"  # same stamp file as the Makefile's `jars` target
 
 # Lean JVM flags: a small serial-GC heap starts fast and is plenty for one local broker.
@@ -47,7 +48,7 @@ JVM_FLAGS = [
 ]
 
 SERVER_PROPERTIES = """\
-# Written by smarthome/kafka_local.py: a KRaft broker+controller for local use.
+# Written by smarthome/devtools/kafka.py: a KRaft broker+controller for local use.
 process.roles=broker,controller
 node.id={node_id}
 {quorum}
@@ -433,7 +434,7 @@ def _broker_from_args(args: argparse.Namespace) -> LocalKafka:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m smarthome.kafka_local",
+        prog="python -m smarthome.devtools.kafka",
         description="Start/stop a local Apache Kafka broker or cluster (KRaft, no Docker).",
     )
     parser.add_argument("command", choices=["up", "down", "status"])
@@ -462,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
 
-    from smarthome.kafka_cluster import DEFAULT_CLUSTER_DIR, LocalKafkaCluster
+    from smarthome.devtools.kafka_cluster import DEFAULT_CLUSTER_DIR, LocalKafkaCluster
 
     if args.brokers > 1:
         data_dir = args.data_dir or DEFAULT_CLUSTER_DIR
@@ -513,7 +514,7 @@ def _broker_command(command: str, broker: LocalKafka) -> int:
     broker.start()
     stop = "make kafka-down"
     if broker.data_dir != DEFAULT_DATA_DIR.resolve():
-        stop = f"python -m smarthome.kafka_local down --data-dir {broker.data_dir}"
+        stop = f"python -m smarthome.devtools.kafka down --data-dir {broker.data_dir}"
     print(
         f"Kafka is up (pid {broker.pid}) at {broker.bootstrap_servers} after"
         f" {time.monotonic() - started:.1f} s; log: {broker.log_file}; stop it with `{stop}`"
@@ -522,7 +523,7 @@ def _broker_command(command: str, broker: LocalKafka) -> int:
 
 
 def _cluster_command(command: str, cluster: LocalKafkaCluster, explicit_dir: bool) -> int:
-    from smarthome.kafka_cluster import status_lines
+    from smarthome.devtools.kafka_cluster import status_lines
 
     size = len(cluster.nodes)
     if command == "status":
@@ -543,9 +544,8 @@ def _cluster_command(command: str, cluster: LocalKafkaCluster, explicit_dir: boo
     cluster.start()
     stop = "make kafka-down"
     if explicit_dir:
-        stop = (
-            f"python -m smarthome.kafka_local down --brokers {size} --data-dir {cluster.data_dir}"
-        )
+        stop = "python -m smarthome.devtools.kafka down"
+        stop += f" --brokers {size} --data-dir {cluster.data_dir}"
     print(
         f"Kafka cluster is up ({size} nodes, replication {cluster.nodes[0].quorum.replicas},"
         f" min.insync.replicas {cluster.nodes[0].quorum.min_isr}) at"

@@ -18,11 +18,11 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from smarthome import registry
+from smarthome.contracts import model_sets as registry
 
 if TYPE_CHECKING:
-    from smarthome.consumer import BatchConsumer
-    from smarthome.producer import Counts
+    from smarthome.ingest.consumer import BatchConsumer
+    from smarthome.ingest.producer import Counts
 
 
 def serve(port: int, collector: Collector, host: str = "127.0.0.1") -> Any:
@@ -32,7 +32,7 @@ def serve(port: int, collector: Collector, host: str = "127.0.0.1") -> Any:
     try:
         server, _thread = start_http_server(port, addr=host, registry=registry)
     except OSError as exc:
-        from smarthome.cli import UserError
+        from smarthome.errors import UserError
 
         raise UserError(f"--metrics-port {port}: cannot listen on {host}:{port} ({exc})") from None
     return server

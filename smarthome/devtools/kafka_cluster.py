@@ -19,8 +19,7 @@ from pathlib import Path
 
 import psutil
 
-from smarthome.cli import UserError
-from smarthome.kafka_local import (
+from smarthome.devtools.kafka import (
     DEFAULT_JARS_DIR,
     LocalKafka,
     Quorum,
@@ -28,8 +27,10 @@ from smarthome.kafka_local import (
     free_port,
     port_open,
 )
+from smarthome.devtools.workspace import RUN_DIR
+from smarthome.errors import UserError
 
-DEFAULT_CLUSTER_DIR = Path(__file__).resolve().parent.parent / ".run" / "kafka-cluster"
+DEFAULT_CLUSTER_DIR = RUN_DIR / "kafka-cluster"
 
 
 def free_base_port(nodes: int) -> int:

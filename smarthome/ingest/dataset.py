@@ -1,7 +1,7 @@
 """Reading the dataset CSV into validated records, with the CSV line number of every bad row.
 
 The CSV holds text; each column is converted to its native type (int/float/str) before the
-shared schema (``smarthome.schema``) validates it, so a bad cell is reported exactly as the
+shared schema (``contracts.records``) validates it, so a bad cell is reported exactly as the
 consumer and the API would report it, e.g. ``line 7: UsageHoursPerDay: must be <= 24``.
 """
 
@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from smarthome.cli import UserError
-from smarthome.schema import RECORD_COLUMNS, RecordError, validate_record
+from smarthome.contracts.records import RECORD_COLUMNS, RecordError, validate_record
+from smarthome.errors import UserError
 
 INT_COLUMNS = {
     "UserID",

@@ -19,8 +19,8 @@ from pyspark.ml.evaluation import BinaryClassificationEvaluator, ClusteringEvalu
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from . import features
-from .schema import EFFICIENCY_LABEL, MALFUNCTION_LABEL
+from smarthome.contracts.records import EFFICIENCY_LABEL, MALFUNCTION_LABEL
+from smarthome.training import features
 
 #: the saved efficiency forest: reaches >= 0.95 held-out accuracy on the full dataset, which is
 #: about this dataset's ceiling (its label is a threshold rule with ~5% of labels flipped)

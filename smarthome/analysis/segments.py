@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .schema import DEVICE_TYPES, EFFICIENCY_LABEL, NUMERIC_FEATURES
+from smarthome.contracts.records import DEVICE_TYPES, EFFICIENCY_LABEL, NUMERIC_FEATURES
 
 #: (above average, below average) wording per feature
 TRAITS: dict[str, tuple[str, str]] = {

@@ -14,9 +14,9 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from .clusters import GroupStats, profile_from_groups
-from .features import PREDICTION
-from .schema import EFFICIENCY_LABEL, NUMERIC_FEATURES
+from smarthome.analysis.segments import GroupStats, profile_from_groups
+from smarthome.contracts.records import EFFICIENCY_LABEL, NUMERIC_FEATURES
+from smarthome.training.features import PREDICTION
 
 
 def spark_group_stats(df: DataFrame, cluster_col: str = PREDICTION) -> list[GroupStats]:

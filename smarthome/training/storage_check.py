@@ -23,10 +23,10 @@ from pathlib import Path
 from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
-from . import registry
-from .batchfiles import list_batch_files
-from .cli import UserError
-from .spark import is_local
+from smarthome.contracts import model_sets as registry
+from smarthome.contracts.batch_files import list_batch_files
+from smarthome.errors import UserError
+from smarthome.training.spark import is_local
 
 SHARED = (
     "batched_data/ and spark_models/ must be on storage every node shares"

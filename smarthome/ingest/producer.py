@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from smarthome.cli import UserError
+from smarthome.errors import UserError
 
 #: measured on this machine with bench/bench_kafka.py (see its table): linger + big batches
 #: let kafka-python amortise its per-batch work; lz4/gzip cost more CPU than they save on

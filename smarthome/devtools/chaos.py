@@ -30,12 +30,13 @@ from typing import Any
 
 import pandas as pd
 
-from smarthome.batchfiles import list_batch_files
-from smarthome.cli import UserError, run
-from smarthome.kafka_cluster import LocalKafkaCluster, free_base_port
+from smarthome.cli import run
+from smarthome.contracts.batch_files import list_batch_files
+from smarthome.devtools.kafka_cluster import LocalKafkaCluster, free_base_port
+from smarthome.devtools.workspace import CHECKOUT
+from smarthome.errors import UserError
 
-ROOT = Path(__file__).resolve().parent.parent
-FIRST_SYNTHETIC_ID = 5404  # synthetic UserIDs follow the dataset's (smarthome.synthetic)
+FIRST_SYNTHETIC_ID = 5404  # synthetic UserIDs follow the dataset's (smarthome.ingest.synthetic)
 SESSION_TIMEOUT = 6.0  # the broker's smallest allowed: pauses past it stay short
 
 
@@ -103,7 +104,7 @@ class ConsumerSlot:
         self.index = index
         self.args = [
             sys.executable,
-            str(ROOT / "kafka_consumer_batch.py"),
+            str(CHECKOUT / "kafka_consumer_batch.py"),
             "--bootstrap-servers", bootstrap,
             "--topic", topic,
             "--batch-dir", str(batch_dir),
@@ -121,7 +122,9 @@ class ConsumerSlot:
 
     def start(self) -> None:
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(self.args, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                self.args, cwd=CHECKOUT, stdout=out, stderr=subprocess.STDOUT
+            )
         self.lives += 1
 
     def kill(self) -> None:
@@ -237,7 +240,7 @@ class Chaos:
         with log.open("wb") as out:
             return subprocess.Popen(
                 [
-                    sys.executable, str(ROOT / "kafka_producer.py"),
+                    sys.executable, str(CHECKOUT / "kafka_producer.py"),
                     "--bootstrap-servers", self.cluster.bootstrap_servers,
                     "--topic", self.topic,
                     "--synthetic", str(cfg.records),
@@ -245,7 +248,7 @@ class Chaos:
                     "--rate", f"{cfg.rate:g}",
                     "--no-progress",
                 ],
-                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                cwd=CHECKOUT, stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip
 
     def _inject(self, slots: list[ConsumerSlot], producer: subprocess.Popen[bytes]) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import requests
 
-from smarthome.cli import UserError
+from smarthome.errors import UserError
 
 SCRAPE_INTERVAL = "2s"
 
@@ -27,7 +27,7 @@ def binary() -> str | None:
 def write_config(path: Path, targets: dict[str, int], interval: str = SCRAPE_INTERVAL) -> Path:
     """A prometheus.yml scraping http://127.0.0.1:PORT/metrics for each job name."""
     lines = [
-        "# Written by smarthome/prometheus_local.py: one job per pipeline stage.",
+        "# Written by smarthome/devtools/prometheus.py: one job per pipeline stage.",
         "global:",
         f"  scrape_interval: {interval}",
         f"  evaluation_interval: {interval}",

@@ -40,17 +40,17 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata
 
-from smarthome.batch_writer import (
+from smarthome.config import CONSUMER_GROUP
+from smarthome.contracts.records import RecordError, parse_record_json
+from smarthome.errors import UserError
+from smarthome.ingest.batch_writer import (
     BatchWriter,
     batch_resume_offset,
     crash_hooks_from_env,
     rejected_entry,
     rejected_resume_offset,
 )
-from smarthome.cli import UserError
-from smarthome.config import CONSUMER_GROUP
-from smarthome.partition_lock import PartitionLocks
-from smarthome.schema import RecordError, parse_record_json
+from smarthome.ingest.partition_lock import PartitionLocks
 
 #: kafka-python settings: big fetches and many records per poll for throughput, and a short
 #: reconnect backoff so a restarted broker is found again within seconds (default up to 30 s)

@@ -1,7 +1,7 @@
 """The three Spark ML pipelines (DESIGN §6), each the same feature stages plus an estimator.
 
 StringIndexer(handleInvalid='keep') -> OneHotEncoder -> VectorAssembler -> StandardScaler ->
-estimator. The scorer without Spark (``smarthome/scoring.py``) supports exactly these stage
+estimator. The scorer without Spark (``smarthome/scoring/``) supports exactly these stage
 types, so keep to them.
 """
 
@@ -15,7 +15,7 @@ from pyspark.ml.clustering import KMeans
 from pyspark.ml.feature import OneHotEncoder, StandardScaler, StringIndexer, VectorAssembler
 from pyspark.ml.regression import LinearRegression
 
-from .schema import (
+from smarthome.contracts.records import (
     DEVICE_FEATURES,
     EFFICIENCY_LABEL,
     MALFUNCTION_FEATURES,

@@ -21,9 +21,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from smarthome import registry
-from smarthome.batch_writer import REJECTED_DIR
-from smarthome.batchfiles import list_batch_files
+from smarthome.contracts import model_sets as registry
+from smarthome.contracts.batch_files import list_batch_files
+from smarthome.ingest.batch_writer import REJECTED_DIR
 
 
 class PartitionView(BaseModel):

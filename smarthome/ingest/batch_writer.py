@@ -26,8 +26,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from smarthome.batchfiles import BatchName, batch_file_name, list_batch_files
-from smarthome.schema import RECORD_COLUMNS
+from smarthome.contracts.batch_files import BatchName, batch_file_name, list_batch_files
+from smarthome.contracts.records import RECORD_COLUMNS
 
 TMP_DIR = ".tmp"
 REJECTED_DIR = "rejected"

@@ -1,6 +1,6 @@
 """Score exported Spark pipelines with numpy only, exactly as ``PipelineModel.transform`` would.
 
-``smarthome.scoring_export`` writes every fitted parameter to ``scoring.json`` at training
+``smarthome.training.export`` writes every fitted parameter to ``scoring.json`` at training
 time; this module evaluates them in float64 with Spark's own formulas (DESIGN §7), so the API
 answers in microseconds and never starts a JVM. It must never import pyspark.
 
@@ -27,8 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from smarthome import registry, scoring_row
-from smarthome.scoring_row import Fallback, RowStep, Values
+from smarthome.contracts import model_sets as registry
+from smarthome.scoring import row as scoring_row
+from smarthome.scoring.row import Fallback, RowStep, Values
 
 EXPORT_FORMAT = 1
 Columns = dict[str, Any]  # column name -> list (strings) or float64 array (n,) / (n, d)

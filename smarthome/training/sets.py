@@ -25,14 +25,21 @@ from typing import Any
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from . import __version__, registry
-from .batch_reader import read_batches
-from .batchfiles import list_batch_files
-from .cli import UserError
-from .cluster_stats import profile_segments
-from .schema import EFFICIENCY_LABEL, MALFUNCTION_LABEL
-from .storage_check import check_complete
-from .training import TrainConfig, split, train_clustering, train_efficiency, train_malfunction
+from smarthome import __version__
+from smarthome.analysis.profile import profile_segments
+from smarthome.contracts import model_sets as registry
+from smarthome.contracts.batch_files import list_batch_files
+from smarthome.contracts.records import EFFICIENCY_LABEL, MALFUNCTION_LABEL
+from smarthome.errors import UserError
+from smarthome.training.batches import read_batches
+from smarthome.training.models import (
+    TrainConfig,
+    split,
+    train_clustering,
+    train_efficiency,
+    train_malfunction,
+)
+from smarthome.training.storage_check import check_complete
 
 Log = Callable[[str], None]
 LOCK = registry.TRAINING_LOCK
@@ -149,7 +156,7 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 def _scoring(models: dict[str, Any]) -> dict[str, Any]:
-    from .scoring_export import export_pipeline
+    from smarthome.training.export import export_pipeline
 
     return {"format": 1, **{name: export_pipeline(m) for name, m in models.items()}}
 
@@ -162,7 +169,7 @@ def _fitted(
     model, section = train(*args)
     if save_to is None:
         return model, section, None
-    from .scoring_export import export_pipeline
+    from smarthome.training.export import export_pipeline
 
     model.save(str(save_to / name))
     return model, section, export_pipeline(model)

@@ -1,0 +1,65 @@
+"""A stage's server as a child process, for tests and benchmarks: started, awaited, stopped."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+from smarthome.devtools.kafka import free_port
+from smarthome.devtools.workspace import CHECKOUT as ROOT
+
+
+@contextmanager
+def serving(
+    command: list[str],
+    health_url: str,
+    log_path: Path,
+    *,
+    env: dict | None = None,
+    timeout: float = 60.0,
+) -> Iterator[None]:
+    """Run a server process until the test is done; yield once ``health_url`` answers 200."""
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    name = " ".join(command[1:3])
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited early: {log_path.read_text()[-2000:]}")
+            try:
+                if requests.get(health_url, timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not answer: {log_path.read_text()[-2000:]}")
+            time.sleep(0.1)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def running_api(
+    model_dir: Path, log_path: Path, *extra: str, timeout: float = 60.0
+) -> Iterator[str]:
+    """Start ``app_api.py`` on a free port, yield its base URL once ``GET /`` answers."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [
+        sys.executable, "app_api.py", "--port", str(port), "--model-dir", str(model_dir), *extra
+    ]  # fmt: skip
+    with serving(command, url + "/", log_path, timeout=timeout):
+        yield url
