@@ -71,7 +71,7 @@ test: install browser prometheus ## the whole test suite (real Kafka, real local
 	$(PY) -m pytest
 
 screenshots: install browser ## refresh the README's UI pictures in docs/ (the browser test, saving into docs/)
-	SMARTHOME_SCREENSHOTS_DIR=$(CURDIR)/docs $(PY) -m pytest tests/test_ui_browser.py
+	SMARTHOME_SCREENSHOTS_DIR=$(CURDIR)/docs $(PY) -m pytest tests/ui/test_ui_browser.py
 
 test-fast: install ## unit tests only (no Kafka, no Spark)
 	$(PY) -m pytest -m "not kafka and not spark and not browser"

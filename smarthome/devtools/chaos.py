@@ -9,7 +9,7 @@ are compared with what the producer reported delivered and what the topic holds:
     delivered 40000 | in the topic 40000 | in the files 40000 | duplicates 0 | missing 0
 
 and the run exits 1 on any loss or duplicate. Tests run the same code with their own
-schedules (tests/test_chaos.py).
+schedules (tests/devtools/test_chaos.py).
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from smarthome.contracts.batch_files import BatchName, list_batch_files
 from smarthome.contracts.records import RECORD_COLUMNS
 from smarthome.ingest.batch_writer import rejected_path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "kafka_consumer_batch.py"
 _TYPES = {c: int for c in RECORD_COLUMNS} | {
     "DeviceType": str,

@@ -15,7 +15,7 @@ from smarthome.devtools.kafka import free_port
 from smarthome.devtools.prometheus import LocalPrometheus, binary, write_config
 from smarthome.devtools.servers import running_api
 from tests.conftest import ROOT, require
-from tests.test_consumer import dataset_records, message
+from tests.ingest.test_consumer import dataset_records, message
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ from smarthome.contracts.records import RecordError
 from smarthome.devtools.kafka import free_port
 from smarthome.ingest.consumer import parse_row
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -20,7 +20,7 @@ from smarthome.ingest.dataset import read_dataset
 from smarthome.ingest.producer import paced, replay
 from smarthome.ingest.synthetic import synthetic_records
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "kafka_producer.py"
 
 

@@ -16,7 +16,7 @@ from kafka import KafkaConsumer
 from smarthome.contracts.batch_files import list_batch_files
 from smarthome.devtools.chaos import topic_user_ids
 from tests.fixtures_kafka import create_topic
-from tests.test_consumer import (
+from tests.ingest.test_consumer import (
     ROOT,
     assert_exactly_once,
     dataset_frame,

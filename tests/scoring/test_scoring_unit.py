@@ -16,7 +16,7 @@ import pytest
 
 from smarthome.scoring.model_set import ModelSet, ModelSetError, PipelineScorer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def indexer(labels: list[str], invalid: str = "keep") -> dict[str, Any]:

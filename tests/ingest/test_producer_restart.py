@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 
-from tests.test_producer import ROOT, SCRIPT, read_topic
+from tests.ingest.test_producer import ROOT, SCRIPT, read_topic
 
 
 @pytest.mark.kafka

@@ -20,7 +20,7 @@ from smarthome.devtools.kafka import free_port
 from smarthome.ingest import producer as kp
 from smarthome.observe.metrics import ProducerCollector, serve
 from tests.conftest import ROOT
-from tests.test_consumer import dataset_records, message
+from tests.ingest.test_consumer import dataset_records, message
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -14,7 +14,7 @@ from smarthome.devtools.kafka import free_port
 from smarthome.ingest.batch_writer import BatchWriter
 from smarthome.ingest.consumer import BatchConsumer, ConsumerOptions
 from smarthome.observe.pipeline import PipelineSource, PipelineView
-from tests.test_consumer import dataset_records, message
+from tests.ingest.test_consumer import dataset_records, message
 
 ROW = [1, "Camera", 1.5, 2.5, 1, 0, 12, 1]
 

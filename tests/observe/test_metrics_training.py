@@ -20,7 +20,7 @@ from smarthome.devtools.batches import write_batches
 from smarthome.devtools.kafka import free_port
 from smarthome.observe.metrics import TrainingCollector
 from tests.conftest import ROOT
-from tests.test_metrics_stream import samples, scrape
+from tests.observe.test_metrics_stream import samples, scrape
 
 
 def scrape_collector(collector: TrainingCollector) -> dict[tuple[str, tuple], float]:

@@ -1,6 +1,6 @@
 """The local Kafka broker: `up`/`down`/`status` on free ports and clean stops.
 
-(Restarts keeping data: tests/test_producer_restart.py, with a producer running.)
+(Restarts keeping data: tests/ingest/test_producer_restart.py, with a producer running.)
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from smarthome.devtools.kafka import LocalKafka, free_port
 from smarthome.errors import UserError
 from tests.conftest import require
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def kafka_cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -1,7 +1,7 @@
 """Fast API tests through Flask's test client with a small fake model set (no Spark).
 
 They pin the HTTP contract (status codes, error format, field names, live reload) apart from
-the real scorer; tests/test_api.py repeats the important ones against a real trained set.
+the real scorer; tests/api/test_api.py repeats the important ones against a real trained set.
 """
 
 from __future__ import annotations

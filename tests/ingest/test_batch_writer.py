@@ -66,7 +66,7 @@ def test_crash_before_rename_publishes_nothing_and_after_rename_publishes_the_fi
         w.write_batch("t", 0, 2, 3, {ROWS!r})
         """
     )
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     for hook, expected_files in (("AFTER", 2), ("BEFORE", 1)):
         for path in list_batch_files(tmp_path):
             path.unlink()

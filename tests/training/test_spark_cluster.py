@@ -26,7 +26,7 @@ from smarthome.contracts import model_sets as registry
 from smarthome.devtools.kafka import free_port
 from smarthome.devtools.spark import LocalSparkCluster
 from tests.conftest import ROOT, require
-from tests.test_training import SPARK_SUBMIT, assert_complete, quick_config, venv_env
+from tests.training.test_training import SPARK_SUBMIT, assert_complete, quick_config, venv_env
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 SHARED_HINT = "must be on storage every node shares"

@@ -19,7 +19,7 @@ import requests
 
 from smarthome.devtools.kafka import free_port
 from tests.conftest import ROOT
-from tests.test_ui_browser import browser  # noqa: F401 - the Chromium fixture
+from tests.ui.test_ui_browser import browser  # noqa: F401 - the Chromium fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.kafka, pytest.mark.spark, pytest.mark.slow]
 
