@@ -10,14 +10,13 @@ that training uses, so the UI shows them without any hand-copied text.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 from pathlib import Path
-from typing import Any
 
 from smarthome.cli import run
 from smarthome.config import env, help_default
 from smarthome.contracts import model_sets as registry
+from smarthome.contracts.clusters import Clusters
+from smarthome.contracts.manifest import Manifest
 from smarthome.errors import UserError
 
 PROG = "analyze_clusters.py"
@@ -57,14 +56,7 @@ def find_set(model_dir: Path, name: str | None) -> Path:
     return newest
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: cannot be read ({exc})") from None
-
-
-def recompute(set_dir: Path, batch_dir: Path, master: str | None) -> dict[str, Any]:
+def recompute(set_dir: Path, batch_dir: Path, manifest: Manifest, master: str | None) -> Clusters:
     """Profile the set's segments from its batch files with its saved KMeans pipeline."""
     from pyspark.ml import PipelineModel
 
@@ -72,24 +64,11 @@ def recompute(set_dir: Path, batch_dir: Path, master: str | None) -> dict[str, A
     from smarthome.training.batches import read_batches
     from smarthome.training.spark import get_spark
 
-    manifest = _read_json(set_dir / registry.MANIFEST)
-    files = [batch_dir / name for name in manifest.get("batch_files", [])]
+    files = [batch_dir / name for name in manifest.batch_files]
     spark = get_spark(master, app_name="analyze_clusters")
     data = read_batches(spark, files)
     model = PipelineModel.load(str(set_dir / "clustering"))
-    k = int(manifest["models"]["clustering"]["k"])
-    return profile_segments(model, data.df, k)
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Replace ``path`` atomically (a reader sees the old or the new file, never half)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, allow_nan=False)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    return profile_segments(model, data.df, manifest.models.clustering.k)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,22 +76,22 @@ def main(argv: list[str] | None = None) -> int:
     from smarthome.analysis.segments import redescribe, table
 
     set_dir = find_set(Path(args.model_dir), args.set_name)
-    manifest = _read_json(set_dir / registry.MANIFEST)
+    manifest = Manifest.read(set_dir / registry.MANIFEST)
     batch_dir = Path(args.batch_dir)
-    missing = [n for n in manifest.get("batch_files", []) if not (batch_dir / n).is_file()]
+    missing = [n for n in manifest.batch_files if not (batch_dir / n).is_file()]
     if missing:
         print(
             f"{len(missing)} of the set's batch files are not in {batch_dir}; "
             "describing the profile stored in clusters.json",
             flush=True,
         )
-        profile = redescribe(_read_json(set_dir / registry.CLUSTERS))
+        profile = redescribe(Clusters.read(set_dir / registry.CLUSTERS))
     else:
         print(f"profiling the segments of {set_dir.name} from {batch_dir}", flush=True)
-        profile = recompute(set_dir, batch_dir, args.master)
-    print(f"\nSegments of {set_dir.name} ({profile['overall']['rows']} devices)\n")
+        profile = recompute(set_dir, batch_dir, manifest, args.master)
+    print(f"\nSegments of {set_dir.name} ({profile.overall.rows} devices)\n")
     print(table(profile))
-    write_json(set_dir / registry.CLUSTERS, profile)
+    profile.write(set_dir / registry.CLUSTERS)
     print(f"\nwrote the descriptions to {set_dir / registry.CLUSTERS}")
     return 0
 

@@ -8,13 +8,12 @@ profile. The driver's memory therefore stays flat in the number of records, and 
 
 from __future__ import annotations
 
-from typing import Any
-
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from smarthome.analysis.segments import GroupStats, profile_from_groups
+from smarthome.contracts.clusters import Clusters
 from smarthome.contracts.records import EFFICIENCY_LABEL, NUMERIC_FEATURES
 from smarthome.training.features import PREDICTION
 
@@ -39,6 +38,6 @@ def spark_group_stats(df: DataFrame, cluster_col: str = PREDICTION) -> list[Grou
     ]
 
 
-def profile_segments(model: PipelineModel, df: DataFrame, k: int) -> dict[str, Any]:
+def profile_segments(model: PipelineModel, df: DataFrame, k: int) -> Clusters:
     """The ``clusters.json`` profile of ``df``'s rows as segmented by the KMeans ``model``."""
     return profile_from_groups(spark_group_stats(model.transform(df)), k)

@@ -1,7 +1,7 @@
 """Cluster profiles and their generated one-sentence descriptions (``clusters.json``).
 
 A profile is built from small per-(cluster, device type) aggregates (:class:`GroupStats`), so
-training and ``analyze_clusters.py`` compute them in Spark (``cluster_stats.py``) and collect
+training and ``analyze_clusters.py`` compute them in Spark (``analysis/profile.py``) and collect
 only k x device-type rows, never the records; ``profile_clusters`` computes the same aggregates
 with pandas for a small frame. Both write the same file, and the UI never needs hand-copied
 descriptions.
@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from smarthome.contracts.clusters import Clusters, Overall, Segment
 from smarthome.contracts.records import DEVICE_TYPES, EFFICIENCY_LABEL, NUMERIC_FEATURES
 
 #: (above average, below average) wording per feature
@@ -48,24 +48,25 @@ def _value(feature: str, value: float) -> str:
     return f"{value:.1f}{UNITS.get(feature, '')}"
 
 
-def describe(cluster: dict[str, Any], overall: dict[str, Any]) -> str:
+def describe(segment: Segment, overall: Overall) -> str:
     """One sentence: share, dominant device type, strongest traits, efficiency vs overall."""
-    stds = overall["stds"]
+    if not segment.size:
+        return f"Segment {segment.id}: no device in the training data."
+    means = {f: m for f, m in segment.means.items() if m is not None}
     scored = []
     for feature in NUMERIC_FEATURES:
-        std = stds.get(feature) or 0.0
+        std = overall.stds[feature]
         if std <= 0:
             continue
-        z = (cluster["means"][feature] - overall["means"][feature]) / std
+        z = (means[feature] - overall.means[feature]) / std
         if abs(z) >= TRAIT_Z:
             scored.append((abs(z), feature, z))
     scored.sort(reverse=True)
     traits = [
-        f"{TRAITS[f][0 if z > 0 else 1]} ({_value(f, cluster['means'][f])} vs "
-        f"{_value(f, overall['means'][f])})"
+        f"{TRAITS[f][0 if z > 0 else 1]} ({_value(f, means[f])} vs {_value(f, overall.means[f])})"
         for _, f, z in scored[:MAX_TRAITS]
     ]
-    ranked = sorted(cluster["device_type_shares"].items(), key=lambda kv: -kv[1])
+    ranked = sorted(segment.device_type_shares.items(), key=lambda kv: -kv[1])
     top_type, top_share = ranked[0]
     if top_share >= 0.995:
         who = f"all {_plural(top_type)}"
@@ -76,8 +77,8 @@ def describe(cluster: dict[str, Any], overall: dict[str, Any]) -> str:
         who = " and ".join(main[:3]) if main else "a mix of device types"
     how = ", ".join(traits) if traits else "close to the average on every feature"
     return (
-        f"Segment {cluster['id']} ({cluster['share']:.0%} of devices): {who}, {how}; "
-        f"{cluster['efficiency_rate']:.0%} efficient (overall {overall['efficiency_rate']:.0%})."
+        f"Segment {segment.id} ({segment.share:.0%} of devices): {who}, {how}; "
+        f"{segment.efficiency_rate:.0%} efficient (overall {overall.efficiency_rate:.0%})."
     )
 
 
@@ -127,7 +128,7 @@ def _means(pooled: _Pooled) -> dict[str, float]:
     return {c: round(float(pooled.means[c]), 6) for c in NUMERIC_FEATURES}
 
 
-def profile_from_groups(groups: Iterable[GroupStats], k: int) -> dict[str, Any]:
+def profile_from_groups(groups: Iterable[GroupStats], k: int) -> Clusters:
     """Per-cluster size, share, feature means, device-type mix, efficiency rate, description.
 
     ``groups`` holds one :class:`GroupStats` per (cluster id, device type) with rows; a
@@ -136,36 +137,32 @@ def profile_from_groups(groups: Iterable[GroupStats], k: int) -> dict[str, Any]:
     groups = list(groups)
     everything = _pool(groups)
     total = everything.rows
-    overall = {
-        "rows": total,
-        "means": _means(everything),
-        "stds": {
+    overall = Overall(
+        rows=total,
+        means=_means(everything),
+        stds={
             c: round(float(np.sqrt(everything.m2[c] / total)) if total else np.nan, 6)
             for c in NUMERIC_FEATURES
         },
-        "device_type_shares": _shares(everything),
-        "efficiency_rate": round(everything.efficient / total, 6) if total else 0.0,
-    }
-    clusters = []
+        device_type_shares=_shares(everything),
+        efficiency_rate=round(everything.efficient / total, 6) if total else 0.0,
+    )
+    segments = []
     for cluster_id in range(k):
         part = _pool([g for g in groups if g.cluster == cluster_id])
         size = part.rows
-        cluster: dict[str, Any] = {
-            "id": cluster_id,
-            "size": size,
-            "share": round(size / total, 6) if total else 0.0,
-            "means": _means(part) if size else dict.fromkeys(NUMERIC_FEATURES, np.nan),
-            "overall_means": overall["means"],
-            "device_type_shares": _shares(part),
-            "efficiency_rate": round(part.efficient / size, 6) if size else 0.0,
-        }
-        if size:
-            cluster["description"] = describe(cluster, overall)
-        else:
-            cluster["means"] = dict.fromkeys(NUMERIC_FEATURES, None)
-            cluster["description"] = f"Segment {cluster_id}: no device in the training data."
-        clusters.append(cluster)
-    return {"format": 1, "k": k, "overall": overall, "clusters": clusters}
+        segment = Segment(
+            id=cluster_id,
+            size=size,
+            share=round(size / total, 6) if total else 0.0,
+            means=_means(part) if size else dict.fromkeys(NUMERIC_FEATURES),
+            overall_means=overall.means,
+            device_type_shares=_shares(part),
+            efficiency_rate=round(part.efficient / size, 6) if size else 0.0,
+            description="",
+        )
+        segments.append(segment.model_copy(update={"description": describe(segment, overall)}))
+    return Clusters(k=k, overall=overall, clusters=segments)
 
 
 def group_stats(records: pd.DataFrame, cluster_col: str) -> list[GroupStats]:
@@ -186,22 +183,22 @@ def group_stats(records: pd.DataFrame, cluster_col: str) -> list[GroupStats]:
     return out
 
 
-def profile_clusters(records: pd.DataFrame, cluster_col: str, k: int) -> dict[str, Any]:
+def profile_clusters(records: pd.DataFrame, cluster_col: str, k: int) -> Clusters:
     """:func:`profile_from_groups` of an in-memory frame (small data, unit tests)."""
     return profile_from_groups(group_stats(records, cluster_col), k)
 
 
-def redescribe(profile: dict[str, Any]) -> dict[str, Any]:
-    """Regenerate every description from the stored statistics (no data needed)."""
-    for cluster in profile["clusters"]:
-        if cluster["size"]:
-            cluster["description"] = describe(cluster, profile["overall"])
-    return profile
+def redescribe(profile: Clusters) -> Clusters:
+    """Every description regenerated from the stored statistics (no data needed)."""
+    segments = [
+        s.model_copy(update={"description": describe(s, profile.overall)}) for s in profile.clusters
+    ]
+    return profile.model_copy(update={"clusters": segments})
 
 
-def table(profile: dict[str, Any]) -> str:
+def table(profile: Clusters) -> str:
     """A plain-text table of the segments for the terminal."""
-    overall = profile["overall"]
+    overall = profile.overall
     short = {
         "UsageHoursPerDay": "usage h",
         "EnergyConsumption": "kWh",
@@ -211,22 +208,22 @@ def table(profile: dict[str, Any]) -> str:
     }
     head = ["seg", "size", "share"] + [short[c] for c in NUMERIC_FEATURES] + ["efficient", "mix"]
     rows = []
-    for c in profile["clusters"]:
-        means = c["means"]
+    for c in profile.clusters:
+        means = c.means
         mix = ", ".join(
             f"{t} {s:.0%}"
-            for t, s in sorted(c["device_type_shares"].items(), key=lambda kv: -kv[1])
+            for t, s in sorted(c.device_type_shares.items(), key=lambda kv: -kv[1])
             if s >= 0.05
         )
         rows.append(
-            [str(c["id"]), str(c["size"]), f"{c['share']:.1%}"]
+            [str(c.id), str(c.size), f"{c.share:.1%}"]
             + ["-" if means[f] is None else f"{means[f]:.2f}" for f in NUMERIC_FEATURES]
-            + [f"{c['efficiency_rate']:.1%}", mix]
+            + [f"{c.efficiency_rate:.1%}", mix]
         )
     rows.append(
-        ["all", str(overall["rows"]), "100.0%"]
-        + [f"{overall['means'][f]:.2f}" for f in NUMERIC_FEATURES]
-        + [f"{overall['efficiency_rate']:.1%}", "-"]
+        ["all", str(overall.rows), "100.0%"]
+        + [f"{overall.means[f]:.2f}" for f in NUMERIC_FEATURES]
+        + [f"{overall.efficiency_rate:.1%}", "-"]
     )
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     lines = [
@@ -235,5 +232,5 @@ def table(profile: dict[str, Any]) -> str:
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines.append("")
-    lines += [c["description"] for c in profile["clusters"]]
+    lines += [c.description for c in profile.clusters]
     return "\n".join(lines)

@@ -23,10 +23,10 @@ Loader = Callable[[Path], Any]
 
 
 def default_loader(set_dir: Path) -> Any:
-    """``ModelSet.load`` from the numpy scorer (imported late: the API never needs Spark)."""
-    from smarthome.scoring.model_set import ModelSet
+    """The numpy scorer's set with its manifest and clusters read through their contracts."""
+    from smarthome.api.served import ServedSet
 
-    return ModelSet.load(set_dir)
+    return ServedSet.load(set_dir)
 
 
 class ModelHolder:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime
 from typing import Any
 
 from flask import Flask, Response, g, request
@@ -48,17 +47,11 @@ class _SetAge(Collector):
         family = GaugeMetricFamily(
             "smarthome_api_model_set_age_seconds", "seconds since the loaded set was trained"
         )
-        created = _manifest(self.holder).get("created_at")
-        if created:
-            moment = datetime.fromisoformat(str(created).replace("Z", "+00:00"))
-            family.add_metric([], max(0.0, time.time() - moment.timestamp()))
+        current = self.holder.current
+        if current is not None:
+            created = current.manifest.created.timestamp()
+            family.add_metric([], max(0.0, time.time() - created))
         yield family
-
-
-def _manifest(holder: Any) -> dict[str, Any]:
-    current = holder.current
-    manifest = getattr(current, "manifest", None) if current is not None else None
-    return manifest if isinstance(manifest, dict) else {}
 
 
 def install(app: Flask, holder: Any) -> None:
@@ -96,8 +89,7 @@ def install(app: Flask, holder: Any) -> None:
     def loaded(model_set: Any) -> None:
         reloads.inc()
         set_number.set(int(str(model_set.name).rsplit("set", 1)[-1]))
-        manifest = getattr(model_set, "manifest", None)
-        set_rows.set(int(manifest.get("rows") or 0) if isinstance(manifest, dict) else 0)
+        set_rows.set(model_set.manifest.rows)
 
     holder.on_loaded = loaded
     holder.on_skipped = lambda _name: skipped.inc()

@@ -11,8 +11,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from smarthome.api import results
 from smarthome.api.validation import MAX_BATCH, DeviceRequest, MalfunctionRequest
+from smarthome.contracts import api as bodies
 from smarthome.observe.pipeline import PipelineView
 
 REF = "#/components/schemas/{model}"
@@ -20,14 +20,14 @@ REF = "#/components/schemas/{model}"
 _MODELS: list[tuple[type[BaseModel], str]] = [
     (DeviceRequest, "validation"),
     (MalfunctionRequest, "validation"),
-    (results.EfficiencyResult, "serialization"),
-    (results.MalfunctionResult, "serialization"),
-    (results.SegmentResult, "serialization"),
-    (results.ErrorResponse, "serialization"),
-    (results.StatusResponse, "serialization"),
-    (results.ModelsResponse, "serialization"),
-    (results.SegmentsResponse, "serialization"),
-    (results.Health, "serialization"),
+    (bodies.EfficiencyResult, "serialization"),
+    (bodies.MalfunctionResult, "serialization"),
+    (bodies.SegmentResult, "serialization"),
+    (bodies.ErrorResponse, "serialization"),
+    (bodies.StatusResponse, "serialization"),
+    (bodies.ModelsResponse, "serialization"),
+    (bodies.SegmentsResponse, "serialization"),
+    (bodies.Health, "serialization"),
     (PipelineView, "serialization"),
 ]
 
@@ -57,7 +57,7 @@ def _one_or_list(model: type[BaseModel], request: bool) -> dict[str, Any]:
 
 
 def _predict(summary: str, body: type[BaseModel], result: type[BaseModel]) -> dict[str, Any]:
-    error = _ref(results.ErrorResponse)
+    error = _ref(bodies.ErrorResponse)
     responses = {
         "200": _json(_one_or_list(result, False), "One result, or a list in request order"),
         **{code: _json(error, text) for code, text in _ERRORS.items()},
@@ -76,7 +76,7 @@ def _predict(summary: str, body: type[BaseModel], result: type[BaseModel]) -> di
 
 def _get(summary: str, model: type[BaseModel], *codes: str) -> dict[str, Any]:
     responses = {"200": _json(_ref(model), summary)}
-    responses.update({c: _json(_ref(results.ErrorResponse), _ERRORS[c]) for c in codes})
+    responses.update({c: _json(_ref(bodies.ErrorResponse), _ERRORS[c]) for c in codes})
     return {"get": {"summary": summary, "responses": responses}}
 
 
@@ -95,18 +95,18 @@ def build_document(server_url: str | None = None) -> dict[str, Any]:
         },
         "paths": {
             "/predict_efficiency": _predict(
-                "Is the device efficient?", DeviceRequest, results.EfficiencyResult
+                "Is the device efficient?", DeviceRequest, bodies.EfficiencyResult
             ),
             "/predict_malfunction": _predict(
-                "How many malfunction incidents?", MalfunctionRequest, results.MalfunctionResult
+                "How many malfunction incidents?", MalfunctionRequest, bodies.MalfunctionResult
             ),
             "/get_device_segment": _predict(
-                "Which device segment?", DeviceRequest, results.SegmentResult
+                "Which device segment?", DeviceRequest, bodies.SegmentResult
             ),
-            "/": _get("Status, the loaded model set and its metrics", results.StatusResponse),
-            "/models": _get("Every model set's manifest, newest first", results.ModelsResponse),
-            "/segments": _get("The loaded set's cluster profiles", results.SegmentsResponse, "503"),
-            "/healthz": _get("No-op liveness check", results.Health),
+            "/": _get("Status, the loaded model set and its metrics", bodies.StatusResponse),
+            "/models": _get("Every model set's manifest, newest first", bodies.ModelsResponse),
+            "/segments": _get("The loaded set's cluster profiles", bodies.SegmentsResponse, "503"),
+            "/healthz": _get("No-op liveness check", bodies.Health),
             "/pipeline": _get(
                 "Topic, consumer group lag, batch files and model sets, each with when it was"
                 " looked at; Kafka unreachable is said, not an error",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +20,17 @@ from smarthome.api.validation import (
     validate_rows,
 )
 from smarthome.contracts import model_sets as registry
+from smarthome.contracts.api import (
+    ModelsResponse,
+    NoScores,
+    SegmentsResponse,
+    SetEntry,
+    SetScores,
+    StatusResponse,
+    dump,
+)
+from smarthome.contracts.artefact import ContractError
+from smarthome.contracts.manifest import Manifest
 
 bp = Blueprint("api", __name__)
 
@@ -67,19 +77,20 @@ def get_device_segment() -> Response:
 def status() -> Response:
     h = holder()
     model_set = h.current
-    body: dict[str, Any] = {
-        "status": "ok" if model_set is not None else "no model set",
-        "model_set": model_set.name if model_set is not None else None,
+    loaded = model_set is not None
+    body = StatusResponse(
+        status="ok" if loaded else "no model set",
+        model_set=model_set.name if loaded else None,
         # the original API's field: the set's number (clients written for it keep working)
-        "loaded_model_set": registry.set_number(model_set.name) if model_set is not None else None,
-        "model_dir": str(h.model_dir),
-        "metrics": results.metrics_of(model_set.manifest) if model_set is not None else {},
-        "manifest": model_set.manifest if model_set is not None else None,
-        "skipped_sets": dict(h.failed),
-        "hint": None if model_set is not None else no_model_message(h.model_dir),
-        "worker_pid": os.getpid(),
-    }
-    return jsonify(body)
+        loaded_model_set=registry.set_number(model_set.name) if loaded else None,
+        model_dir=str(h.model_dir),
+        metrics=SetScores.of(model_set.manifest) if loaded else NoScores(),
+        manifest=model_set.manifest if loaded else None,
+        skipped_sets=dict(h.failed),
+        hint=None if loaded else no_model_message(h.model_dir),
+        worker_pid=os.getpid(),
+    )
+    return jsonify(dump(body))
 
 
 @bp.get("/healthz")
@@ -96,38 +107,32 @@ def healthz_post() -> Response:
     return jsonify({"status": "ok"})
 
 
-def _read_manifest(set_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
+def _entry(set_dir: Path, loaded: str | None, failed: dict[str, str]) -> SetEntry:
+    """One set of ``GET /models``: its manifest, or why it cannot be read or served."""
+    manifest, error = None, None
     try:
-        manifest = json.loads((set_dir / registry.MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        return None, f"{registry.MANIFEST} unreadable: {exc}"
-    if not isinstance(manifest, dict):
-        return None, f"{registry.MANIFEST} is not a JSON object"
-    return manifest, None
+        manifest = Manifest.read(set_dir / registry.MANIFEST)
+    except ContractError as exc:
+        error = str(exc)
+    return SetEntry(
+        name=set_dir.name,
+        loaded=set_dir.name == loaded,
+        manifest=manifest,
+        error=failed.get(set_dir.name, error),
+    )
 
 
 @bp.get("/models")
 def models() -> Response:
     h = holder()
-    loaded = h.current_name
-    sets = []
-    for set_dir in reversed(registry.list_sets(h.model_dir)):
-        manifest, error = _read_manifest(set_dir)
-        sets.append(
-            {
-                "name": set_dir.name,
-                "loaded": set_dir.name == loaded,
-                "manifest": manifest,
-                "error": h.failed.get(set_dir.name, error),
-            }
-        )
-    return jsonify({"model_dir": str(h.model_dir), "sets": sets})
+    sets = [_entry(d, h.current_name, h.failed) for d in reversed(registry.list_sets(h.model_dir))]
+    return jsonify(dump(ModelsResponse(model_dir=str(h.model_dir), sets=sets)))
 
 
 @bp.get("/segments")
 def segments() -> Response:
     model_set = _loaded()
-    return jsonify({"model_set": model_set.name, "clusters": model_set.clusters})
+    return jsonify(dump(SegmentsResponse(model_set=model_set.name, clusters=model_set.clusters)))
 
 
 @bp.get("/openapi.json")

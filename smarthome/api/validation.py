@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from smarthome.contracts.records import (
     DEVICE_FEATURES,
+    FLOAT_COLUMNS,
+    INT_COLUMNS,
     MALFUNCTION_FEATURES,
     DeviceInput,
     MalfunctionInput,
@@ -28,14 +30,6 @@ MAX_BODY_BYTES = 1024 * 1024
 INT_LIMIT = 2**63
 #: floats are bounded by an int that is exact both as a float and in JSON text
 NUMBER_LIMIT = 10**15
-_FLOAT_FIELDS = ("UsageHoursPerDay", "EnergyConsumption")
-_INT_FIELDS = (
-    "UserPreferences",
-    "DeviceAgeMonths",
-    "MalfunctionIncidents",
-    "UserID",
-    "SmartHomeEfficiency",
-)
 
 _JSON_TYPES = {
     dict: "object",
@@ -111,11 +105,11 @@ class _Request(BaseModel):
 
     model_config = ConfigDict(json_schema_extra=_document_bounds)
 
-    _int_in = field_validator(*_INT_FIELDS, mode="before", check_fields=False)(
+    _int_in = field_validator(*INT_COLUMNS, mode="before", check_fields=False)(
         _integral_float_to_int
     )
-    _int_out = field_validator(*_INT_FIELDS, check_fields=False)(_fits_int64)
-    _float_in = field_validator(*_FLOAT_FIELDS, mode="before", check_fields=False)(_sane_number)
+    _int_out = field_validator(*INT_COLUMNS, check_fields=False)(_fits_int64)
+    _float_in = field_validator(*FLOAT_COLUMNS, mode="before", check_fields=False)(_sane_number)
 
 
 class MalfunctionRequest(MalfunctionInput, _Request):

@@ -72,6 +72,27 @@ class Record(DeviceInput):
     SmartHomeEfficiency: int = Field(ge=0, le=1, description="1 if the device is efficient")
 
 
+def _column_type(column: str) -> type:
+    return Record.model_fields[column].annotation  # type: ignore[return-value]
+
+
+def _bounds(column: str) -> tuple[float | None, float | None]:
+    low = high = None
+    for rule in Record.model_fields[column].metadata:
+        low = getattr(rule, "ge", low)
+        high = getattr(rule, "le", high)
+    return low, high
+
+
+#: the integer and the float columns, in dataset order (read from :class:`Record`)
+INT_COLUMNS: list[str] = [c for c in RECORD_COLUMNS if _column_type(c) is int]
+FLOAT_COLUMNS: list[str] = [c for c in RECORD_COLUMNS if _column_type(c) is float]
+#: inclusive (low, high) range of every numeric column; None = unbounded (from ``Field``)
+RANGES: dict[str, tuple[float | None, float | None]] = {
+    c: _bounds(c) for c in RECORD_COLUMNS if c in INT_COLUMNS or c in FLOAT_COLUMNS
+}
+
+
 class RecordError(ValueError):
     """A record failed validation; ``details`` holds one message per bad field."""
 

@@ -20,6 +20,7 @@ import requests
 
 from smarthome.cli import run
 from smarthome.config import DEFAULTS
+from smarthome.contracts.api import StatusResponse, read_response
 from smarthome.devtools.supervisor import Stage, Supervisor
 from smarthome.devtools.workspace import CHECKOUT
 from smarthome.errors import UserError
@@ -187,13 +188,13 @@ def records_in_topic(bootstrap: str, topic: str) -> int:
 def served_set(api_url: str) -> tuple[str, int] | None:
     """The model set the API serves now and how many rows it was trained on."""
     try:
-        status = requests.get(f"{api_url}/", timeout=2).json()
+        body = requests.get(f"{api_url}/", timeout=2).json()
     except (requests.RequestException, ValueError):
+        return None  # not up yet
+    status = read_response(StatusResponse, body, f"GET {api_url}/")
+    if status.model_set is None or status.manifest is None:
         return None
-    if not isinstance(status, dict) or not status.get("model_set"):
-        return None
-    manifest = status.get("manifest") or {}
-    return str(status["model_set"]), int(manifest.get("rows") or 0)
+    return status.model_set, status.manifest.rows
 
 
 def check_prediction(api_url: str) -> dict:

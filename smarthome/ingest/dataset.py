@@ -13,17 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from smarthome.contracts.records import RECORD_COLUMNS, RecordError, validate_record
+from smarthome.contracts.records import (
+    FLOAT_COLUMNS,
+    INT_COLUMNS,
+    RECORD_COLUMNS,
+    RecordError,
+    validate_record,
+)
 from smarthome.errors import UserError
-
-INT_COLUMNS = {
-    "UserID",
-    "UserPreferences",
-    "MalfunctionIncidents",
-    "DeviceAgeMonths",
-    "SmartHomeEfficiency",
-}
-FLOAT_COLUMNS = {"UsageHoursPerDay", "EnergyConsumption"}
 
 
 @dataclass

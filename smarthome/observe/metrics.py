@@ -8,7 +8,6 @@ off by default). Names, units and labels are listed in the README ("Watching it 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,6 +18,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from smarthome.contracts import model_sets as registry
+from smarthome.contracts.artefact import ContractError
+from smarthome.contracts.manifest import Manifest
 
 if TYPE_CHECKING:
     from smarthome.ingest.consumer import BatchConsumer
@@ -110,15 +111,15 @@ class TrainingCollector(Collector):
         self.model_dir = Path(model_dir)
         self.started = datetime.now(timezone.utc)
 
-    def _ours(self) -> list[dict[str, Any]]:
+    def _ours(self) -> list[Manifest]:
+        """Manifests of the sets published since the start (this version's sets only)."""
         manifests = []
         for folder in registry.list_sets(self.model_dir) if self.model_dir.is_dir() else []:
             try:
-                manifest = json.loads((folder / registry.MANIFEST).read_text())
-                created = datetime.fromisoformat(manifest["created_at"].replace("Z", "+00:00"))
-            except (OSError, ValueError, KeyError):
-                continue
-            if created >= self.started.replace(microsecond=0):
+                manifest = Manifest.read(folder / registry.MANIFEST)
+            except ContractError:
+                continue  # not this run's: a run writes the current format
+            if manifest.created >= self.started.replace(microsecond=0):
                 manifests.append(manifest)
         return manifests
 
@@ -130,28 +131,29 @@ class TrainingCollector(Collector):
         yield GaugeMetricFamily(
             "smarthome_training_in_progress", "1 while a model set is being built", value=building
         )
-        newest = ours[-1] if ours else {}
+        newest = ours[-1] if ours else None
         yield GaugeMetricFamily(
             "smarthome_training_last_set_number", "number of the newest set published",
-            value=newest.get("set", 0),
+            value=newest.set if newest else 0,
         )  # fmt: skip
         per_set = GaugeMetricFamily(
             "smarthome_training_last_set_seconds", "seconds the newest published set took"
         )
         if newest:
-            per_set.add_metric([], float(newest.get("seconds", 0.0)))
+            per_set.add_metric([], newest.seconds)
         yield per_set
         per_model = GaugeMetricFamily(
             "smarthome_training_last_model_seconds",
             "seconds each model of the newest set took to fit",
             labels=["model"],
         )
-        for name, section in (newest.get("models") or {}).items():
-            if isinstance(section, dict) and "training_seconds" in section:
-                per_model.add_metric([name], float(section["training_seconds"]))
+        if newest:
+            for name in registry.MODEL_NAMES:
+                section = getattr(newest.models, name)
+                per_model.add_metric([name], section.training_seconds)
         yield per_model
         total = CounterMetricFamily(
             "smarthome_training_set_seconds", "seconds spent building published sets"
         )
-        total.add_metric([], sum(float(m.get("seconds", 0.0)) for m in ours))
+        total.add_metric([], sum(m.seconds for m in ours))
         yield total

@@ -9,7 +9,6 @@ look costs one directory listing plus the new files.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import threading
@@ -17,12 +16,13 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel
 
 from smarthome.contracts import model_sets as registry
+from smarthome.contracts.artefact import ContractError
 from smarthome.contracts.batch_files import list_batch_files
+from smarthome.contracts.manifest import Manifest
 from smarthome.ingest.batch_writer import REJECTED_DIR
 
 
@@ -62,6 +62,7 @@ class ModelSetsView(BaseModel):
     newest_created_at: datetime | None = None
     newest_age_seconds: float | None = None
     newest_rows: int | None = None
+    newest_error: str | None = None  # the newest set's manifest does not match its contract
     training: bool  # a spark_training.py process holds the model folder's lock right now
     checked_at: datetime
 
@@ -216,12 +217,13 @@ class PipelineSource:
     def model_sets(self) -> ModelSetsView:
         sets = registry.list_sets(self.model_dir) if self.model_dir.is_dir() else []
         newest = sets[-1] if sets else None
-        created, rows = None, None
+        created, rows, error = None, None, None
         if newest is not None:
-            with contextlib.suppress(OSError, ValueError, KeyError):
-                manifest: dict[str, Any] = json.loads((newest / registry.MANIFEST).read_text())
-                created = datetime.fromisoformat(manifest["created_at"].replace("Z", "+00:00"))
-                rows = int(manifest["rows"])
+            try:
+                manifest = Manifest.read(newest / registry.MANIFEST)
+                created, rows = manifest.created, manifest.rows
+            except ContractError as exc:
+                error = str(exc)
         age = (_now() - created).total_seconds() if created else None
         return ModelSetsView(
             folder=str(self.model_dir),
@@ -230,6 +232,7 @@ class PipelineSource:
             newest_created_at=created,
             newest_age_seconds=age,
             newest_rows=rows,
+            newest_error=error,
             training=flock_held(self.model_dir / registry.TRAINING_LOCK),
             checked_at=_now(),
         )

@@ -16,24 +16,11 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
-from smarthome.contracts.records import DEVICE_TYPES, RECORD_COLUMNS
+from smarthome.contracts.records import DEVICE_TYPES, INT_COLUMNS, RANGES, RECORD_COLUMNS
 from smarthome.errors import UserError
 
 CORRUPT = "_corrupt_record"
 FILE = "_batch_file"
-INT_COLUMNS = ["UserID", "UserPreferences", "MalfunctionIncidents", "DeviceAgeMonths"]
-INT_COLUMNS += ["SmartHomeEfficiency"]
-FLOAT_COLUMNS = ["UsageHoursPerDay", "EnergyConsumption"]
-#: inclusive ranges of the record schema (smarthome/contracts/records.py); None = unbounded
-RANGES: dict[str, tuple[float | None, float | None]] = {
-    "UserID": (0, None),
-    "UsageHoursPerDay": (0, 24),
-    "EnergyConsumption": (0, None),
-    "UserPreferences": (0, 1),
-    "MalfunctionIncidents": (0, None),
-    "DeviceAgeMonths": (0, None),
-    "SmartHomeEfficiency": (0, 1),
-}
 
 
 @dataclass

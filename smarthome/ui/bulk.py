@@ -13,12 +13,17 @@ from typing import Any
 
 import pandas as pd
 
-from smarthome.contracts.records import DEVICE_FEATURES, DeviceInput, RecordError, validate_record
+from smarthome.contracts.records import (
+    DEVICE_FEATURES,
+    FLOAT_COLUMNS,
+    DeviceInput,
+    RecordError,
+    validate_record,
+)
 from smarthome.ui.client import ApiClient
 
 MAX_ROWS = 20_000
 CHUNK = 200  # rows per API request: well under any sensible API batch limit
-_FLOAT_FIELDS = {"UsageHoursPerDay", "EnergyConsumption"}
 RESULT_COLUMNS = [
     "predicted_efficiency_class",
     "probability_of_predicted_class",
@@ -66,7 +71,7 @@ def _convert(field: str, text: str) -> Any:
         number = float(text)
     except ValueError:
         return text
-    if field in _FLOAT_FIELDS:
+    if field in FLOAT_COLUMNS:
         return number
     return int(number) if number.is_integer() else number
 
@@ -106,12 +111,10 @@ def predict_bulk(client: ApiClient, frame: pd.DataFrame, chunk: int = CHUNK) -> 
         mal = client.predict_malfunction(without_label)
         seg = client.get_device_segment(part)
         for i, pos in enumerate(positions[start : start + chunk]):
-            out["predicted_efficiency_class"][pos] = eff[i].get("predicted_efficiency_class")
-            out["probability_of_predicted_class"][pos] = eff[i].get(
-                "probability_of_predicted_class"
-            )
-            out["predicted_malfunctions"][pos] = mal[i].get("predicted_malfunctions")
-            out["device_segment_id"][pos] = seg[i].get("device_segment_id")
+            out["predicted_efficiency_class"][pos] = eff[i].predicted_efficiency_class
+            out["probability_of_predicted_class"][pos] = eff[i].probability_of_predicted_class
+            out["predicted_malfunctions"][pos] = mal[i].predicted_malfunctions
+            out["device_segment_id"][pos] = seg[i].device_segment_id
     answers = pd.DataFrame(
         {
             column: pd.array(

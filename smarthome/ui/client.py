@@ -8,12 +8,27 @@ UI never shows a traceback.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic
 
 import requests
-from pydantic import ValidationError
+from pydantic import RootModel
 
+from smarthome.contracts.api import (
+    Body,
+    EfficiencyResult,
+    MalfunctionResult,
+    ModelsResponse,
+    SegmentResult,
+    SegmentsResponse,
+    SetEntry,
+    StatusResponse,
+    read_response,
+)
+from smarthome.contracts.artefact import ContractError
 from smarthome.observe.pipeline import PipelineView
+
+#: a POST body: one record, or a list of records
+Records = dict[str, Any] | list[dict[str, Any]]
 
 #: seconds to wait for a connection and for an answer; a slow API is reported, not waited on
 CONNECT_TIMEOUT = 3.0
@@ -86,60 +101,45 @@ class ApiClient:
         except ValueError as exc:
             raise ApiError("bad_response", f"{url}: not JSON", status=resp.status_code) from exc
 
-    def _expect(self, value: Any, kind: type, path: str) -> Any:
-        if not isinstance(value, kind):
-            raise ApiError("bad_response", f"{path}: expected a JSON {kind.__name__}")
-        return value
+    def _read(self, model: type[Body], path: str, body: Any = None) -> Body:
+        """One call's answer read through its type: a missing or renamed field is an error."""
+        method = "GET" if body is None else "POST"
+        try:
+            return read_response(model, self._call(method, path, body), f"{method} {path}")
+        except ContractError as exc:
+            raise ApiError("bad_response", str(exc)) from None
 
-    def status(self) -> dict[str, Any]:
-        """``GET /``: status, loaded model set and its metrics."""
-        return self._expect(self._call("GET", "/"), dict, "/")
+    def status(self) -> StatusResponse:
+        """``GET /``: status, loaded model set, its metrics and manifest."""
+        return self._read(StatusResponse, "/")
 
-    def models(self) -> list[dict[str, Any]]:
-        """``GET /models``: every set's manifest, newest first.
-
-        The API wraps each manifest as ``{"name", "loaded", "manifest", "error"}`` inside
-        ``{"sets": [...]}``; the set's folder name and loaded flag are kept as ``_set_name`` and
-        ``_loaded``. A set whose manifest is unreadable is left out.
-        """
-        body = self._call("GET", "/models")
-        if isinstance(body, dict):
-            body = next((body[k] for k in ("sets", "models") if isinstance(body.get(k), list)), [])
-        manifests = []
-        for entry in self._expect(body, list, "/models"):
-            if not isinstance(entry, dict):
-                continue
-            manifest = entry.get("manifest", entry)
-            if isinstance(manifest, dict):
-                manifests.append(
-                    {**manifest, "_set_name": entry.get("name"), "_loaded": entry.get("loaded")}
-                )
-        return manifests
+    def models(self) -> list[SetEntry]:
+        """``GET /models``: every set, newest first, each with its manifest or its error."""
+        return self._read(ModelsResponse, "/models").sets
 
     def pipeline(self) -> PipelineView:
-        """``GET /pipeline``, read through its type: a missing or renamed field is an error."""
-        body = self._call("GET", "/pipeline")
-        try:
-            return PipelineView.model_validate(body)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"])
-            raise ApiError("bad_response", f"/pipeline: {where}: {first['msg']}") from None
+        """``GET /pipeline``: topic, consumer lag, batch files, model sets."""
+        return self._read(PipelineView, "/pipeline")
 
-    def segments(self) -> Any:
-        """``GET /segments`` when the API has it (cluster profiles of the loaded set)."""
-        return self._call("GET", "/segments")
+    def segments(self) -> SegmentsResponse:
+        """``GET /segments``: the loaded set's cluster profiles."""
+        return self._read(SegmentsResponse, "/segments")
 
-    def predict(self, path: str, body: dict[str, Any] | list[dict[str, Any]]) -> Any:
-        """POST one record (→ dict) or a list of records (→ list in order) to ``path``."""
-        answer = self._call("POST", path, body)
-        return self._expect(answer, list if isinstance(body, list) else dict, path)
+    def predict_efficiency(self, body: Records) -> EfficiencyResult | list[EfficiencyResult]:
+        return self._predict(EfficiencyResult, "/predict_efficiency", body)
 
-    def predict_efficiency(self, body: Any) -> Any:
-        return self.predict("/predict_efficiency", body)
+    def predict_malfunction(self, body: Records) -> MalfunctionResult | list[MalfunctionResult]:
+        return self._predict(MalfunctionResult, "/predict_malfunction", body)
 
-    def predict_malfunction(self, body: Any) -> Any:
-        return self.predict("/predict_malfunction", body)
+    def get_device_segment(self, body: Records) -> SegmentResult | list[SegmentResult]:
+        return self._predict(SegmentResult, "/get_device_segment", body)
 
-    def get_device_segment(self, body: Any) -> Any:
-        return self.predict("/get_device_segment", body)
+    def _predict(self, model: type[Body], path: str, body: Records) -> Body | list[Body]:
+        """POST one record (one answer) or a list of records (a list in order) to ``path``."""
+        if isinstance(body, list):
+            return self._read(_ListOf[model], path, body).root  # type: ignore[valid-type]
+        return self._read(model, path, body)
+
+
+class _ListOf(RootModel[list[Body]], Generic[Body]):
+    """A JSON list of answers, read item by item through the answer's type."""

@@ -35,9 +35,9 @@ def show_error(error: ApiError) -> None:
         st.markdown("\n".join(f"- `{d}`" for d in error.details[:20]))
 
 
-def fmt_pct(value: Any) -> str:
-    return f"{value:.1%}" if isinstance(value, (int, float)) else "?"
+def fmt_pct(value: float) -> str:
+    return f"{value:.1%}"
 
 
-def fmt_float(value: Any, digits: int = 2) -> str:
-    return f"{value:.{digits}f}" if isinstance(value, (int, float)) else "?"
+def fmt_float(value: float, digits: int = 2) -> str:
+    return f"{value:.{digits}f}"

@@ -11,10 +11,12 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from smarthome.contracts.api import EfficiencyResult, MalfunctionResult, SegmentResult
 from smarthome.contracts.records import DEVICE_FEATURES, DEVICE_TYPES, MALFUNCTION_FEATURES
 from smarthome.ui import charts, data
 from smarthome.ui.client import ApiError
 from smarthome.ui.common import client, fmt_float, fmt_pct, lang, show_error, tr
+from smarthome.ui.sections import load_segments
 
 DEFAULTS: dict[str, Any] = {
     "DeviceType": "Thermostat",
@@ -80,14 +82,13 @@ def _form(form: str) -> None:
         return
     answer = result["answer"]
     SHOW[form](answer, result["input"])
-    if answer.get("model_set"):
-        st.caption(tr("from_set", set=answer["model_set"]))
+    st.caption(tr("from_set", set=answer.model_set))
 
 
-def _show_efficiency(answer: dict[str, Any], _: dict[str, Any]) -> None:
-    klass = answer.get("predicted_efficiency_class")
+def _show_efficiency(answer: EfficiencyResult, _: dict[str, Any]) -> None:
+    klass = answer.predicted_efficiency_class
     label = tr("efficient") if klass == 1 else tr("not_efficient")
-    probability = fmt_pct(answer.get("probability_of_predicted_class"))
+    probability = fmt_pct(answer.probability_of_predicted_class)
     col1, col2 = st.columns(2)
     col1.metric(tr("result"), label)
     col2.metric(tr("probability"), probability)
@@ -95,32 +96,23 @@ def _show_efficiency(answer: dict[str, Any], _: dict[str, Any]) -> None:
     box(tr("efficiency_summary", label=label, probability=probability))
 
 
-def _note(answer: dict[str, Any]) -> str | None:
-    """The API's honest quality note on the malfunction model, whatever its key is called."""
-    for key, value in answer.items():
-        if "note" in key.lower() and isinstance(value, str) and value.strip():
-            return value
-    return None
+def _show_malfunction(answer: MalfunctionResult, _: dict[str, Any]) -> None:
+    st.metric(tr("malfunctions"), fmt_float(answer.predicted_malfunctions))
+    if answer.note:  # the API's honest note when the model is no better than the mean
+        st.info(answer.note)
 
 
-def _show_malfunction(answer: dict[str, Any], _: dict[str, Any]) -> None:
-    st.metric(tr("malfunctions"), fmt_float(answer.get("predicted_malfunctions")))
-    note = _note(answer)
-    if note:
-        st.info(note)
-
-
-def _show_segment(answer: dict[str, Any], values: dict[str, Any]) -> None:
-    sid = answer.get("device_segment_id")
+def _show_segment(answer: SegmentResult, values: dict[str, Any]) -> None:
+    sid = answer.device_segment_id
     st.metric(tr("segment_id"), str(sid))
-    if answer.get("description"):
-        st.info(answer["description"])
-    clusters = segment_profiles()
-    cluster = next((c for c in clusters if c["id"] == sid), None)
-    if cluster is None or not cluster["means"]:
+    st.info(answer.description)
+    segments, _ = load_segments()
+    if segments is None or segments.model_set != answer.model_set:
+        return  # profiles of another set (the API just swapped sets): not this answer's
+    segment = segments.clusters.clusters[sid]
+    profile = data.profile_frame(segment, segments.clusters.overall.means)
+    if profile.empty:
         return
-    overall = data.overall_means(clusters)
-    profile = data.profile_frame(cluster, overall)
     st.markdown(f"**{tr('segment_vs_avg', id=sid)}**")
     st.altair_chart(charts.profile_chart(profile, lang()), width="stretch")
     table = pd.DataFrame(
@@ -132,14 +124,6 @@ def _show_segment(answer: dict[str, Any], values: dict[str, Any]) -> None:
         }
     )
     st.dataframe(table, hide_index=True)
-
-
-def segment_profiles() -> list[dict[str, Any]]:
-    """The loaded set's cluster profiles, fetched once per page run (see sections.py)."""
-    from smarthome.ui.sections import load_segments
-
-    clusters, _ = load_segments()
-    return clusters
 
 
 SHOW = {"efficiency": _show_efficiency, "malfunction": _show_malfunction, "segment": _show_segment}

@@ -171,9 +171,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Only one model set so far: the curves grow as the pipeline trains more sets.",
         "id": "Baru ada satu set model: kurva bertambah seiring pipeline melatih set baru.",
     },
-    "history_no_metrics": {
-        "en": "The model sets carry no metrics the UI recognises.",
-        "id": "Set model tidak memuat metrik yang dikenali UI.",
+    "history_unreadable": {
+        "en": "Model set {set} is left out of the charts: {error}",
+        "id": "Set model {set} tidak ditampilkan di grafik: {error}",
     },
     "metric_accuracy": {
         "en": "Efficiency classifier: accuracy",
@@ -195,10 +195,6 @@ TEXTS: dict[str, dict[str, str]] = {
         "average device, its device-type mix, and its generated description.",
         "id": "Segmen KMeans dari set model yang dimuat: perbedaannya dengan rata-rata "
         "perangkat, komposisi jenis perangkat, dan deskripsi yang dihasilkan.",
-    },
-    "segments_none": {
-        "en": "The API does not publish segment profiles for the loaded set.",
-        "id": "API tidak menyediakan profil segmen untuk set yang dimuat.",
     },
     "segment_header": {
         "en": "Segment {id}: {size} devices ({share})",
@@ -235,6 +231,10 @@ TEXTS: dict[str, dict[str, str]] = {
     "pipe_kafka_down": {
         "en": "Kafka does not answer at {servers}: {error}",
         "id": "Kafka tidak menjawab di {servers}: {error}",
+    },
+    "pipe_set_unreadable": {
+        "en": "The newest model set's manifest cannot be read: {error}",
+        "id": "Manifest set model terbaru tidak dapat dibaca: {error}",
     },
     "pipe_rejected": {
         "en": "{count} rejected messages (in rejected/)",

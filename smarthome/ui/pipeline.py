@@ -114,6 +114,8 @@ def pipeline_section() -> None:
     elif kafka.partitions:
         lag = pd.DataFrame([p.model_dump() for p in kafka.partitions])
         st.dataframe(_partition_table(lag), hide_index=True)
+    if sets.newest_error:
+        st.warning(tr("pipe_set_unreadable", error=sets.newest_error))
     st.caption(tr("pipe_rejected", count=batches.rejected))
     if not frame.empty:
         st.altair_chart(_rate_chart(frame), width="stretch")

@@ -9,6 +9,7 @@ from typing import Any
 
 import streamlit as st
 
+from smarthome.contracts.api import SegmentsResponse, StatusResponse
 from smarthome.contracts.records import DEVICE_FEATURES
 from smarthome.ui import bulk, charts, data
 from smarthome.ui import client as client_module
@@ -19,7 +20,7 @@ STATUS_REFRESH_SECONDS = 5
 PROBE_TIMEOUT = 3.0  # a status check that waits longer than this reports a slow API
 
 
-def probe() -> tuple[dict[str, Any] | None, ApiError | None]:
+def probe() -> tuple[StatusResponse | None, ApiError | None]:
     """``GET /`` with a short timeout."""
     try:
         timeout = min(PROBE_TIMEOUT, client_module.READ_TIMEOUT)
@@ -44,7 +45,7 @@ def run_probe() -> None:
     body, error = probe()
     st.session_state["_probe_fresh"] = True
     st.session_state["_probe_body"], st.session_state["_probe_error"] = body, error
-    st.session_state["_probe_set"] = data.status_summary(body)["set"] if body else None
+    st.session_state["_probe_set"] = body.model_set if body else None
     st.session_state.pop("_segments", None)
 
 
@@ -53,35 +54,28 @@ def _status_body() -> None:
         body, error = st.session_state["_probe_body"], st.session_state["_probe_error"]
     else:
         body, error = probe()
-    summary = data.status_summary(body) if body else {}
+    loaded = body.model_set if body else None
     seen = (st.session_state.get("_probe_set"), st.session_state.get("_probe_error") is None)
-    if (summary.get("set"), error is None) != seen:
+    if (loaded, error is None) != seen:
         st.rerun(scope="app")  # a new set or the API came back: redraw charts and segments
     st.subheader(tr("status"))
     if error is not None:
         show_error(error)
-    elif not summary.get("set"):
+    elif body is None or body.manifest is None:
         st.warning(tr("err_no_model"))
     else:
         st.success(tr("status_ok"))
         st.markdown(
-            f"**{tr('status_set')}:** `{summary['set']}`  \n"
-            f"**{tr('status_trained')}:** {when(summary.get('created_at')) or tr('unknown')}  \n"
-            f"**{tr('status_rows')}:** {summary.get('rows') or tr('unknown')}"
+            f"**{tr('status_set')}:** `{body.model_set}`  \n"
+            f"**{tr('status_trained')}:** {when(body.manifest.created_at)}  \n"
+            f"**{tr('status_rows')}:** {body.manifest.rows}"
         )
     st.caption(tr("status_checked", time=time.strftime("%H:%M:%S")))
 
 
-def when(stamp: object) -> str | None:
-    """An ISO timestamp as ``2026-01-31 14:05 UTC`` (anything else as it is)."""
-    if not isinstance(stamp, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
-        return stamp
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc)
+def when(stamp: str) -> str:
+    """An ISO timestamp with an offset (as the manifest holds it) as ``2026-01-31 14:05 UTC``."""
+    moment = datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(timezone.utc)
     return f"{moment:%Y-%m-%d %H:%M} UTC"
 
 
@@ -104,48 +98,36 @@ def history_section() -> None:
         main_notice()
         return
     try:
-        manifests = client().models()
+        sets = client().models()
     except ApiError as error:
         show_error(error)
         return
-    if not manifests:
+    if not sets:
         st.info(tr("history_none"))
         return
-    history = data.history_frame(manifests)
-    if len(manifests) == 1:
+    history = data.history_frame(sets)
+    if len(sets) == 1:
         st.caption(tr("history_one_set"))
-    if history.empty:
-        st.warning(tr("history_no_metrics"))
+    for broken in data.unreadable(sets):
+        st.warning(tr("history_unreadable", set=broken.name, error=broken.error))
     for metric in data.HISTORY_METRICS:
         if (history["metric"] == metric).any():
             st.altair_chart(charts.learning_curve(history, metric, lang()), width="stretch")
     st.markdown(f"**{tr('sets_table')}**")
-    table = data.sets_table(manifests)
+    table = data.sets_table(sets)
     st.dataframe(table.rename(columns={"set": tr("set"), "rows": tr("rows")}), hide_index=True)
 
 
-def load_segments() -> tuple[list[dict[str, Any]], ApiError | None]:
-    """Cluster profiles of the loaded set, fetched once per page run.
-
-    Tried in order: ``GET /segments``, the status body, the newest manifest in ``/models``.
-    """
+def load_segments() -> tuple[SegmentsResponse | None, ApiError | None]:
+    """``GET /segments``: the loaded set's cluster profiles, fetched once per page run."""
     if "_segments" in st.session_state:
         return st.session_state["_segments"]
-    result: tuple[list[dict[str, Any]], ApiError | None] = ([], None)
+    result: tuple[SegmentsResponse | None, ApiError | None] = (None, None)
     if api_usable():
-        api = client()
         try:
-            result = (data.normalize_clusters(api.segments()), None)
+            result = (client().segments(), None)
         except ApiError as error:
-            result = ([], None if error.kind in ("invalid", "not_found") else error)
-        if not result[0] and result[1] is None:
-            result = (data.normalize_clusters(st.session_state.get("_probe_body") or {}), None)
-        if not result[0] and result[1] is None:
-            try:
-                manifests = api.models()
-                result = (data.normalize_clusters(manifests[0] if manifests else {}), None)
-            except ApiError as error:
-                result = ([], error)
+            result = (None, error)
     st.session_state["_segments"] = result
     return result
 
@@ -155,37 +137,28 @@ def segments_section() -> None:
     if not api_usable():
         main_notice()
         return
-    clusters, error = load_segments()
+    segments, error = load_segments()
     if error is not None:
         show_error(error)
         return
-    if not clusters:
-        st.info(tr("segments_none"))
+    if segments is None:  # the API cannot be used: main_notice said so
         return
-    overall = data.overall_means(clusters)
-    total = sum(c["size"] for c in clusters) or 1
-    for cluster in clusters:
+    overall = segments.clusters.overall.means
+    for segment in segments.clusters.clusters:
         st.subheader(
-            tr(
-                "segment_header",
-                id=cluster["id"],
-                size=cluster["size"],
-                share=f"{cluster['size'] / total:.0%}",
-            )
+            tr("segment_header", id=segment.id, size=segment.size, share=f"{segment.share:.0%}")
         )
-        if cluster["description"]:
-            st.info(cluster["description"])
+        st.info(segment.description)
         left, right = st.columns(2)
-        profile = data.profile_frame(cluster, overall)
+        profile = data.profile_frame(segment, overall)
         if not profile.empty:
-            left.markdown(f"**{tr('segment_vs_avg', id=cluster['id'])}**")
+            left.markdown(f"**{tr('segment_vs_avg', id=segment.id)}**")
             left.altair_chart(charts.profile_chart(profile, lang()), width="stretch")
-        if cluster["device_shares"]:
+        if segment.size:
             right.altair_chart(
-                charts.device_mix_chart(data.device_mix_frame(cluster), lang()), width="stretch"
+                charts.device_mix_chart(data.device_mix_frame(segment), lang()), width="stretch"
             )
-        if cluster["efficiency_rate"] is not None:
-            st.caption(f"{tr('efficiency_rate')}: {cluster['efficiency_rate']:.1%}")
+        st.caption(f"{tr('efficiency_rate')}: {segment.efficiency_rate:.1%}")
 
 
 def bulk_section() -> None:
