@@ -1,7 +1,7 @@
 """Segment profiles (``clusters.json``) of a Spark DataFrame without collecting its rows.
 
 One groupBy(cluster, DeviceType) job returns k x device-type aggregate rows (count, means,
-population variances, efficient rows); ``clusters.profile_from_groups`` pools them into the
+population variances, efficient rows); ``segments.profile_from_groups`` pools them into the
 profile. The driver's memory therefore stays flat in the number of records, and training and
 ``analyze_clusters.py`` share this one code path.
 """

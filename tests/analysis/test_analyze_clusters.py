@@ -12,6 +12,7 @@ import pytest
 import analyze_clusters
 from smarthome.analysis.segments import profile_clusters, redescribe
 from smarthome.contracts import model_sets as registry
+from smarthome.contracts.clusters import Clusters
 
 
 def synthetic() -> pd.DataFrame:
@@ -35,30 +36,28 @@ def synthetic() -> pd.DataFrame:
 
 def test_profile_sizes_means_mix_and_description() -> None:
     profile = profile_clusters(synthetic(), "prediction", k=3)
-    first, second, empty = profile["clusters"]
-    assert (first["size"], second["size"], empty["size"]) == (30, 30, 0)
-    assert first["share"] == pytest.approx(0.5)
-    assert first["means"]["UsageHoursPerDay"] == pytest.approx(20.0)
-    assert first["device_type_shares"]["Camera"] == 1.0
-    assert second["efficiency_rate"] == 1.0 and first["efficiency_rate"] == 0.0
-    assert profile["overall"]["efficiency_rate"] == pytest.approx(0.5)
-    text = first["description"]
+    first, second, empty = profile.clusters
+    assert (first.size, second.size, empty.size) == (30, 30, 0)
+    assert first.share == pytest.approx(0.5)
+    assert first.means["UsageHoursPerDay"] == pytest.approx(20.0)
+    assert first.device_type_shares["Camera"] == 1.0
+    assert second.efficiency_rate == 1.0 and first.efficiency_rate == 0.0
+    assert profile.overall.efficiency_rate == pytest.approx(0.5)
+    text = first.description
     assert text.startswith("Segment 0 (50% of devices): all Cameras")
     high = ["heavy daily use", "high energy use", "prefer", "frequent malfunctions", "older"]
     assert sum(trait in text for trait in high) == 3  # every feature is 1 std off: top 3 named
     assert not any(w in text for w in ("light daily", "low energy", "few malf", "newer"))
     assert "0% efficient (overall 50%)" in text
-    assert "all Thermostats" in second["description"]
-    assert "no device" in empty["description"]
-    json.dumps(profile, allow_nan=False)  # clusters.json must be strict JSON
+    assert "all Thermostats" in second.description
+    assert "no device" in empty.description and empty.means["UsageHoursPerDay"] is None
+    assert Clusters.from_data(json.loads(profile.to_json()), "x") == profile  # strict JSON
 
 
 def test_redescribe_rebuilds_descriptions_from_stored_statistics() -> None:
     profile = profile_clusters(synthetic(), "prediction", k=2)
-    expected = [c["description"] for c in profile["clusters"]]
-    for cluster in profile["clusters"]:
-        cluster["description"] = ""
-    assert [c["description"] for c in redescribe(profile)["clusters"]] == expected
+    blank = [c.model_copy(update={"description": ""}) for c in profile.clusters]
+    assert redescribe(profile.model_copy(update={"clusters": blank})) == profile
 
 
 @pytest.mark.spark

@@ -19,6 +19,7 @@ import requests
 
 from smarthome.api import create_app
 from smarthome.contracts import model_sets as registry
+from smarthome.contracts.manifest import Manifest
 from smarthome.contracts.records import DEVICE_FEATURES, MALFUNCTION_FEATURES
 from smarthome.scoring.model_set import ModelSet
 from tests.conftest import require
@@ -110,7 +111,8 @@ def test_malfunction_note_follows_the_manifest(client, model_set) -> None:
         "DeviceAgeMonths": 10,
     }
     answer = client.post("/predict_malfunction", json=row).get_json()
-    assert answer.get("note") == malfunction_note(model_set.manifest)
+    manifest = Manifest.read(model_set.path / registry.MANIFEST)
+    assert answer.get("note") == malfunction_note(manifest)
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -132,12 +134,13 @@ def test_status_and_models_describe_the_loaded_set(api_server, model_set) -> Non
     status = requests.get(api_server + "/", timeout=10).json()
     assert status["status"] == "ok" and status["model_set"] == model_set.name
     assert status["loaded_model_set"] == model_set.manifest["set"]  # the original's field
-    assert status["manifest"] == model_set.manifest
+    assert status["manifest"] == model_set.manifest  # the file as training wrote it
     models = requests.get(api_server + "/models", timeout=10).json()["sets"]
     assert models[0]["name"] == model_set.name and models[0]["loaded"] is True
     assert models[0]["manifest"] == model_set.manifest
     segments = requests.get(api_server + "/segments", timeout=10).json()
     assert segments["model_set"] == model_set.name
+    assert segments["clusters"] == model_set.clusters
 
 
 def curl(url: str, body: dict[str, Any]) -> dict[str, Any]:

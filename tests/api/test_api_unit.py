@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,9 @@ import pytest
 
 from smarthome.api import create_app
 from smarthome.contracts import model_sets as registry
+from smarthome.contracts.manifest import Manifest
 from tests.conftest import ROOT
+from tests.contracts.samples import rename_key, sample_clusters, sample_manifest, write_set
 
 ROW = {
     "UserID": 1,
@@ -33,20 +34,15 @@ FEATURES = {k: v for k, v in ROW.items() if k not in ("UserID", "SmartHomeEffici
 
 
 class FakeSet:
-    """Duck-typed ModelSet: simple deterministic rules instead of trained models."""
+    """Duck-typed ServedSet: simple deterministic rules instead of trained models."""
 
     def __init__(self, path: Path):
         if (path / "broken").exists():
             raise ValueError((path / "broken").read_text())
         self.path = path
         self.name = path.name
-        self.manifest = {
-            "models": {
-                "efficiency": {"metrics": {"accuracy": 0.96}},
-                "malfunction": {"metrics": {"rmse": 1.4}, "beats_baseline": False, "note": "meh"},
-            }
-        }
-        self.clusters = {"clusters": [{"cluster": 0, "description": "light users"}]}
+        self.manifest = Manifest.read(path / registry.MANIFEST)
+        self.clusters = sample_clusters()
 
     def predict_efficiency(self, rows: list[dict[str, Any]]) -> list[tuple[int, float]]:
         return [(int(r["UsageHoursPerDay"] > 12), 0.75) for r in rows]
@@ -60,10 +56,7 @@ class FakeSet:
 
 def publish(model_dir: Path, number: int, broken: str | None = None) -> Path:
     """A set folder, each newer than the last (names sort in publish order)."""
-    when = datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(minutes=number)
-    path = model_dir / registry.set_name(number, when)
-    path.mkdir(parents=True)
-    (path / registry.MANIFEST).write_text(json.dumps({"set": number}))
+    path = write_set(model_dir, sample_manifest(number))
     if broken:
         (path / "broken").write_text(broken)
     return path
@@ -96,9 +89,10 @@ def test_each_endpoint_answers_with_the_original_field_names(client) -> None:
     }
     mal = post(client, "/predict_malfunction", ROW).get_json()
     assert mal["predicted_malfunctions"] == ROW["EnergyConsumption"] * 2
-    assert mal["note"] == "meh"
+    assert mal["note"] == "no better than the mean"
     seg = post(client, "/get_device_segment", {**FEATURES, "UsageHoursPerDay": 1.0}).get_json()
-    assert seg["device_segment_id"] == 0 and seg["description"] == "light users"
+    assert seg["device_segment_id"] == 0
+    assert seg["description"] == sample_clusters().clusters[0].description
 
 
 def test_list_request_answers_a_list_in_order(client) -> None:
@@ -207,6 +201,7 @@ def test_no_model_set_is_503_saying_how_to_train(tmp_path: Path) -> None:
     )
     status = client.get("/").get_json()
     assert status["status"] == "no model set" and status["model_set"] is None
+    assert status["metrics"] == {} and status["manifest"] is None
     # validation still comes first: a client mistake is never hidden behind the 503
     assert post(client, "/predict_efficiency", {"x": 1}).status_code == 422
 
@@ -227,6 +222,58 @@ def test_newer_set_is_swapped_in_and_broken_one_skipped(model_dir: Path) -> None
     assert [s["name"][-1] for s in models] == ["3", "2", "1"]
     assert [s["loaded"] for s in models] == [False, True, False]
     assert models[0]["error"] == "scoring.json: missing"
+
+
+def test_status_models_and_segments_answer_the_typed_files(client, model_dir: Path) -> None:
+    manifest = sample_manifest(1)
+    status = client.get("/").get_json()
+    assert status["manifest"] == manifest.model_dump(mode="json")
+    assert status["loaded_model_set"] == 1
+    eff = manifest.models.efficiency
+    assert status["metrics"]["efficiency"] == {
+        "metrics": eff.metrics.model_dump(),
+        "baseline": eff.baseline.model_dump(),
+        "beats_baseline": eff.beats_baseline,
+    }
+    assert set(status["metrics"]["malfunction"]) == {
+        "metrics", "baseline", "beats_baseline", "beats_baseline_rule",
+    }  # fmt: skip
+    assert set(status["metrics"]["clustering"]) == {"metrics", "baseline"}
+    (entry,) = client.get("/models").get_json()["sets"]
+    assert entry["manifest"] == status["manifest"] and entry["error"] is None
+    segments = client.get("/segments").get_json()
+    assert segments["clusters"] == sample_clusters().model_dump(mode="json")
+
+
+def test_a_renamed_manifest_key_is_the_sets_error_not_a_gap(model_dir: Path) -> None:
+    """The newest set's manifest lost a key: it is skipped, and GET /models says why."""
+    newest = publish(model_dir, 2)
+    rename_key(newest / registry.MANIFEST, "models.efficiency.metrics.accuracy", "acc")
+    client = create_app(model_dir, reload_seconds=0, loader=FakeSet).test_client()
+    expected = f"{newest / registry.MANIFEST}: field models.efficiency.metrics.accuracy: missing"
+    status = client.get("/").get_json()
+    assert status["model_set"].endswith("set0001")
+    assert status["skipped_sets"][newest.name].startswith(expected)
+    broken, served = client.get("/models").get_json()["sets"]
+    assert broken["name"] == newest.name and broken["manifest"] is None
+    assert broken["error"].startswith(expected)
+    assert served["error"] is None and served["manifest"]["set"] == 1
+
+
+def test_the_default_loader_checks_the_manifest_and_the_clusters(tmp_path: Path) -> None:
+    from smarthome.api.served import ServedSet
+    from smarthome.contracts.artefact import ContractError
+
+    folder = write_set(tmp_path, sample_manifest(1), sample_clusters())
+    rename_key(folder / registry.CLUSTERS, "clusters.0.id", "cluster")
+    with pytest.raises(ContractError, match=r"clusters\.json: field clusters\.0\.id: missing"):
+        ServedSet.load(folder)
+    folder = write_set(tmp_path, sample_manifest(2), sample_clusters())
+    data = json.loads((folder / registry.MANIFEST).read_text())
+    data["models"]["clustering"]["k"] = 3
+    (folder / registry.MANIFEST).write_text(json.dumps(data))
+    with pytest.raises(ContractError, match="field k: is 2, the manifest's models.clustering.k"):
+        ServedSet.load(folder)
 
 
 def test_broken_newest_set_at_start_falls_back_to_an_older_one(model_dir: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fcntl
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -14,18 +13,17 @@ from smarthome.devtools.kafka import free_port
 from smarthome.ingest.batch_writer import BatchWriter
 from smarthome.ingest.consumer import BatchConsumer, ConsumerOptions
 from smarthome.observe.pipeline import PipelineSource, PipelineView
+from tests.contracts.samples import rename_key, sample_manifest, write_set
 from tests.ingest.test_consumer import dataset_records, message
 
 ROW = [1, "Camera", 1.5, 2.5, 1, 0, 12, 1]
 
 
 def fake_set(model_dir: Path, number: int, rows: int) -> Path:
-    """A set folder with just the manifest fields the view reads (no models)."""
-    folder = model_dir / registry.set_name(number)
-    folder.mkdir(parents=True)
-    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    (folder / registry.MANIFEST).write_text(json.dumps({"created_at": created, "rows": rows}))
-    return folder
+    """A set folder with a whole manifest, no models."""
+    now = datetime.now(timezone.utc)
+    manifest = sample_manifest(number, rows, created=now, name=registry.set_name(number, now))
+    return write_set(model_dir, manifest)
 
 
 def get_view(source: PipelineSource) -> dict[str, Any]:
@@ -52,7 +50,11 @@ def test_kafka_down_is_said_and_the_rest_still_shows(tmp_path: Path) -> None:
     sets = view["model_sets"]
     assert sets["count"] == 2 and sets["newest"] == newest.name and sets["newest_rows"] == 5
     assert 0 <= sets["newest_age_seconds"] < 60
-    assert sets["training"] is False
+    assert sets["training"] is False and sets["newest_error"] is None
+    rename_key(newest / registry.MANIFEST, "rows", "row_count")
+    sets = get_view(source)["model_sets"]
+    assert sets["newest_rows"] is None
+    assert sets["newest_error"].startswith(f"{newest / registry.MANIFEST}: field rows: missing")
     with open(model_dir / registry.TRAINING_LOCK, "a+") as lock:  # as spark_training.py does
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         assert get_view(source)["model_sets"]["training"] is True

@@ -7,40 +7,33 @@ import re
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from flask import Flask
 from streamlit.testing.v1 import AppTest
+from werkzeug.serving import make_server
 
-from smarthome.contracts.records import DEVICE_FEATURES
+from smarthome.api import create_app
+from smarthome.contracts import model_sets as registry
+from smarthome.contracts.api import SetEntry
+from smarthome.contracts.manifest import Manifest
+from smarthome.contracts.records import DEVICE_FEATURES, NUMERIC_FEATURES
 from smarthome.devtools.servers import free_port
 from smarthome.ui import bulk, charts, data
 from smarthome.ui import client as client_module
 from smarthome.ui.client import ApiClient, ApiError
+from smarthome.ui.forms import DEFAULTS
 from smarthome.ui.i18n import LANGUAGES, TEXTS, t
+from tests.api.test_api_unit import FakeSet
 from tests.conftest import ROOT
+from tests.contracts.samples import rename_key, sample_clusters, sample_manifest, write_set
 
-MANIFEST = {
-    "set_number": 2,
-    "created_at": "2026-01-01T00:00:00Z",
-    "row_count": 2000,
-    "models": {
-        "efficiency": {"metrics": {"accuracy": 0.9}, "baseline": {"accuracy": 0.6}},
-        "malfunction": {"metrics": {"rmse": 1.4, "train_rmse": 1.0}, "baseline_rmse": 1.5},
-        "clustering": {"metrics": {"silhouette": 0.4}},
-    },
-}
-CLUSTERS = {
-    "clusters": [
-        {
-            "cluster": 1,
-            "size": 300,
-            "means": {"UsageHoursPerDay": 20.0, "DeviceAgeMonths": 10},
-            "device_type_shares": {"Camera": 1.0},
-            "description": "heavy users",
-        },
-        {"cluster": 0, "size": 100, "means": {"UsageHoursPerDay": 4.0, "DeviceAgeMonths": 50}},
-    ]
-}
+
+def entry(manifest: Manifest | None, error: str | None = None, name: str = "") -> SetEntry:
+    """One set of ``GET /models`` as the client hands it to the page."""
+    name = name or (manifest.name if manifest else registry.set_name(9))
+    return SetEntry(name=name, loaded=False, manifest=manifest, error=error)
 
 
 def test_every_text_has_both_languages_with_the_same_placeholders() -> None:
@@ -54,8 +47,9 @@ def test_every_text_has_both_languages_with_the_same_placeholders() -> None:
 
 
 def test_history_frame_reads_metrics_and_baselines_oldest_first() -> None:
-    older = {**MANIFEST, "set_number": 1, "row_count": 1000}
-    frame = data.history_frame([MANIFEST, older])  # /models is newest first
+    newer = sample_manifest(2, rows=2000, accuracy=0.9)
+    older = sample_manifest(1, rows=1000, accuracy=0.8)
+    frame = data.history_frame([entry(newer), entry(older)])  # /models is newest first
     rmse = frame[frame["metric"] == "rmse"]
     assert list(rmse["rows"]) == [1000, 2000]
     assert list(rmse["value"]) == [1.4, 1.4] and list(rmse["baseline"]) == [1.5, 1.5]
@@ -67,34 +61,39 @@ def test_history_frame_reads_metrics_and_baselines_oldest_first() -> None:
         assert charts.learning_curve(frame, metric, "id").to_dict()
 
 
-def test_history_frame_tolerates_missing_keys() -> None:
-    frame = data.history_frame([{}, {"models": "nonsense"}, {"set": 3}])
-    assert frame.empty
+def test_an_unreadable_set_is_a_row_with_its_error_not_a_gap() -> None:
+    good = sample_manifest(1)
+    error = "spark_models/x/manifest.json: field models.efficiency.metrics.accuracy: missing"
+    sets = [entry(None, error, registry.set_name(2)), entry(good)]
+    assert list(data.history_frame(sets)["set"].unique()) == [1]
+    assert data.unreadable(sets) == sets[:1]
+    table = data.sets_table(sets)
+    assert list(table["set"]) == [2, 1]
+    assert table["error"].iloc[0] == error and table["error"].iloc[1] is None
+    assert table["accuracy"].iloc[1] == good.models.efficiency.metrics.accuracy
+    assert "error" not in data.sets_table([entry(good)]).columns
 
 
-def test_clusters_are_normalised_and_compared_with_the_overall_mean() -> None:
-    clusters = data.normalize_clusters({"model_set": "x", "clusters": CLUSTERS})
-    assert [c["id"] for c in clusters] == [0, 1]
-    overall = data.overall_means(clusters)
-    assert overall["UsageHoursPerDay"] == pytest.approx((4 * 100 + 20 * 300) / 400)
-    profile = data.profile_frame(clusters[1], overall)
-    assert list(profile["feature"]) == ["UsageHoursPerDay", "DeviceAgeMonths"]
-    assert profile["diff_pct"].iloc[0] == pytest.approx((20 - 16) / 16 * 100)
+def test_segment_profiles_are_compared_with_the_overall_mean() -> None:
+    clusters = sample_clusters()
+    heavy = clusters.clusters[1]
+    profile = data.profile_frame(heavy, clusters.overall.means)
+    assert list(profile["feature"]) == list(NUMERIC_FEATURES)
+    overall = clusters.overall.means["UsageHoursPerDay"]
+    assert overall == pytest.approx((1 * 100 + 9 * 300) / 400)
+    assert profile["diff_pct"].iloc[0] == pytest.approx((9 - overall) / overall * 100)
     assert charts.profile_chart(profile, "en").to_dict()
-    assert charts.device_mix_chart(data.device_mix_frame(clusters[1]), "en").to_dict()
-    # a dict keyed by cluster id, and garbage, are both handled
-    assert [c["id"] for c in data.normalize_clusters({"3": {"size": 1}})] == [3]
-    assert data.normalize_clusters("nonsense") == []
+    mix = data.device_mix_frame(heavy)
+    assert dict(zip(mix["device"], mix["share"], strict=True))["Camera"] == 1.0
+    assert charts.device_mix_chart(mix, "en").to_dict()
 
 
-def test_status_summary_reads_the_loaded_manifest() -> None:
-    body = {"status": "ok", "model_set": "20260101T000000Z_set0002", "manifest": MANIFEST}
-    assert data.status_summary(body) == {
-        "set": "20260101T000000Z_set0002",
-        "created_at": "2026-01-01T00:00:00Z",
-        "rows": 2000,
-    }
-    assert data.status_summary({"status": "no model set", "model_set": None})["set"] is None
+def test_an_empty_segment_has_no_profile_bars() -> None:
+    clusters = sample_clusters()
+    empty = clusters.clusters[0].model_copy(
+        update={"size": 0, "means": dict.fromkeys(NUMERIC_FEATURES)}
+    )
+    assert data.profile_frame(empty, clusters.overall.means).empty
 
 
 def test_bulk_csv_rows_are_checked_one_by_one() -> None:
@@ -215,7 +214,61 @@ def test_page_with_a_hung_api_reports_it_is_slow(
     assert any("did not answer in time" in e.value for e in at.error)
 
 
-def test_overall_means_stated_by_clusters_json_win() -> None:
-    stated = {**CLUSTERS["clusters"][0], "overall_means": {"UsageHoursPerDay": 12.0}}
-    clusters = data.normalize_clusters([stated])
-    assert data.overall_means(clusters) == {"UsageHoursPerDay": 12.0}
+@contextlib.contextmanager
+def serve(app: Flask) -> Iterator[str]:
+    """``app`` on a free port in a thread (a real HTTP API, without a process)."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join()
+
+
+@pytest.fixture
+def fake_api(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """The real API code serving fake sets: set 1 fine, set 2's manifest lost a key."""
+    write_set(tmp_path, sample_manifest(1))
+    broken = write_set(tmp_path, sample_manifest(2))
+    rename_key(broken / registry.MANIFEST, "models.efficiency.metrics.accuracy", "acc")
+    app = create_app(tmp_path, reload_seconds=0, loader=FakeSet, metrics=False)
+    with serve(app) as url:
+        yield url, broken
+
+
+def test_client_reads_every_answer_through_its_type(fake_api) -> None:
+    url, broken = fake_api
+    api = ApiClient(url)
+    status = api.status()
+    assert status.manifest == sample_manifest(1) and status.loaded_model_set == 1
+    sets = api.models()
+    assert [s.name for s in sets] == [broken.name, sample_manifest(1).name]
+    assert sets[0].manifest is None and "models.efficiency.metrics.accuracy" in sets[0].error
+    assert api.segments().clusters == sample_clusters()
+    one = api.predict_efficiency(DEFAULTS)
+    assert one.model_set == status.model_set and one.label in ("Efficient", "Not efficient")
+    two = api.get_device_segment([DEFAULTS, {**DEFAULTS, "UsageHoursPerDay": 20.0}])
+    assert [s.device_segment_id for s in two] == [0, 1]
+    assert api.predict_malfunction(DEFAULTS).note == "no better than the mean"
+
+
+def test_client_reports_an_answer_that_breaks_its_contract() -> None:
+    app = Flask("wrong")
+    app.get("/models")(lambda: {"model_dir": "x", "models": []})  # the old "models" spelling
+    with serve(app) as url, pytest.raises(ApiError) as info:
+        ApiClient(url).models()
+    assert info.value.kind == "bad_response"
+    assert info.value.message.startswith("GET /models: field sets: missing")
+
+
+def test_history_tab_shows_the_unreadable_sets_error(fake_api) -> None:
+    url, broken = fake_api
+    at = _app(url).run()
+    assert not at.exception
+    table = at.main.dataframe[0].value  # the sets table: every set, newest first
+    assert list(table["set_name"]) == [broken.name, sample_manifest(1).name]
+    field = "field models.efficiency.metrics.accuracy: missing"
+    assert field in table["error"].iloc[0] and str(broken) in table["error"].iloc[0]
+    assert any(broken.name in w.value and field in w.value for w in at.warning)
