@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import signal
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from smarthome.devtools.batches import write_batches
 from smarthome.devtools.kafka import free_port
 from smarthome.observe.metrics import TrainingCollector
 from tests.conftest import ROOT
+from tests.contracts.samples import sample_manifest, write_set
 from tests.observe.test_metrics_stream import samples, scrape
 
 
@@ -30,19 +30,16 @@ def scrape_collector(collector: TrainingCollector) -> dict[tuple[str, tuple], fl
 
 
 def publish(model_dir: Path, number: int, created: datetime, seconds: float) -> None:
-    folder = model_dir / registry.set_name(number, created)
-    folder.mkdir(parents=True)
-    manifest = {
-        "set": number,
-        "created_at": created.isoformat(timespec="seconds"),
-        "seconds": seconds,
-        "models": {
-            "efficiency": {"training_seconds": seconds / 2},
-            "malfunction": {"training_seconds": seconds / 4},
-            "clustering": {"training_seconds": seconds / 8},
-        },
-    }
-    (folder / registry.MANIFEST).write_text(json.dumps(manifest))
+    manifest = sample_manifest(number, created=created, name=registry.set_name(number, created))
+    models = manifest.models
+    share = {"efficiency": 2, "malfunction": 4, "clustering": 8}
+    timed = models.model_copy(
+        update={
+            name: getattr(models, name).model_copy(update={"training_seconds": seconds / part})
+            for name, part in share.items()
+        }
+    )
+    write_set(model_dir, manifest.model_copy(update={"seconds": seconds, "models": timed}))
 
 
 def test_counts_only_sets_published_since_start_and_sees_a_set_in_progress(
