@@ -20,14 +20,31 @@ BATCH_NAME = re.compile(
 
 @dataclass(frozen=True)
 class BatchName:
-    timestamp: str
+    """The parts of a batch file name: the consumer writes it, training and tools parse it."""
+
+    timestamp: str  # UTC yyyymmddTHHMMSSffffff
     topic: str
     partition: int
     start_offset: int
     end_offset: int
 
     @classmethod
+    def new(
+        cls, topic: str, partition: int, start: int, end: int, when: datetime | None = None
+    ) -> BatchName:
+        when = (when or datetime.now(timezone.utc)).astimezone(timezone.utc)
+        return cls(f"{when:%Y%m%dT%H%M%S%f}", topic, partition, start, end)
+
+    @property
+    def file_name(self) -> str:
+        return (
+            f"{PREFIX}{self.timestamp}Z_{self.topic}+{self.partition}"
+            f"+{self.start_offset:012d}+{self.end_offset:012d}.csv"
+        )
+
+    @classmethod
     def parse(cls, name: str) -> BatchName | None:
+        """The parts of ``name`` (a path is fine), None if it is not a batch file name."""
         match = BATCH_NAME.match(Path(name).name)
         if not match:
             return None
@@ -43,8 +60,8 @@ class BatchName:
 def batch_file_name(
     topic: str, partition: int, start: int, end: int, when: datetime | None = None
 ) -> str:
-    when = (when or datetime.now(timezone.utc)).astimezone(timezone.utc)
-    return f"{PREFIX}{when:%Y%m%dT%H%M%S%f}Z_{topic}+{partition}+{start:012d}+{end:012d}.csv"
+    """The name of a new batch file holding offsets ``start..end`` of one partition."""
+    return BatchName.new(topic, partition, start, end, when).file_name
 
 
 def list_batch_files(batch_dir: Path | str) -> list[Path]:

@@ -119,4 +119,5 @@ def test_batch_file_name_is_written_and_read_by_one_class() -> None:
     assert (parsed.topic, parsed.partition, parsed.start_offset, parsed.end_offset) == (
         "smart_home_stream", 2, 1000, 1999,
     )  # fmt: skip
+    assert parsed.file_name == name  # the one class writes the name and reads it back
     assert BatchName.parse("smart_home_batch_x.csv") is None
