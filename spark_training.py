@@ -94,21 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     # imported late so that --help and flag errors answer without starting Java
     from smarthome.training.batches import check_header
     from smarthome.training.models import TrainConfig
-    from smarthome.training.sets import (
-        batch_files,
-        clean_tmp,
-        log_print,
-        nothing_new,
-        plan,
-        run_once,
-        training_lock,
-        watch,
-    )
+    from smarthome.training.planner import Selection, batch_files, describe, nothing_new, plan
+    from smarthome.training.runner import clean_tmp, train, training_lock, watch
     from smarthome.training.spark import get_spark
     from smarthome.training.storage_check import check_shared_storage
-    from smarthome.training.window import newest_sets, nothing_new_in_window, run_newest
 
     cfg = TrainConfig(k=args.k, seed=args.seed, quick=args.quick, legacy_speed=args.legacy_speed)
+    selection = Selection(args.retrain_all, args.latest_only, args.max_sets)
     if args.metrics_port:
         from smarthome.observe.metrics import TrainingCollector, serve
 
@@ -119,15 +111,9 @@ def main(argv: list[str] | None = None) -> int:
             check_header(path)
     with training_lock(model_dir):
         clean_tmp(model_dir)
-        if not args.watch and not newest_sets(
-            plan(files, model_dir, args.retrain_all, args.latest_only, log_print),
-            len(files),
-            args.max_sets,
-        ):
-            if args.max_sets:
-                log_print(nothing_new_in_window(len(files), args.max_sets, model_dir))
-            else:
-                log_print(nothing_new(files, model_dir))
+        todo = [] if args.watch else plan(files, model_dir, selection, print)
+        if not args.watch and not todo:
+            print(nothing_new(len(files), model_dir, selection), flush=True)
             return 0
         print(f"starting Spark ({args.master or 'default master'})", flush=True)
         spark = get_spark(args.master, app_name="spark_training")
@@ -136,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"storage check: {tasks} executor slot(s) see the driver's files", flush=True)
             if args.watch:
                 try:
-                    count = watch(
+                    watch(
                         spark,
                         batch_dir,
                         model_dir,
@@ -147,20 +133,10 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 except KeyboardInterrupt:
                     print("stopped watching", flush=True)
-                    return 0
-                return 0 if count >= 0 else 1
-            if args.max_sets:
-                run_newest(spark, batch_dir, model_dir, cfg, args.max_sets, min_rows=args.min_rows)
                 return 0
-            run_once(
-                spark,
-                batch_dir,
-                model_dir,
-                cfg,
-                min_rows=args.min_rows,
-                retrain_all=args.retrain_all,
-                latest_only=args.latest_only,
-            )
+            if (cost := describe(todo, len(files), selection)) is not None:
+                print(cost, flush=True)
+            train(spark, todo, model_dir, cfg, min_rows=args.min_rows, retrain=args.retrain_all)
         finally:
             clean_tmp(model_dir)
             with contextlib.suppress(Exception):  # may fail after Ctrl-C; nothing to keep

@@ -37,7 +37,7 @@ def train_set(spark: object, work: Path) -> Path:
     from smarthome.contracts import model_sets as registry
     from smarthome.devtools.batches import write_batches
     from smarthome.training.models import TrainConfig
-    from smarthome.training.sets import run_once
+    from smarthome.training.runner import run_once
 
     batches = work / "batches"
     write_batches(ROOT / "dataset" / "smart_home_device_usage_data.csv", batches, parts=1)

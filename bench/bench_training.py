@@ -70,7 +70,7 @@ def submit(*args: str) -> float:
 
 def main() -> int:
     from smarthome.training.models import TrainConfig
-    from smarthome.training.sets import run_once
+    from smarthome.training.runner import run_once
     from smarthome.training.spark import get_spark
 
     work = Path(tempfile.mkdtemp(prefix="bench_training_"))

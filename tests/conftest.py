@@ -16,6 +16,16 @@ pytest_plugins = [
     "tests.fixtures_api",
 ]
 
+#: one device with every feature field, as a user would post it
+DEVICE = {
+    "DeviceType": "Camera",
+    "UsageHoursPerDay": 3.5,
+    "EnergyConsumption": 7.25,
+    "UserPreferences": 0,
+    "MalfunctionIncidents": 3,
+    "DeviceAgeMonths": 40,
+}
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 

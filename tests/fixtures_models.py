@@ -37,7 +37,7 @@ def trained_model_dir(
     spark: object, dataset_batch_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     from smarthome.training.models import TrainConfig
-    from smarthome.training.sets import run_once
+    from smarthome.training.runner import run_once
 
     model_dir = tmp_path_factory.mktemp("trained_models")
     published = run_once(

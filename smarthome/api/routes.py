@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import BaseModel
 
 from smarthome.api import openapi, results
@@ -23,6 +23,8 @@ from smarthome.api.validation import (
 from smarthome.contracts import model_sets as registry
 
 bp = Blueprint("api", __name__)
+#: where a prediction leaves how many rows it scored, for the metrics middleware
+PREDICTED_ROWS = "smarthome.predicted_rows"
 
 
 def holder() -> ModelHolder:
@@ -44,7 +46,7 @@ def _predict(model: type[BaseModel], score: Callable[[Any, list], list[dict]]) -
     value, is_list = parse_body(request.get_data(cache=False), request.content_type)
     rows = validate_rows(value, model)
     answers = score(_loaded(), rows)
-    g.predicted_rows = len(answers)  # for the metrics
+    request.environ[PREDICTED_ROWS] = len(answers)  # counted by the metrics middleware
     return jsonify(answers if is_list else answers[0])
 
 

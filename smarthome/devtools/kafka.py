@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import psutil
 
 from smarthome.cli import run
+from smarthome.devtools.processes import our_process
 from smarthome.devtools.workspace import CHECKOUT
 from smarthome.errors import UserError
 
@@ -229,23 +230,7 @@ class LocalKafka:
     # -- process bookkeeping -------------------------------------------------------------
     def _process(self) -> psutil.Process | None:
         """Our broker process (from Popen or the pid file), if it is alive and really ours."""
-        pid = self._proc.pid if self._proc is not None else None
-        if pid is None and self.pid_file.exists():
-            with contextlib.suppress(ValueError, OSError):
-                pid = int(self.pid_file.read_text().strip())
-        if pid is None:
-            return None
-        try:
-            proc = psutil.Process(pid)
-            if proc.status() == psutil.STATUS_ZOMBIE:
-                return None
-            cmdline = proc.cmdline()
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            return None
-        # Guard against a recycled pid: it must be kafka.Kafka with *our* server.properties.
-        if "kafka.Kafka" in cmdline and str(self.properties) in cmdline:
-            return proc
-        return None
+        return our_process(self._proc, self.pid_file, "kafka.Kafka", self.properties)
 
     @property
     def pid(self) -> int | None:

@@ -30,6 +30,7 @@ import psutil
 
 from smarthome.cli import run
 from smarthome.devtools.kafka import _parent_death_signal, _tail, java_executable, port_open
+from smarthome.devtools.processes import our_process
 from smarthome.devtools.workspace import CHECKOUT
 from smarthome.errors import UserError
 
@@ -62,23 +63,7 @@ class _Daemon:
 
     def process(self) -> psutil.Process | None:
         """Our JVM (from Popen or the pid file), if it is alive and really ours."""
-        pid = self._proc.pid if self._proc is not None else None
-        if pid is None and self.pid_file.exists():
-            with contextlib.suppress(ValueError, OSError):
-                pid = int(self.pid_file.read_text().strip())
-        if pid is None:
-            return None
-        try:
-            proc = psutil.Process(pid)
-            if proc.status() == psutil.STATUS_ZOMBIE:
-                return None
-            cmdline = proc.cmdline()
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            return None
-        # a recycled pid is not ours: it must be this class with *our* properties file
-        if self.main_class in cmdline and str(self.conf_file) in cmdline:
-            return proc
-        return None
+        return our_process(self._proc, self.pid_file, self.main_class, self.conf_file)
 
     def start(
         self, conf: dict[str, str], env: dict[str, str], cwd: Path, pdeath: bool, wrap: Wrap

@@ -153,7 +153,7 @@ def test_synthetic_stream_through_two_consumers_exactly_once_then_one_set_trains
 
     # one set (--latest-only) on all the files holds every row
     from smarthome.training.models import TrainConfig
-    from smarthome.training.sets import run_once
+    from smarthome.training.runner import run_once
 
     model_dir = tmp_path / "models"
     published = run_once(

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from smarthome.devtools.peakmem import MB, PeakSampler
-from smarthome.training.window import cumulative_reads, newest_sets
+from smarthome.training.planner import cumulative_reads, newest_sets
 
 #: a child that holds ~200 MB in a grandchild, then exits
 HOLD_200MB = """

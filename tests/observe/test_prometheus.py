@@ -14,19 +14,10 @@ import requests
 from smarthome.devtools.kafka import free_port
 from smarthome.devtools.prometheus import LocalPrometheus, binary, write_config
 from smarthome.devtools.servers import running_api
-from tests.conftest import ROOT, require
+from tests.conftest import DEVICE, ROOT, require
 from tests.ingest.test_consumer import dataset_records, message
 
 pytestmark = pytest.mark.slow
-
-DEVICE = {
-    "DeviceType": "Camera",
-    "UsageHoursPerDay": 3.5,
-    "EnergyConsumption": 7.25,
-    "UserPreferences": 0,
-    "MalfunctionIncidents": 3,
-    "DeviceAgeMonths": 40,
-}
 
 
 @pytest.fixture

@@ -21,13 +21,13 @@ def test_max_sets_trains_the_newest_sets_only_and_a_second_run_has_nothing_to_do
     spark: Any, dataset_batch_dir: Path, tmp_path: Path
 ) -> None:
     from smarthome.training.models import TrainConfig
-    from smarthome.training.window import run_newest
+    from smarthome.training.runner import run_once
 
     names = [p.name for p in list_batch_files(dataset_batch_dir)]
     model_dir = tmp_path / "models"
     lines: list[str] = []
-    published = run_newest(
-        spark, dataset_batch_dir, model_dir, TrainConfig(quick=True), 2, log=lines.append
+    published = run_once(
+        spark, dataset_batch_dir, model_dir, TrainConfig(quick=True), max_sets=2, log=lines.append
     )
     assert [registry.set_number(p) for p in published] == [len(names) - 1, len(names)]
     assert registry.list_sets(model_dir) == published  # sets 1..N-2 were never trained

@@ -175,7 +175,7 @@ def test_two_worker_cluster_trains_the_same_set_as_local_mode(
     spark, spark_cluster: LocalSparkCluster, dataset_batch_dir: Path, dataset_path: Path,
     tmp_path: Path,
 ) -> None:  # fmt: skip
-    from smarthome.training.sets import run_once
+    from smarthome.training.runner import run_once
 
     for worker in spark_cluster.worker_daemons:  # so `smarthome` is not importable by luck
         assert ROOT not in Path(worker.process().cwd()).parents

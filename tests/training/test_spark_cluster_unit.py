@@ -13,7 +13,7 @@ from smarthome.contracts import model_sets as registry
 def test_a_set_whose_parts_are_missing_is_never_published(tmp_path: Path) -> None:
     """The driver's view of a set the executors wrote on another disk: _SUCCESS, no parts."""
     from smarthome.errors import UserError
-    from smarthome.training.sets import publish_set
+    from smarthome.training.build import publish_set
     from smarthome.training.storage_check import check_complete
 
     model_dir = tmp_path / "models"

@@ -67,7 +67,7 @@ def assert_complete(folder: Path) -> None:
 def test_sets_are_cumulative_and_only_missing_ones_are_trained(
     spark, dataset_batch_dir: Path, dataset_path: Path, tmp_path: Path
 ) -> None:
-    from smarthome.training.sets import run_once
+    from smarthome.training.runner import run_once
 
     batch_dir, model_dir = tmp_path / "batches", tmp_path / "models"
     shutil.copytree(dataset_batch_dir, batch_dir)
@@ -138,7 +138,7 @@ def test_sigkill_during_training_leaves_no_set_and_next_run_publishes_it(
     assert any(tmp.iterdir()), "the killed run's half-written set should be under .tmp/"
 
     # the next run (what main() does: lock, clean .tmp, train what is missing)
-    from smarthome.training.sets import clean_tmp, run_once, training_lock
+    from smarthome.training.runner import clean_tmp, run_once, training_lock
 
     lines: list[str] = []
     with training_lock(model_dir):
@@ -212,7 +212,7 @@ def test_watch_trains_a_set_per_published_batch_until_stopped(
 ) -> None:
     import threading
 
-    from smarthome.training.sets import watch
+    from smarthome.training.runner import watch
 
     batch_dir, model_dir = tmp_path / "batches", tmp_path / "models"
     batch_dir.mkdir()

@@ -21,18 +21,9 @@ from smarthome.contracts import model_sets as registry
 from smarthome.devtools.servers import running_api
 from smarthome.ui import bulk
 from smarthome.ui.i18n import TEXTS
-from tests.conftest import ROOT
+from tests.conftest import DEVICE, ROOT
 
 pytestmark = pytest.mark.slow
-
-DEVICE = {
-    "DeviceType": "Camera",
-    "UsageHoursPerDay": 3.5,
-    "EnergyConsumption": 7.25,
-    "UserPreferences": 0,
-    "MalfunctionIncidents": 3,
-    "DeviceAgeMonths": 40,
-}
 
 
 @pytest.fixture(scope="module")

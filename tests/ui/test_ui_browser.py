@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from smarthome.devtools.servers import free_port, serving
-from tests.conftest import require
+from tests.conftest import DEVICE, require
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -24,14 +24,6 @@ CHROMIUM = Path("/usr/bin/chromium")
 #: `make screenshots` points this at docs/ to refresh the README's pictures; `make test`
 #: leaves them alone (the run's pictures go to a temporary folder)
 SHOTS_ENV = "SMARTHOME_SCREENSHOTS_DIR"
-DEVICE = {
-    "DeviceType": "Camera",
-    "UsageHoursPerDay": 3.5,
-    "EnergyConsumption": 7.25,
-    "UserPreferences": 0,
-    "MalfunctionIncidents": 3,
-    "DeviceAgeMonths": 40,
-}
 
 
 @pytest.fixture(scope="module")

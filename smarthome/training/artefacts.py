@@ -1,0 +1,104 @@
+"""The files of a model set besides the Spark models: scoring.json, clusters.json, manifest.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from smarthome import __version__
+from smarthome.contracts import model_sets as registry
+
+if TYPE_CHECKING:  # the step types, without an import cycle at run time
+    from pyspark.sql import SparkSession
+
+    from smarthome.training.batches import Batches
+    from smarthome.training.build import Fitted, Split
+    from smarthome.training.models import TrainConfig
+    from smarthome.training.planner import PlannedSet
+
+SPLIT_METHOD = "held out iff pmod(xxhash64(UserID, seed), 100) < test_percent"
+
+
+def write_set(
+    tmp: Path,
+    planned: PlannedSet,
+    data: Batches,
+    rows: Split,
+    fitted: Fitted,
+    cfg: TrainConfig,
+    spark: SparkSession,
+    seconds: float,
+) -> None:
+    """Write the set's JSON files into ``tmp`` (each fsynced; the manifest last)."""
+    write_json(tmp / registry.SCORING, scoring_file(fitted.exports))
+    write_json(tmp / registry.CLUSTERS, fitted.clusters)
+    write_json(
+        tmp / registry.MANIFEST,
+        manifest(tmp.name, planned, data, rows, fitted, cfg, spark, seconds),
+    )
+
+
+def scoring_file(exports: dict[str, Any]) -> dict[str, Any]:
+    return {"format": 1, **exports}
+
+
+def manifest(
+    name: str,
+    planned: PlannedSet,
+    data: Batches,
+    rows: Split,
+    fitted: Fitted,
+    cfg: TrainConfig,
+    spark: SparkSession,
+    seconds: float,
+) -> dict[str, Any]:
+    return {
+        "format": 1,
+        "set": planned.number,
+        "name": name,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "batch_files": [p.name for p in planned.files],
+        "rows": data.rows,
+        "rows_skipped": data.rows_skipped,
+        "rows_skipped_by_file": data.skipped_by_file,
+        "split": {
+            "method": SPLIT_METHOD,
+            "seed": cfg.seed,
+            "test_percent": cfg.test_percent,
+            "train_rows": rows.train_rows,
+            "test_rows": rows.test_rows,
+        },
+        "config": asdict(cfg),
+        "versions": versions(spark),
+        "seconds": round(seconds, 3),
+        "models": {name: fitted.sections[name] for name in registry.MODEL_NAMES},
+    }
+
+
+def versions(spark: SparkSession) -> dict[str, str]:
+    import numpy
+    import pandas
+    import pyspark
+
+    return {
+        "spark": spark.version,
+        "pyspark": pyspark.__version__,
+        "python": platform.python_version(),
+        "java": spark.sparkContext._jvm.System.getProperty("java.version"),  # type: ignore[union-attr]
+        "numpy": numpy.__version__,
+        "pandas": pandas.__version__,
+        "smarthome": __version__,
+    }
+
+
+def write_json(path: Path, data: Any) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, allow_nan=False)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())

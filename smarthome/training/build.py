@@ -1,0 +1,267 @@
+"""Build one model set, step by step: read, split, fit, write, publish (DESIGN §6).
+
+A set is built in ``<model_dir>/.tmp/<name>`` and ``os.replace``d into place when complete:
+a reader never sees half a set, and a killed run leaves only a ``.tmp`` leftover that the
+next run removes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from smarthome.analysis.profile import profile_segments
+from smarthome.contracts import model_sets as registry
+from smarthome.contracts.records import EFFICIENCY_LABEL, MALFUNCTION_LABEL
+from smarthome.errors import UserError
+from smarthome.training import artefacts
+from smarthome.training.batches import Batches, read_batches
+from smarthome.training.models import (
+    TrainConfig,
+    split,
+    train_clustering,
+    train_efficiency,
+    train_malfunction,
+)
+from smarthome.training.planner import PlannedSet
+from smarthome.training.storage_check import check_complete
+
+Log = Callable[[str], None]
+
+
+def log_print(message: str) -> None:
+    print(message, flush=True)
+
+
+@dataclass
+class Split:
+    """The held-out split of a set's rows, cached, with what the baselines need."""
+
+    train: DataFrame
+    test: DataFrame
+    train_rows: int
+    test_rows: int
+    majority: int  # the efficiency classifier's baseline: the majority class of train
+    malfunction_mean: float  # the regressor's baseline: the train mean
+
+    def release(self) -> None:
+        self.train.unpersist()
+        self.test.unpersist()
+
+
+@dataclass
+class Fitted:
+    """The three fitted models, their manifest sections, exports and the segment profile."""
+
+    models: dict[str, Any]
+    sections: dict[str, dict[str, Any]]
+    exports: dict[str, Any]
+    clusters: dict[str, Any]
+
+    def summary(self) -> str:
+        return (
+            f"accuracy {self.sections['efficiency']['metrics']['accuracy']:.4f}, "
+            f"RMSE {self.sections['malfunction']['metrics']['rmse']:.4f}, "
+            f"silhouette {self.sections['clustering']['metrics']['silhouette']:.4f}"
+        )
+
+
+def build_set(
+    spark: SparkSession,
+    planned: PlannedSet,
+    model_dir: Path,
+    cfg: TrainConfig,
+    min_rows: int,
+    outer_log: Log = log_print,
+    publish: bool = True,
+) -> Path | None:
+    """Train, save and publish one set; None when it has fewer than ``min_rows`` rows.
+
+    With ``publish=False`` the complete set stays in ``.tmp/`` and its path there is returned.
+    """
+    start = time.perf_counter()
+    label = f"set {planned.number}"
+
+    def log(message: str) -> None:
+        outer_log(f"[{time.perf_counter() - start:5.1f}s] {label}: {message}")
+
+    with sql_conf(spark, cfg.sql_conf):
+        data = read_set(spark, planned, min_rows, log)
+        if data is None:
+            return None
+        rows = split_rows(data, cfg, label)
+        log(f"{data.rows} rows ({rows.train_rows} train / {rows.test_rows} held out); training")
+        tmp = fresh_tmp(model_dir, planned.number)
+        fitted = fit_models(data, rows, cfg, tmp)
+        log(f"trained; {fitted.summary()}; profiled the segments, saved and exported the models")
+        artefacts.write_set(
+            tmp, planned, data, rows, fitted, cfg, spark, seconds=time.perf_counter() - start
+        )
+        rows.release()
+        data.df.unpersist()
+    if not publish:
+        outer_log(
+            f"{label} built {tmp.name} ({time.perf_counter() - start:.1f} s); publishing later"
+        )
+        return tmp
+    final = publish_set(tmp, model_dir)
+    outer_log(
+        f"{label} published {final.name}: rows {data.rows}, {fitted.summary()}, "
+        f"{time.perf_counter() - start:.1f} s"
+    )
+    return final
+
+
+def read_set(spark: SparkSession, planned: PlannedSet, min_rows: int, log: Log) -> Batches | None:
+    """The set's rows (cached), bad rows reported per file; None below ``min_rows``."""
+    log(f"reading {len(planned.files)} batch file(s)")
+    data = read_batches(spark, planned.files)
+    for name, count in data.skipped_by_file.items():
+        log(f"{name}: {count} bad row(s) skipped (unparseable or out of schema)")
+    if data.rows < min_rows:
+        log(f"skipped, {data.rows} rows < --min-rows {min_rows}")
+        data.df.unpersist()
+        return None
+    return data
+
+
+def split_rows(data: Batches, cfg: TrainConfig, label: str) -> Split:
+    """Split by user (seeded hash) and count both sides in one job, with the baselines."""
+    train, test = split(data.df, cfg.seed, cfg.test_percent)
+    train, test = train.cache(), test.cache()
+    stats = train.agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.avg(EFFICIENCY_LABEL).alias("efficient"),
+        F.avg(MALFUNCTION_LABEL).alias("malfunction"),
+    ).first()
+    train_rows, test_rows = int(stats["rows"]), test.count()
+    if not train_rows or not test_rows:
+        raise UserError(f"{label}: {data.rows} rows leave an empty training or held-out split")
+    majority = 1 if stats["efficient"] > 0.5 else 0
+    return Split(train, test, train_rows, test_rows, majority, float(stats["malfunction"]))
+
+
+def fresh_tmp(model_dir: Path, number: int) -> Path:
+    """An empty ``.tmp/<set name>`` to build the set in."""
+    tmp = registry.tmp_dir(model_dir) / registry.set_name(number)
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def fit_models(data: Batches, rows: Split, cfg: TrainConfig, tmp: Path) -> Fitted:
+    """Fit the three models side by side, each saved and exported as soon as it is fitted.
+
+    They are independent small jobs: together they keep both cores busy while the forest (the
+    long one) fits. ``cfg.legacy_speed`` keeps the order before issue 14, for benchmarks.
+    """
+    if cfg.legacy_speed:
+        return _fit_one_step_after_another(data, rows, cfg, tmp)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        jobs = {
+            "efficiency": pool.submit(
+                _fit_and_save, tmp, "efficiency", train_efficiency,
+                rows.train, rows.test, cfg, rows.majority,
+            ),
+            "malfunction": pool.submit(
+                _fit_and_save, tmp, "malfunction", train_malfunction,
+                rows.train, rows.test, cfg, rows.malfunction_mean,
+            ),
+            "clustering": pool.submit(
+                _fit_and_save, tmp, "clustering", train_clustering, data.df, cfg
+            ),
+        }  # fmt: skip
+        clusters = pool.submit(
+            lambda: profile_segments(jobs["clustering"].result()[0], data.df, cfg.k)
+        )
+        fitted = {name: job.result() for name, job in jobs.items()}
+        return Fitted(
+            models={name: model for name, (model, _, _) in fitted.items()},
+            sections={name: section for name, (_, section, _) in fitted.items()},
+            exports={name: exported for name, (_, _, exported) in fitted.items()},
+            clusters=clusters.result(),
+        )
+
+
+def _fit_and_save(
+    tmp: Path, name: str, train: Callable[..., tuple[Any, dict]], *args: Any
+) -> tuple[Any, dict[str, Any], Any]:
+    """(model, manifest section, scoring export) of ``train(*args)``, saved in ``tmp/name``."""
+    from smarthome.training.export import export_pipeline
+
+    model, section = train(*args)
+    model.save(str(tmp / name))
+    return model, section, export_pipeline(model)
+
+
+def _fit_one_step_after_another(data: Batches, rows: Split, cfg: TrainConfig, tmp: Path) -> Fitted:
+    """Before issue 14: fit side by side, then profile, save and export one after another."""
+    from smarthome.training.export import export_pipeline
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        jobs = {
+            "efficiency": pool.submit(train_efficiency, rows.train, rows.test, cfg, rows.majority),
+            "malfunction": pool.submit(
+                train_malfunction, rows.train, rows.test, cfg, rows.malfunction_mean
+            ),
+            "clustering": pool.submit(train_clustering, data.df, cfg),
+        }
+        fitted = {name: job.result() for name, job in jobs.items()}
+    models = {name: model for name, (model, _) in fitted.items()}
+    clusters = profile_segments(models["clustering"], data.df, cfg.k)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        for save in [pool.submit(m.save, str(tmp / n)) for n, m in models.items()]:
+            save.result()
+    return Fitted(
+        models=models,
+        sections={name: section for name, (_, section) in fitted.items()},
+        exports={name: export_pipeline(model) for name, model in models.items()},
+        clusters=clusters,
+    )
+
+
+@contextmanager
+def sql_conf(spark: SparkSession, settings: dict[str, str]) -> Iterator[None]:
+    """Spark SQL ``settings`` for the block, the session's own values restored after it."""
+    before = {key: spark.conf.get(key, None) for key in settings}
+    for key, value in settings.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
+
+
+def publish_set(tmp: Path, model_dir: Path) -> Path:
+    """Rename a complete set from ``.tmp/`` into place (atomic) and make that durable."""
+    check_complete(tmp)  # executors on an unshared disk: parts missing, never publish
+    for folder, _, names in os.walk(tmp):  # Spark's writers do not fsync
+        for name in names:
+            _fsync(Path(folder) / name)
+    final = model_dir / tmp.name
+    os.replace(tmp, final)
+    _fsync(model_dir)
+    return final
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
