@@ -117,13 +117,18 @@ class Tree(_Strict):
     leftCategories: dict[str, list[float]]
     value: list[list[float]]  # a leaf's class counts; [] for an inner node
 
+    @field_validator("leftCategories")
+    @classmethod
+    def _no_categories(cls, value: dict[str, list[float]]) -> dict[str, list[float]]:
+        if value:
+            raise ValueError("categorical splits are not supported (scale the features)")
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> Tree:
         n = len(self.feature)
         if n == 0 or any(len(a) != n for a in (self.threshold, self.left, self.right, self.value)):
-            raise ValueError("feature, threshold, left, right and value must have one entry per node")
-        if self.leftCategories:
-            raise ValueError("categorical splits are not supported (scale the features)")
+            raise ValueError("feature, threshold, left, right and value: one entry per node")
         for node, feature in enumerate(self.feature):
             inner = feature >= 0
             if inner and not (0 < self.left[node] < n and 0 < self.right[node] < n):

@@ -79,7 +79,7 @@ class PipelineScorer:
         return cols
 
     def predict(self, rows: Sequence[Mapping[str, Any]]) -> ScoreResult:
-        """Score every row at once (extra keys in a row are ignored); ValueError names a bad input."""
+        """Score every row at once (extra keys are ignored); ValueError names a bad input."""
         cols = self.columns(rows)
         for stage in self.stages:
             stage.transform(cols)
