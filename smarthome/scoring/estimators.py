@@ -1,10 +1,10 @@
-"""The three estimators training fits, each once, vectorised over a feature matrix (n, d).
+"""The three estimators training fits, each once, vectorised over the rows of a request.
 
 Spark's formulas in float64 (sums left to right, as Scala's loops): a random forest's
 probability is its trees' normalised leaf counts summed in tree order, then normalised, and
 its class the first argmax; linear regression is ``x @ coefficients + intercept``; KMeans is
-the nearest center, ties to the lowest index. One row (the API's usual request) runs the
-same code on a (1, d) matrix.
+the nearest center, ties to the lowest index. ``predict`` takes the features as the stages
+leave them: a matrix (n, d), or for one row (the API's usual request) a vector (d,).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 from smarthome.contracts import scoring_file as spec
 
 
-@dataclass
+@dataclass(slots=True)
 class ScoreResult:
     """One entry per row: class (float, like Spark), regression value, or cluster id."""
 
@@ -61,6 +61,7 @@ class RandomForest:
         self.child = np.concatenate(child)
         self.roots = np.asarray(roots, dtype=np.int64)
         self.depth = max(depths)
+        self.width = model.numFeatures
         counts = np.zeros((offset, model.numClasses))
         leaves = [c for tree in model.trees for c in tree.value]
         for node, stats in enumerate(leaves):
@@ -74,17 +75,21 @@ class RandomForest:
         n, width = x.shape
         trees = len(self.roots)
         flat = x.ravel()
-        slot = np.tile(self.roots, n)
-        row_start = np.repeat(np.arange(n) * width, trees)
+        features, thresholds, child = self.feature, self.threshold, self.child
+        # one row: the roots as they are, and a feature index is its position in ``flat``
+        slot = np.tile(self.roots, n) if n > 1 else self.roots
+        row_start = np.repeat(np.arange(n) * width, trees) if n > 1 else None
         for _ in range(self.depth):
-            feature = self.feature.take(slot)
-            if n > 1:  # one row: every feature index is already its position in ``flat``
+            feature = features.take(slot)
+            if row_start is not None:
                 feature += row_start
-            slot = self.child.take(slot + (flat.take(feature) <= self.threshold.take(slot)))
+            slot = child.take(slot + (flat.take(feature) <= thresholds.take(slot)))
         return (slot >> 1).reshape(n, trees)
 
     def predict(self, x: np.ndarray) -> ScoreResult:
-        per_tree = self.votes.take(self.leaves(x), axis=0)  # (n, trees, classes)
+        per_tree = self.votes.take(
+            self.leaves(x.reshape(-1, self.width)), axis=0
+        )  # (n, trees, classes)
         votes = per_tree.cumsum(axis=1)[:, -1]  # left to right over the trees
         total = votes[:, 0].copy()
         for c in range(1, votes.shape[1]):  # a few classes: sum them in order, no reduction
@@ -109,18 +114,22 @@ class LinearRegression:
     def __init__(self, model: spec.LinearRegression):
         self.coefficients = np.asarray(model.coefficients, dtype=np.float64)
         self.intercept = float(model.intercept)
+        self.width = model.numFeatures
 
     def predict(self, x: np.ndarray) -> ScoreResult:
-        return ScoreResult(x @ self.coefficients + self.intercept, None)
+        matrix = x.reshape(-1, self.width)  # one row: (1, d), so the result is an array too
+        return ScoreResult(matrix @ self.coefficients + self.intercept, None)
 
 
 class KMeans:
     def __init__(self, model: spec.KMeans):
         self.centers = np.asarray(model.centers, dtype=np.float64)
+        self.width = model.numFeatures
         self.cosine = model.distanceMeasure == "cosine"
         self.center_norms = np.sqrt((self.centers**2).sum(axis=1))
 
     def predict(self, x: np.ndarray) -> ScoreResult:
+        x = x.reshape(-1, self.width)
         if self.cosine:
             norms = np.sqrt((x**2).sum(axis=1))
             distance = 1.0 - (x @ self.centers.T) / norms[:, None] / self.center_norms

@@ -53,7 +53,7 @@ class PipelineScorer:
             self.stages.append(built)
         model = pipeline.estimator
         self.features = model.featuresCol
-        given = widths.get(self.features, 1)
+        given = widths.get(self.features)
         if given != model.numFeatures:
             raise ValueError(
                 f"stages[{len(self.stages)}] ({model.type}): expects {model.numFeatures} "
@@ -63,27 +63,49 @@ class PipelineScorer:
         self.numeric_columns = [c for c in self.input_columns if c not in self.label_columns]
 
     def columns(self, rows: Sequence[Mapping[str, Any]]) -> stages.Columns:
-        """The input columns of ``rows``: labels as lists, numbers as float64 arrays (n, 1)."""
+        """The input columns of ``rows`` (``stages`` says how a column holds its values).
+
+        Numbers are read as numpy's float64 reads them (ints, bools, None as NaN, numeric
+        strings), for one row as for many.
+        """
+        if not rows:
+            raise ValueError("no rows to score")
         try:
-            cols: stages.Columns = {c: [row[c] for row in rows] for c in self.label_columns}
-            numbers = [[row[c] for c in self.numeric_columns] for row in rows]
+            if len(rows) == 1:
+                row = rows[0]
+                cols: stages.Columns = {c: row[c] for c in self.label_columns}
+                cols.update((c, _number(row[c])) for c in self.numeric_columns)
+                return cols
+            cols = {c: [row[c] for row in rows] for c in self.label_columns}
+            numbers = np.array([[row[c] for c in self.numeric_columns] for row in rows], float)
         except KeyError as exc:
             raise ValueError(f"{exc.args[0]}: missing from a row; it is required") from None
-        try:
-            matrix = np.array(numbers, dtype=np.float64).reshape(len(rows), -1)
         except (TypeError, ValueError, OverflowError):
             names = ", ".join(self.numeric_columns)
             raise ValueError(f"every value of {names} must be a number") from None
-        for j, column in enumerate(self.numeric_columns):
-            cols[column] = matrix[:, j : j + 1]
+        if numbers.ndim != 2:
+            names = ", ".join(self.numeric_columns)
+            raise ValueError(f"every value of {names} must be a number")
+        cols.update(zip(self.numeric_columns, numbers.T.copy(), strict=True))  # an array each
         return cols
 
     def predict(self, rows: Sequence[Mapping[str, Any]]) -> ScoreResult:
         """Score every row at once (extra keys are ignored); ValueError names a bad input."""
-        cols = self.columns(rows)
+        cols, one_row = self.columns(rows), len(rows) == 1
         for stage in self.stages:
-            stage.transform(cols)
+            stage.transform(cols, one_row)
         return self.estimator.predict(cols[self.features])
+
+
+def _number(value: Any) -> float:
+    """``value`` as numpy's float64 converts it: a float or int directly (the usual case,
+    without a numpy call), anything else through ``np.float64``."""
+    kind = type(value)
+    if kind is float:
+        return value
+    if kind is int:
+        return float(value)
+    return float(np.float64(value))
 
 
 def _read_json(set_dir: Path, name: str) -> Any:

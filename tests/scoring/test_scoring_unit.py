@@ -81,10 +81,12 @@ def assert_one_row_scores_as_the_batch(s: PipelineScorer, rows: list[dict[str, A
     """The API's one-row request runs the batch code on n = 1: the very same bits."""
     batch = s.predict(rows)
     for i, row in enumerate(rows):
-        one = s.predict([row])
-        assert one.prediction.tolist() == batch.prediction[i : i + 1].tolist(), row
+        one = s.predict([row])  # exact equality (NaN where the batch has NaN)
+        np.testing.assert_array_equal(one.prediction, batch.prediction[i : i + 1], str(row))
         if batch.probability is not None:
-            assert one.probability.tolist() == batch.probability[i : i + 1].tolist(), row
+            np.testing.assert_array_equal(one.probability, batch.probability[i : i + 1])
+        else:
+            assert one.probability is None
 
 
 # ---------------------------------------------------------------- feature stages
@@ -127,19 +129,24 @@ def test_one_hot_sizes_follow_drop_last_and_keep(
     assert_one_row_scores_as_the_batch(s, rows)
 
 
-def test_one_hot_keep_puts_an_invalid_index_in_the_extra_slot() -> None:
-    # a numeric column fed straight to the encoder: 5 is beyond categorySize 2, -1 below 0
-    s = scorer(
-        {**encoder(2, False, "keep"), "inputCols": ["x"]},
-        assembler(["vec"]),
-        linear([1.0, 10.0, 100.0]),
-    )
-    assert s.predict(rows_x(0, 1, 5, -1)).prediction.tolist() == [1.0, 10.0, 100.0, 100.0]
-    strict = scorer({**encoder(2, False, "error"), "inputCols": ["x"]}, assembler(["vec"]),
+def test_one_hot_keep_puts_an_index_beyond_its_size_in_the_extra_slot() -> None:
+    # the indexer's unseen index 2 is beyond categorySize 2: invalid for the encoder
+    rows = [{"DeviceType": d} for d in ("B", "A", "Toaster")]
+    s = scorer(indexer(["B", "A"]), encoder(2, False, "keep"), assembler(["vec"]),
+               linear([1.0, 10.0, 100.0]))  # fmt: skip
+    assert s.predict(rows).prediction.tolist() == [1.0, 10.0, 100.0]
+    assert_one_row_scores_as_the_batch(s, rows)
+    strict = scorer(indexer(["B", "A"]), encoder(2, False, "error"), assembler(["vec"]),
                     linear([1.0, 10.0]))  # fmt: skip
-    for bad in (5.0, -1.0, 2.0):
-        with pytest.raises(ValueError, match=r"^x: category index out of range 0\.\.1"):
-            strict.predict(rows_x(0, bad))
+    for bad in (rows, rows[2:]):
+        with pytest.raises(ValueError, match=r"^idx: category index out of range 0\.\.1"):
+            strict.predict(bad)
+
+
+def test_the_encoder_reads_a_string_indexer_output() -> None:
+    with pytest.raises(ValueError, match=r"stages\[0\] \(OneHotEncoder\): x: not a StringIndexer"):
+        scorer({**encoder(2, False, "keep"), "inputCols": ["x"]}, assembler(["vec"]),
+               linear([1.0, 1.0, 1.0]))  # fmt: skip
 
 
 @pytest.mark.parametrize(("with_mean", "with_std"), [(False, True), (True, True), (True, False),
@@ -172,6 +179,15 @@ def test_missing_or_non_numeric_input_names_the_column() -> None:
     for missing in (math.nan, None):
         with pytest.raises(ValueError, match="^features: a NaN or missing value among x, y"):
             s.predict([{"x": 1.0, "y": 1.0}, {"x": missing, "y": 1.0}])
+
+
+def test_numbers_are_read_alike_for_one_row_and_for_many() -> None:
+    s = scorer(assembler(["x", "y"], invalid="keep"), linear([1.0, 1000.0]))
+    rows = [{"x": 1, "y": True}, {"x": "2.5", "y": 2**60 + 1}, {"x": None, "y": 0.0},
+            {"x": 1e300, "y": -0.0}]  # fmt: skip
+    assert_one_row_scores_as_the_batch(s, rows)
+    got = s.predict(rows).prediction
+    assert got[:2].tolist() == [1001.0, 2.5 + 1000.0 * float(2**60 + 1)] and math.isnan(got[2])
 
 
 def test_widths_are_checked_when_the_pipeline_is_built() -> None:
