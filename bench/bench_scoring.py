@@ -1,9 +1,9 @@
 """Scoring time: the numpy scorer (``smarthome.scoring``) versus ``PipelineModel.transform``.
 
 Trains one model set on the whole dataset in a private temp folder (the training stage's own
-code, ``--latest-only`` path), then times the efficiency pipeline for 1 record and for 1,000
-records both ways, plus ``ModelSet.predict_efficiency`` as the API calls it. Prints a
-markdown table. Run: ``python -m bench.bench_scoring``.
+code, ``--latest-only`` path), then times the efficiency pipeline for 1, 100 and 1,000
+records both ways, and the three ``ModelSet`` methods as the API calls them (one record per
+request, or a list). Prints markdown tables. Run: ``python -m bench.bench_scoring``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
+SIZES = (1, 100, 1000)  # one record per request (the API's usual call), a list, a batch
 
 
 def timed(fn: Callable[[], object], repeat: int, warmup: int = 3) -> tuple[float, float]:
@@ -63,30 +64,41 @@ def main() -> int:
         model_set = ModelSet.load(set_dir)
         load_seconds = time.perf_counter() - start
         model = PipelineModel.load(str(set_dir / "efficiency"))
-        frames = {n: spark.createDataFrame(rows.iloc[:n]).cache() for n in (1, 1000)}
+        frames = {n: spark.createDataFrame(rows.iloc[:n]).cache() for n in SIZES}
         for frame in frames.values():
             frame.count()
         scorer = model_set.efficiency
         figures = []
-        for n, repeat_np, repeat_spark in ((1, 2000, 20), (1000, 50, 10)):
-            batch = records[:n]
-            np_med, np_p99 = timed(lambda b=batch: scorer.predict(b), repeat_np)
-            api_med, _ = timed(lambda b=batch: model_set.predict_efficiency(b), repeat_np)
+        for n in SIZES:
+            batch, repeat = records[:n], max(20, 2000 // n)
+            np_med, np_p99 = timed(lambda b=batch: scorer.predict(b), repeat)
             frame = frames[n]
-            sp_med, sp_p99 = timed(lambda f=frame: model.transform(f).collect(), repeat_spark)
-            figures.append((n, np_med, np_p99, api_med, sp_med, sp_p99))
+            sp_med, sp_p99 = timed(lambda f=frame: model.transform(f).collect(), 10)
+            figures.append((n, np_med, np_p99, sp_med, sp_p99))
+        api = {}
+        for name in ("predict_efficiency", "predict_malfunction", "segment"):
+            method = getattr(model_set, name)
+            for n in SIZES:
+                batch = records[:n]
+                api[name, n] = timed(lambda m=method, b=batch: m(b), max(20, 2000 // n))[0]
         info = model_set.manifest.get("models", {}).get("efficiency", {})
         algorithm = info.get("algorithm", "?")
     spark.stop()
     print(f"efficiency pipeline: {algorithm}; ModelSet.load {load_seconds:.3f} s\n")
-    print("| records | numpy scorer median | p99 | ModelSet.predict_efficiency median "
-          "| Spark transform+collect median | p99 | speed-up |")  # fmt: skip
-    print("|---:|---:|---:|---:|---:|---:|---:|")
-    for n, np_med, np_p99, api_med, sp_med, sp_p99 in figures:
+    print("| records | numpy scorer median | p99 | Spark transform+collect median | p99 "
+          "| speed-up |")  # fmt: skip
+    print("|---:|---:|---:|---:|---:|---:|")
+    for n, np_med, np_p99, sp_med, sp_p99 in figures:
         print(
-            f"| {n:,} | {np_med * 1e3:.3f} ms | {np_p99 * 1e3:.3f} ms | {api_med * 1e3:.3f} ms "
+            f"| {n:,} | {np_med * 1e3:.3f} ms | {np_p99 * 1e3:.3f} ms "
             f"| {sp_med * 1e3:.1f} ms | {sp_p99 * 1e3:.1f} ms | {sp_med / np_med:,.0f}x |"
         )
+    print("\n| ModelSet (as the API calls it), median | " + " | ".join(
+        f"{n:,} record{'s' if n > 1 else ''}" for n in SIZES) + " |")  # fmt: skip
+    print("|---|" + "---:|" * len(SIZES))
+    for name in ("predict_efficiency", "predict_malfunction", "segment"):
+        cells = [f"{api[name, n] * 1e3:.3f} ms ({n / api[name, n]:,.0f} rows/s)" for n in SIZES]
+        print(f"| {name} | " + " | ".join(cells) + " |")
     return 0
 
 

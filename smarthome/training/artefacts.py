@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from smarthome import __version__
 from smarthome.contracts import manifest as contract
 from smarthome.contracts import model_sets as registry
+from smarthome.contracts.scoring_file import ScoringFile
 
 if TYPE_CHECKING:  # the step types, without an import cycle at run time
     from pyspark.sql import SparkSession
@@ -44,7 +45,9 @@ def write_set(
 
 
 def scoring_file(exports: dict[str, Any]) -> dict[str, Any]:
-    return {"format": 1, **exports}
+    """scoring.json's content: the exported pipelines (``export_pipeline``), one per model,
+    checked by the same contract the API reads the file with."""
+    return ScoringFile(**exports).model_dump(mode="json")
 
 
 def manifest(

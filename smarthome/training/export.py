@@ -1,22 +1,24 @@
-"""Export a fitted Spark ``PipelineModel`` to a JSON-able dict that ``smarthome.scoring`` evaluates.
+"""Export a fitted Spark ``PipelineModel`` as the typed pipeline ``smarthome.scoring`` evaluates.
 
-Runs in the training process (it needs pyspark and, for trees, the active SparkSession). The
-dict holds every fitted parameter in full float64 precision (JSON floats round-trip exactly),
-so the API can score with numpy exactly as ``PipelineModel.transform`` would (DESIGN §7).
-
-Stages are walked generically: each stage's input/output columns come from its params, so any
-order of the supported stages works. An unsupported stage raises ``UnsupportedStageError``.
+Runs in the training process (it needs pyspark and, for the forest, the active SparkSession).
+Every fitted parameter goes into a ``contracts.scoring_file`` model in full float64 precision
+(JSON floats round-trip exactly), so the API can score with numpy exactly as
+``PipelineModel.transform`` would (DESIGN §7). Only the stages training fits are exported
+(``training.features``); any other stage, or a setting the scorer cannot reproduce, raises
+``UnsupportedStageError`` at training time rather than a wrong answer at scoring time.
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-#: version of the exported dict's layout (scoring.py refuses other versions)
-EXPORT_FORMAT = 1
+from pydantic import ValidationError
+
+from smarthome.contracts import scoring_file as spec
 
 
 class UnsupportedStageError(ValueError):
@@ -84,61 +86,32 @@ def _scaler(stage: Any) -> dict[str, Any]:
     }
 
 
-def _predictor_cols(stage: Any) -> dict[str, Any]:
+def _estimator_cols(stage: Any) -> dict[str, Any]:
     return {
         "featuresCol": _param(stage, "featuresCol", "features"),
         "predictionCol": _param(stage, "predictionCol", "prediction"),
         "probabilityCol": _param(stage, "probabilityCol", ""),
-        "numFeatures": int(stage.numFeatures) if hasattr(stage, "numFeatures") else None,
+        "numFeatures": int(stage.numFeatures),
     }
-
-
-def _refuse_thresholds(stage: Any) -> None:
-    """Class thresholds change the predicted class; only LR's binary threshold is reproduced."""
-    if stage.hasParam("thresholds") and stage.isSet(stage.getParam("thresholds")):
-        raise UnsupportedStageError(
-            f"{type(stage).__name__}: the 'thresholds' param is set; the numpy scorer does not "
-            "reproduce class thresholds, leave it unset"
-        )
-
-
-def _logistic(stage: Any) -> dict[str, Any]:
-    family = _param(stage, "family", "auto")
-    num_classes = int(stage.numClasses)
-    multinomial = family == "multinomial" or (family == "auto" and num_classes > 2)
-    out = {**_predictor_cols(stage), "numClasses": num_classes, "multinomial": multinomial}
-    if multinomial:
-        _refuse_thresholds(stage)
-        matrix = stage.coefficientMatrix.toArray()
-        out["coefficients"] = [_floats(row) for row in matrix]
-        out["intercepts"] = _floats(stage.interceptVector.toArray())
-    else:
-        out["coefficients"] = _floats(stage.coefficients.toArray())
-        out["intercept"] = float(stage.intercept)
-        out["threshold"] = float(stage.getThreshold())
-    return out
 
 
 def _linear(stage: Any) -> dict[str, Any]:
     return {
-        **_predictor_cols(stage),
+        **_estimator_cols(stage),
         "coefficients": _floats(stage.coefficients.toArray()),
         "intercept": float(stage.intercept),
     }
 
 
 def _kmeans(stage: Any) -> dict[str, Any]:
-    measure = _param(stage, "distanceMeasure", "euclidean")
-    if measure not in ("euclidean", "cosine"):
-        raise UnsupportedStageError(f"KMeansModel: unknown distanceMeasure {measure!r}")
     return {
-        **_predictor_cols(stage),
-        "distanceMeasure": measure,
+        **_estimator_cols(stage),
+        "distanceMeasure": _param(stage, "distanceMeasure", "euclidean"),
         "centers": [_floats(c) for c in stage.clusterCenters()],
     }
 
 
-def _read_tree_nodes(stage: Any, ensemble: bool) -> dict[int, list[Any]]:
+def _read_tree_nodes(stage: Any) -> dict[int, list[Any]]:
     """Node rows per tree id, read back from the model's own saved Parquet data.
 
     Walking the JVM tree node by node over py4j takes seconds for a forest; the saved data
@@ -151,24 +124,17 @@ def _read_tree_nodes(stage: Any, ensemble: bool) -> dict[int, list[Any]]:
     try:
         path = (tmp / "model").as_uri()
         stage.write().save(path)
-        data = spark.read.parquet(f"{path}/data")
         trees: dict[int, list[Any]] = {}
-        if ensemble:
-            for row in data.collect():
-                trees.setdefault(int(row["treeID"]), []).append(row["nodeData"])
-        else:
-            trees[0] = data.collect()
+        for row in spark.read.parquet(f"{path}/data").collect():
+            trees.setdefault(int(row["treeID"]), []).append(row["nodeData"])
         return trees
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _tree_arrays(nodes: list[Any], leaf_counts: bool) -> dict[str, Any]:
-    """One tree as parallel per-node arrays indexed by node id (leaves: feature -1).
-
-    ``value`` holds a leaf's class counts (``leaf_counts``) or its prediction; for inner
-    nodes an empty list or 0.0. Categorical splits list their left categories by node id.
-    """
+def _tree(nodes: list[Any]) -> dict[str, Any]:
+    """One tree as parallel per-node arrays by node id (a leaf: feature -1 and its class
+    counts). A categorical split is written as such, for the contract to refuse."""
     nodes = sorted(nodes, key=lambda n: n["id"])
     if [n["id"] for n in nodes] != list(range(len(nodes))):
         raise UnsupportedStageError("tree node ids are not 0..n-1; cannot export this tree")
@@ -185,10 +151,7 @@ def _tree_arrays(nodes: list[Any], leaf_counts: bool) -> dict[str, Any]:
             threshold.append(0.0)
         else:
             threshold.append(0.0 if leaf else float(split["leftCategoriesOrThreshold"][0]))
-        if leaf_counts:
-            value.append(_floats(n["impurityStats"]) if leaf else [])
-        else:
-            value.append(float(n["prediction"]) if leaf else 0.0)
+        value.append(_floats(n["impurityStats"]) if leaf else [])
     return {
         "feature": feature,
         "threshold": threshold,
@@ -199,43 +162,32 @@ def _tree_arrays(nodes: list[Any], leaf_counts: bool) -> dict[str, Any]:
     }
 
 
-def _trees(stage: Any, kind: str) -> dict[str, Any]:
-    classifier = kind.endswith("Classifier")
-    ensemble = not kind.startswith("DecisionTree")
-    if classifier:
-        _refuse_thresholds(stage)
-    # GBT classifiers are sums of regression trees: their leaves hold a value, not class counts
-    leaf_counts = classifier and not kind.startswith("GBT")
-    nodes = _read_tree_nodes(stage, ensemble)
-    trees = [_tree_arrays(nodes[i], leaf_counts) for i in sorted(nodes)]
-    weights = _floats(stage.treeWeights) if ensemble else [1.0]
-    if len(weights) != len(trees):
-        raise UnsupportedStageError(f"{kind}: {len(trees)} trees but {len(weights)} weights")
-    out = {**_predictor_cols(stage), "trees": trees, "treeWeights": weights}
-    if classifier:
-        out["numClasses"] = int(stage.numClasses)
-    return out
+def _forest(stage: Any) -> dict[str, Any]:
+    if stage.isSet(stage.getParam("thresholds")):
+        raise UnsupportedStageError(
+            "RandomForestClassificationModel: the 'thresholds' param is set; the numpy scorer "
+            "does not reproduce class thresholds, leave it unset"
+        )
+    nodes = _read_tree_nodes(stage)
+    return {
+        **_estimator_cols(stage),
+        "trees": [_tree(nodes[i]) for i in sorted(nodes)],
+        "treeWeights": _floats(stage.treeWeights),
+        "numClasses": int(stage.numClasses),
+    }
 
 
-#: pyspark model class name -> (exported type, exporter)
-_EXPORTERS: dict[str, tuple[str, Any]] = {
+#: pyspark model class name -> (exported type, exporter); training fits exactly these
+_EXPORTERS: dict[str, tuple[str, Callable[[Any], dict[str, Any]]]] = {
     "StringIndexerModel": ("StringIndexer", _string_indexer),
     "OneHotEncoderModel": ("OneHotEncoder", _one_hot),
     "VectorAssembler": ("VectorAssembler", _assembler),
     "StandardScalerModel": ("StandardScaler", _scaler),
-    "LogisticRegressionModel": ("LogisticRegression", _logistic),
+    "RandomForestClassificationModel": ("RandomForestClassifier", _forest),
     "LinearRegressionModel": ("LinearRegression", _linear),
     "KMeansModel": ("KMeans", _kmeans),
 }
-_TREE_MODELS = {
-    "DecisionTreeClassificationModel": "DecisionTreeClassifier",
-    "DecisionTreeRegressionModel": "DecisionTreeRegressor",
-    "RandomForestClassificationModel": "RandomForestClassifier",
-    "RandomForestRegressionModel": "RandomForestRegressor",
-    "GBTClassificationModel": "GBTClassifier",
-    "GBTRegressionModel": "GBTRegressor",
-}
-SUPPORTED_STAGES = sorted([*_EXPORTERS, *_TREE_MODELS, "PipelineModel"])
+SUPPORTED_STAGES = sorted([*_EXPORTERS, "PipelineModel"])
 
 
 def _flatten(model: Any) -> list[Any]:
@@ -244,27 +196,23 @@ def _flatten(model: Any) -> list[Any]:
     return [model]
 
 
-def export_stage(stage: Any) -> dict[str, Any]:
-    """One fitted stage as a dict with ``type`` and its fitted parameters."""
-    name = type(stage).__name__
-    if name in _TREE_MODELS:
-        kind = _TREE_MODELS[name]
-        return {"type": kind, **_trees(stage, kind)}
-    if name not in _EXPORTERS:
-        raise UnsupportedStageError(
-            f"cannot export pipeline stage {name} for scoring without Spark; "
-            f"supported: {', '.join(SUPPORTED_STAGES)}"
-        )
-    kind, exporter = _EXPORTERS[name]
-    return {"type": kind, **exporter(stage)}
+def export_pipeline(model: Any) -> spec.Pipeline:
+    """A fitted ``PipelineModel`` as the typed pipeline of ``scoring.json``.
 
-
-def export_pipeline(model: Any) -> dict[str, Any]:
-    """A fitted ``PipelineModel`` (or single fitted stage) as a JSON-able dict for scoring.py.
-
-    The last stage that predicts (classifier, regressor or KMeans) gives the pipeline's result.
+    Its last stage must be the estimator (as every pipeline of ``training.features``).
     """
-    stages = [export_stage(s) for s in _flatten(model)]
-    if not any("predictionCol" in s for s in stages):
-        raise UnsupportedStageError("the pipeline has no predicting stage (estimator model)")
-    return {"format": EXPORT_FORMAT, "stages": stages}
+    stages = []
+    for stage in _flatten(model):
+        name = type(stage).__name__
+        if name not in _EXPORTERS:
+            raise UnsupportedStageError(
+                f"cannot export pipeline stage {name} for scoring without Spark; "
+                f"supported: {', '.join(SUPPORTED_STAGES)}"
+            )
+        kind, exporter = _EXPORTERS[name]
+        stages.append({"type": kind, **exporter(stage)})
+    try:
+        return spec.Pipeline(stages=stages)
+    except ValidationError as exc:
+        problem = spec.ScoringFileError.of(exc)
+        raise UnsupportedStageError(f"{problem.field}: {problem.problem}") from None

@@ -1,10 +1,11 @@
 """Parity: the numpy scorer versus ``PipelineModel.transform`` (DESIGN §7), on real local Spark.
 
-Every supported estimator is fitted small (few, shallow trees) on the whole dataset, exported,
-round-tripped through JSON and scored on all 5,403 rows plus edge rows: unseen and null device
-types, zeros, extreme values, rows exactly on the trees' thresholds, rows a hair either side
-of the logistic decision margin and of the boundary between two KMeans centers. Classes and
-clusters must be equal; probabilities and regression values within 1e-9.
+Each estimator training fits (random forest, linear regression, KMeans) is fitted small on the
+whole dataset under several feature-stage settings, exported, round-tripped through JSON and
+scored on all 5,403 rows plus edge rows: unseen and null device types, zeros, extreme
+values, rows exactly on the trees' thresholds, rows a hair either side of the boundary
+between two KMeans centers. Classes and clusters must be equal; probabilities and regression
+values within 1e-9; and the same when each row is scored alone, as the API does.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from smarthome.contracts import scoring_file as spec
 from smarthome.contracts.records import (
     DEVICE_FEATURES,
     DEVICE_TYPES,
@@ -40,8 +42,7 @@ NOMINAL_FEATURES = ["DeviceType", "UsageHoursPerDay", "UserPreferences"]
 def data(spark: Any, dataset_path: Path) -> tuple[Any, list[dict[str, Any]]]:
     """The dataset as a Spark DataFrame (numbers as doubles) and as a list of row dicts."""
     frame = pd.read_csv(dataset_path)
-    frame["Multi"] = frame[MAL] % 3  # a 3-class label for the multinomial case
-    # a label that needs a split on the category itself (for the categorical-split cases)
+    # a label that needs a split on the category itself (for the categorical-split case)
     frame["Nominal"] = (
         frame["DeviceType"].isin(["Camera", "Thermostat"]) & (frame["UsageHoursPerDay"] > 12)
     ).astype(float)
@@ -52,7 +53,7 @@ def data(spark: Any, dataset_path: Path) -> tuple[Any, list[dict[str, Any]]]:
 def _frame(spark: Any, rows: list[dict[str, Any]], first: int = 0) -> Any:
     from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
 
-    numbers = [*NUMERIC_FEATURES, EFF, "Multi", "Nominal"]
+    numbers = [*NUMERIC_FEATURES, EFF, "Nominal"]
     schema = StructType(
         [StructField("_row", LongType(), False), StructField("DeviceType", StringType(), True)]
         + [StructField(c, DoubleType(), True) for c in numbers]
@@ -68,7 +69,7 @@ def _pipeline(estimator: Any, features: list[str], variant: str) -> Any:
     """StringIndexer(keep) -> OneHotEncoder -> VectorAssembler -> StandardScaler -> estimator.
 
     ``variant`` picks the encoder/scaler settings, or 'nominal' (index fed to the assembler
-    directly, so trees see a categorical feature and make categorical splits).
+    directly, so trees see a categorical feature and make categorical splits: refused).
     """
     from pyspark.ml import Pipeline
     from pyspark.ml.feature import OneHotEncoder, StandardScaler, StringIndexer, VectorAssembler
@@ -99,48 +100,25 @@ def _estimators() -> dict[str, tuple[Callable[[], Any], list[str], str]]:
     from pyspark.ml import clustering as k
     from pyspark.ml import regression as r
 
+    def forest(depth: int, trees: int = 8) -> Callable[[], Any]:
+        return lambda: c.RandomForestClassifier(
+            labelCol=EFF, numTrees=trees, maxDepth=depth, seed=3
+        )
+
     return {
-        "logistic": (lambda: c.LogisticRegression(labelCol=EFF), DEVICE_FEATURES, "default"),
-        "logistic-multinomial": (
-            lambda: c.LogisticRegression(labelCol="Multi", family="multinomial", maxIter=30),
-            MALFUNCTION_FEATURES,
-            "keep-all",
-        ),
+        "forest": (forest(5), DEVICE_FEATURES, "default"),
+        "forest-keep-drop": (forest(6, trees=5), DEVICE_FEATURES, "keep-drop"),
+        "forest-plain": (forest(4, trees=3), DEVICE_FEATURES, "plain"),
         "linear": (lambda: r.LinearRegression(labelCol=MAL), MALFUNCTION_FEATURES, "keep-all"),
-        "tree-classifier": (
-            lambda: c.DecisionTreeClassifier(labelCol=EFF, maxDepth=5),
-            DEVICE_FEATURES,
-            "keep-drop",
-        ),
-        "tree-classifier-nominal": (
-            lambda: c.DecisionTreeClassifier(labelCol="Nominal", maxDepth=4),
-            NOMINAL_FEATURES,
-            "nominal",
-        ),
-        "tree-regressor": (
-            lambda: r.DecisionTreeRegressor(labelCol=MAL, maxDepth=4),
+        "linear-default": (
+            lambda: r.LinearRegression(labelCol=MAL),
             MALFUNCTION_FEATURES,
-            "plain",
-        ),
-        "forest-classifier": (
-            lambda: c.RandomForestClassifier(labelCol=EFF, numTrees=8, maxDepth=5, seed=3),
-            DEVICE_FEATURES,
             "default",
         ),
-        "forest-regressor-nominal": (
-            lambda: r.RandomForestRegressor(labelCol="Nominal", numTrees=5, maxDepth=4, seed=3),
-            NOMINAL_FEATURES,
-            "nominal",
-        ),
-        "gbt-classifier": (
-            lambda: c.GBTClassifier(labelCol=EFF, maxIter=5, maxDepth=3, seed=3),
-            DEVICE_FEATURES,
-            "default",
-        ),
-        "gbt-regressor": (
-            lambda: r.GBTRegressor(labelCol=MAL, maxIter=5, maxDepth=3, seed=3),
+        "linear-mean": (  # training's fallback: every coefficient 0, predicts the mean
+            lambda: r.LinearRegression(labelCol=MAL, regParam=1e9, elasticNetParam=1.0),
             MALFUNCTION_FEATURES,
-            "keep-all",
+            "default",
         ),
         "kmeans": (lambda: k.KMeans(k=4, seed=1), DEVICE_FEATURES, "default"),
         "kmeans-cosine": (
@@ -261,29 +239,6 @@ def _on_threshold(stages: list[dict[str, Any]], edges: list[dict]) -> int:
     return hits
 
 
-def _margin_edges(
-    scorer: PipelineScorer, stages: list[dict[str, Any]], rows: list[dict[str, Any]]
-) -> list[dict]:
-    """Binary LR: rows whose margin is about +-1e-8 (beyond float noise, within a hair of 0)."""
-    model = stages[-1]
-    if model["type"] != "LogisticRegression" or model["multinomial"]:
-        return []
-    columns = _assembled_columns(stages)
-    coef = np.asarray(model["coefficients"])
-    edges = []
-    for index, col in columns.items():
-        shift, scale = _scaling(stages, index)
-        slope = coef[index] * scale  # margin change per raw unit of ``col``
-        if slope == 0:
-            continue
-        for base in rows[:20]:
-            probe = scorer.predict([base]).probability[0, 1]
-            margin = math.log(probe / (1 - probe))
-            for offset in (1e-8, -1e-8, 1e-6, -1e-6):
-                edges.append({**base, col: base[col] + (offset - margin) / slope})
-    return edges
-
-
 def _cluster_edges(scorer: PipelineScorer, stages: list[dict[str, Any]]) -> list[dict]:
     """Rows on the raw line between two centers: the midpoint, and a hair either side of the
     point where the assigned cluster switches (found by bisection)."""
@@ -336,45 +291,39 @@ def _spark_result(model: Any, frame: Any, prediction: str, probability: str) -> 
 def assert_parity(
     spark: Any, model: Any, scorer: PipelineScorer, data: tuple, edges: list[dict]
 ) -> None:
-    """Score the dataset plus ``edges`` both ways and compare row by row."""
+    """Score the dataset plus ``edges`` both ways and compare row by row; then every 7th
+    dataset row and every edge row scored alone (the API's one-row request)."""
     frame, dataset_rows = data
     rows = dataset_rows + edges
-    stage = scorer._result  # (predictionCol, probabilityCol)
-    prediction_col, probability_col = stage  # type: ignore[misc]
-    ours = scorer.predict(rows)
+    estimator = model.stages[-1]
+    last = type(estimator).__name__
+    probability = "probability" if "Classification" in last else ""
     both = frame.unionByName(_frame(spark, edges, first=len(dataset_rows)))
-    theirs, theirs_prob = _spark_result(model, both, *stage)
-    classes = probability_col or "KMeans" in type(model.stages[-1]).__name__
-    if classes:
-        mismatch = np.nonzero(ours.prediction != theirs)[0]
-        assert mismatch.size == 0, f"{mismatch.size} class mismatches, e.g. {rows[mismatch[0]]}"
+    theirs = _spark_result(model, both, estimator.getPredictionCol(), probability)
+    assert_same(scorer.predict(rows), theirs, last, rows)
+    alone = list(range(0, len(dataset_rows), 7)) + list(range(len(dataset_rows), len(rows)))
+    one_by_one = [scorer.predict([rows[i]]) for i in alone]
+    ours = ScoreResult(
+        np.concatenate([r.prediction for r in one_by_one]),
+        None if theirs[1] is None else np.concatenate([r.probability for r in one_by_one]),
+    )
+    subset = theirs[0][alone], None if theirs[1] is None else theirs[1][alone]
+    assert_same(ours, subset, last, [rows[i] for i in alone])
+
+
+def assert_same(ours: ScoreResult, theirs: tuple, kind: str, rows: list[dict]) -> None:
+    """Classes and clusters equal; probabilities and regression values within TOL."""
+    prediction, probability = theirs
+    if "Regression" in kind:
+        np.testing.assert_allclose(ours.prediction, prediction, rtol=1e-12, atol=TOL)
     else:
-        np.testing.assert_allclose(ours.prediction, theirs, rtol=1e-12, atol=TOL)
-    if theirs_prob is not None:
+        mismatch = np.nonzero(ours.prediction != prediction)[0]
+        assert mismatch.size == 0, f"{mismatch.size} class mismatches, e.g. {rows[mismatch[0]]}"
+    if probability is not None:
         assert ours.probability is not None
-        np.testing.assert_allclose(ours.probability, theirs_prob, rtol=0, atol=TOL)
-    # decision trees and forests: no matrix product, so batch size changes no bit
-    trees = any(k in type(model.stages[-1]).__name__ for k in ("DecisionTree", "RandomForest"))
-    assert_one_row_path_matches(scorer, dataset_rows, every=7, trees=trees)
-    assert_one_row_path_matches(scorer, edges, every=1, trees=trees)
-
-
-def assert_one_row_path_matches(
-    scorer: PipelineScorer, rows: list[dict], every: int, trees: bool
-) -> None:
-    """A one-row request (the API's pure-Python feature path, and for trees the one-row walk)
-    is bit-identical to the vectorised path on that row. Trees and forests: the
-    level-by-level walk of a two-row batch; others: the one-row batch (GBT, LR, KMeans use a
-    matrix product, whose last bit may differ between batch sizes: BLAS kernels)."""
-    for row in rows[::every]:
-        one = scorer.predict([row])
-        vectorised = scorer.predict_vectorised([row, row] if trees else [row])
-        if trees:
-            first = vectorised.probability[:1] if vectorised.probability is not None else None
-            vectorised = ScoreResult(vectorised.prediction[:1], first)
-        assert one.prediction.tolist() == vectorised.prediction.tolist(), row
-        if vectorised.probability is not None:
-            assert one.probability.tolist() == vectorised.probability.tolist(), row
+        np.testing.assert_allclose(ours.probability, probability, rtol=0, atol=TOL)
+    else:
+        assert ours.probability is None
 
 
 @pytest.mark.parametrize("case", list(_estimators()))
@@ -382,15 +331,13 @@ def test_parity_with_spark_transform(spark: Any, data: tuple, case: str) -> None
     frame, rows = data
     make, features, variant = _estimators()[case]
     model = _pipeline(make(), features, variant).fit(frame)
-    exported = json.loads(json.dumps(export_pipeline(model)))  # exactly what scoring.json holds
-    scorer = PipelineScorer.from_dict(exported)
+    # exactly what scoring.json holds, read back through its contract
+    exported = json.loads(json.dumps(export_pipeline(model).model_dump(mode="json")))
+    scorer = PipelineScorer(spec.Pipeline.model_validate(exported))
     stages = exported["stages"]
-    edges = _generic_edges(rows) + _threshold_edges(stages, rows)
-    edges += _margin_edges(scorer, stages, rows) + _cluster_edges(scorer, stages)
-    if "trees" in stages[-1] and variant != "nominal":
+    edges = _generic_edges(rows) + _threshold_edges(stages, rows) + _cluster_edges(scorer, stages)
+    if "trees" in stages[-1]:
         assert _on_threshold(stages, edges) > 10, "expected rows exactly on tree thresholds"
-    if case.startswith("tree-classifier-nominal"):
-        assert any(t["leftCategories"] for t in stages[-1]["trees"]), "no categorical split"
     assert_parity(spark, model, scorer, data, edges)
 
 
@@ -409,7 +356,7 @@ def test_saved_model_set_matches_spark(spark: Any, data: tuple, trained_model_di
         scorer = getattr(model_set, name)
         stages = json.loads((set_dir / registry.SCORING).read_text())[name]["stages"]
         edges = _generic_edges(rows) + _threshold_edges(stages, rows)
-        edges += _margin_edges(scorer, stages, rows) + _cluster_edges(scorer, stages)
+        edges += _cluster_edges(scorer, stages)
         if "trees" in stages[-1]:
             assert _on_threshold(stages, edges) > 10, "expected rows exactly on tree thresholds"
         assert_parity(spark, model, scorer, data, edges)
@@ -427,4 +374,38 @@ def test_unsupported_stage_is_refused(spark: Any, data: tuple) -> None:
     )
     model = Pipeline(stages=[bucketizer]).fit(frame)
     with pytest.raises(UnsupportedStageError, match="Bucketizer"):
+        export_pipeline(model)
+
+
+@pytest.mark.parametrize(
+    ("kind", "model"),
+    [
+        ("LogisticRegression", "LogisticRegressionModel"),
+        ("GBTClassifier", "GBTClassificationModel"),
+    ],
+)
+def test_an_estimator_training_does_not_fit_is_refused(
+    spark: Any, data: tuple, kind: str, model: str
+) -> None:
+    from pyspark.ml import classification
+
+    frame, _ = data
+    estimator = getattr(classification, kind)(labelCol=EFF, maxIter=2)
+    fitted = _pipeline(estimator, DEVICE_FEATURES, "default").fit(frame)
+    with pytest.raises(UnsupportedStageError, match=f"cannot export pipeline stage {model} "):
+        export_pipeline(fitted)
+
+
+def test_a_categorical_split_is_refused(spark: Any, data: tuple) -> None:
+    """A forest on the raw category index splits on categories; the scorer has no such split."""
+    from pyspark.ml.classification import RandomForestClassifier
+
+    frame, _ = data
+    forest = RandomForestClassifier(labelCol="Nominal", numTrees=5, maxDepth=4, seed=3)
+    model = _pipeline(forest, NOMINAL_FEATURES, "nominal").fit(frame)
+    with pytest.raises(
+        UnsupportedStageError,
+        match=r"stages\[2\]\.RandomForestClassifier\.trees"
+        r"\[\d+\]\.leftCategories: categorical splits are not supported",
+    ):
         export_pipeline(model)

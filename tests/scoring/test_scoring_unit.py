@@ -1,6 +1,6 @@
-"""The numpy scorer on hand-made exports: Spark's semantics stage by stage, ModelSet loading
-errors, and that it never imports pyspark. No JVM here (parity with Spark is in
-test_scoring_parity.py)."""
+"""The numpy scorer on hand-made exports: Spark's semantics stage by stage, one row scored as
+the batch scores it, the scoring.json contract's errors, and that it never imports pyspark.
+No JVM here (parity with Spark is in test_scoring_parity.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from smarthome.contracts import scoring_file as spec
 from smarthome.scoring.model_set import ModelSet, ModelSetError, PipelineScorer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,34 +46,47 @@ def assembler(cols: list[str], invalid: str = "error") -> dict[str, Any]:
             "handleInvalid": invalid}  # fmt: skip
 
 
-def predictor(kind: str, **fitted: Any) -> dict[str, Any]:
+def estimator(kind: str, width: int, **fitted: Any) -> dict[str, Any]:
+    probability = "probability" if kind == "RandomForestClassifier" else ""
     return {"type": kind, "featuresCol": "features", "predictionCol": "prediction",
-            "probabilityCol": "probability" if "Classifier" in kind or kind == "LogisticRegression"
-            else "", "numFeatures": None, **fitted}  # fmt: skip
+            "probabilityCol": probability, "numFeatures": width, **fitted}  # fmt: skip
 
 
 def linear(coefficients: list[float], intercept: float = 0.0) -> dict[str, Any]:
-    return predictor("LinearRegression", coefficients=coefficients, intercept=intercept)
+    return estimator("LinearRegression", len(coefficients), coefficients=coefficients,
+                     intercept=intercept)  # fmt: skip
+
+
+def forest(trees: list[dict[str, Any]], width: int = 1) -> dict[str, Any]:
+    return estimator("RandomForestClassifier", width, trees=trees,
+                     treeWeights=[1.0] * len(trees), numClasses=2)  # fmt: skip
 
 
 def scorer(*stages: dict[str, Any]) -> PipelineScorer:
-    return PipelineScorer.from_dict({"format": 1, "stages": list(stages)})
+    return PipelineScorer(spec.Pipeline(stages=list(stages)))
 
 
-def tree(feature, threshold, left, right, value, categories=None) -> dict[str, Any]:
-    return {"feature": feature, "threshold": threshold, "left": left, "right": right,
-            "value": value, "leftCategories": categories or {}}  # fmt: skip
-
-
-def stump(feature: int, threshold: float, low: Any, high: Any) -> dict[str, Any]:
-    """One split: ``x[feature] <= threshold`` -> leaf 1 (``low``), else leaf 2 (``high``)."""
-    inner = [] if isinstance(low, list) else 0.0
-    return tree([feature, -1, -1], [threshold, 0.0, 0.0], [1, -1, -1], [2, -1, -1],
-                [inner, low, high])  # fmt: skip
+def stump(feature: int, threshold: float, low: list[float], high: list[float]) -> dict:
+    """One split: ``x[feature] <= threshold`` -> leaf 1 (class counts ``low``), else leaf 2."""
+    return {"feature": [feature, -1, -1], "threshold": [threshold, 0.0, 0.0],
+            "left": [1, -1, -1], "right": [2, -1, -1], "value": [[], low, high],
+            "leftCategories": {}}  # fmt: skip
 
 
 def rows_x(*values: float) -> list[dict[str, Any]]:
     return [{"x": v, "y": 0.0, "DeviceType": "A"} for v in values]
+
+
+def assert_one_row_scores_as_the_batch(s: PipelineScorer, rows: list[dict[str, Any]]) -> None:
+    """The API's one-row request runs the batch code on n = 1: the very same bits."""
+    batch = s.predict(rows)
+    for i, row in enumerate(rows):
+        one = s.predict([row])  # exact equality (NaN where the batch has NaN)
+        np.testing.assert_array_equal(one.prediction, batch.prediction[i : i + 1], str(row))
+        if batch.probability is not None:
+            np.testing.assert_array_equal(one.probability, batch.probability[i : i + 1])
+        else:
+            assert one.probability is None
 
 
 # ---------------------------------------------------------------- feature stages
@@ -82,12 +96,15 @@ def test_string_indexer_uses_spark_order_and_keep_index_for_unseen_and_null() ->
     s = scorer(indexer(["B", "A"]), assembler(["idx"]), linear([1.0]))
     rows = [{"DeviceType": d} for d in ("B", "A", "Toaster", None)]
     assert s.predict(rows).prediction.tolist() == [0.0, 1.0, 2.0, 2.0]
+    assert_one_row_scores_as_the_batch(s, rows)
 
 
 def test_string_indexer_error_mode_rejects_unseen() -> None:
     s = scorer(indexer(["B", "A"], invalid="error"), assembler(["idx"]), linear([1.0]))
     with pytest.raises(ValueError, match="unseen label 'Toaster'"):
-        s.predict([{"DeviceType": "Toaster"}])
+        s.predict([{"DeviceType": "A"}, {"DeviceType": "Toaster"}])
+    with pytest.raises(ValueError, match="unseen label None"):
+        s.predict([{"DeviceType": None}])
 
 
 @pytest.mark.parametrize(
@@ -107,22 +124,29 @@ def test_one_hot_sizes_follow_drop_last_and_keep(
     digits = [10.0**i for i in range(width)]  # prediction spells out the encoded vector
     s = scorer(indexer(["B", "A"]), encoder(3, drop_last, invalid), assembler(["vec"]),
                linear(digits))  # fmt: skip
-    got = s.predict([{"DeviceType": d} for d in ("B", "A", "Toaster")]).prediction
-    assert got.tolist() == [float(np.dot(e, digits)) for e in expected]
+    rows = [{"DeviceType": d} for d in ("B", "A", "Toaster")]
+    assert s.predict(rows).prediction.tolist() == [float(np.dot(e, digits)) for e in expected]
+    assert_one_row_scores_as_the_batch(s, rows)
 
 
-def test_one_hot_keep_puts_out_of_range_index_in_the_extra_slot() -> None:
-    # a numeric column fed straight to the encoder: index 5 is beyond categorySize 2
-    s = scorer(
-        {**encoder(2, False, "keep"), "inputCols": ["x"]},
-        assembler(["vec"]),
-        linear([1.0, 10.0, 100.0]),
-    )
-    assert s.predict(rows_x(0, 1, 5)).prediction.tolist() == [1.0, 10.0, 100.0]
-    strict = scorer({**encoder(2, False, "error"), "inputCols": ["x"]}, assembler(["vec"]),
+def test_one_hot_keep_puts_an_index_beyond_its_size_in_the_extra_slot() -> None:
+    # the indexer's unseen index 2 is beyond categorySize 2: invalid for the encoder
+    rows = [{"DeviceType": d} for d in ("B", "A", "Toaster")]
+    s = scorer(indexer(["B", "A"]), encoder(2, False, "keep"), assembler(["vec"]),
+               linear([1.0, 10.0, 100.0]))  # fmt: skip
+    assert s.predict(rows).prediction.tolist() == [1.0, 10.0, 100.0]
+    assert_one_row_scores_as_the_batch(s, rows)
+    strict = scorer(indexer(["B", "A"]), encoder(2, False, "error"), assembler(["vec"]),
                     linear([1.0, 10.0]))  # fmt: skip
-    with pytest.raises(ValueError, match="out of range"):
-        strict.predict(rows_x(5))
+    for bad in (rows, rows[2:]):
+        with pytest.raises(ValueError, match=r"^idx: category index out of range 0\.\.1"):
+            strict.predict(bad)
+
+
+def test_the_encoder_reads_a_string_indexer_output() -> None:
+    with pytest.raises(ValueError, match=r"stages\[0\] \(OneHotEncoder\): x: not a StringIndexer"):
+        scorer({**encoder(2, False, "keep"), "inputCols": ["x"]}, assembler(["vec"]),
+               linear([1.0, 1.0, 1.0]))  # fmt: skip
 
 
 @pytest.mark.parametrize(("with_mean", "with_std"), [(False, True), (True, True), (True, False),
@@ -152,124 +176,117 @@ def test_missing_or_non_numeric_input_names_the_column() -> None:
         s.predict([{"x": 1.0}])
     with pytest.raises(ValueError, match="must be a number"):
         s.predict([{"x": "one", "y": 1.0}])
-    with pytest.raises(ValueError, match="NaN"):
-        s.predict([{"x": math.nan, "y": 1.0}])
+    for missing in (math.nan, None):
+        with pytest.raises(ValueError, match="^features: a NaN or missing value among x, y"):
+            s.predict([{"x": 1.0, "y": 1.0}, {"x": missing, "y": 1.0}])
+
+
+def test_numbers_are_read_alike_for_one_row_and_for_many() -> None:
+    s = scorer(assembler(["x", "y"], invalid="keep"), linear([1.0, 1000.0]))
+    rows = [{"x": 1, "y": True}, {"x": "2.5", "y": 2**60 + 1}, {"x": None, "y": 0.0},
+            {"x": 1e300, "y": -0.0}]  # fmt: skip
+    assert_one_row_scores_as_the_batch(s, rows)
+    got = s.predict(rows).prediction
+    assert got[:2].tolist() == [1001.0, 2.5 + 1000.0 * float(2**60 + 1)] and math.isnan(got[2])
+
+
+def test_widths_are_checked_when_the_pipeline_is_built() -> None:
+    with pytest.raises(ValueError, match=r"stages\[1\] \(LinearRegression\): expects 3"):
+        scorer(assembler(["x", "y"]), linear([1.0, 1.0, 1.0]))
+    scaler = {"type": "StandardScaler", "inputCol": "features", "outputCol": "s",
+              "withMean": True, "withStd": True, "mean": [0.0], "std": [1.0]}  # fmt: skip
+    with pytest.raises(ValueError, match=r"stages\[1\] \(StandardScaler\): features: 1 means"):
+        scorer(assembler(["x", "y"]), scaler, {**linear([1.0]), "featuresCol": "s"})
 
 
 # ---------------------------------------------------------------- estimators
 
 
-def test_tree_value_on_the_threshold_goes_left_and_nan_goes_right() -> None:
-    model = predictor("DecisionTreeRegressor", trees=[stump(0, 0.5, 10.0, 20.0)],
-                      treeWeights=[1.0])  # fmt: skip
-    s = scorer(assembler(["x", "y"], invalid="keep"), model)
+def test_forest_value_on_the_threshold_goes_left_and_nan_goes_right() -> None:
+    s = scorer(assembler(["x"], invalid="keep"), forest([stump(0, 0.5, [1.0, 0.0], [0.0, 1.0])]))
     below, above = math.nextafter(0.5, 0), math.nextafter(0.5, 1)
-    got = s.predict(rows_x(below, 0.5, above, math.nan)).prediction
-    assert got.tolist() == [10.0, 10.0, 20.0, 20.0]
+    rows = rows_x(below, 0.5, above, math.nan, -math.inf, math.inf)
+    assert s.predict(rows).prediction.tolist() == [0.0, 0.0, 1.0, 1.0, 0.0, 1.0]
+    assert_one_row_scores_as_the_batch(s, rows)
 
 
-def test_categorical_split_goes_left_for_listed_categories() -> None:
-    t = tree([0, -1, -1], [0.0, 0.0, 0.0], [1, -1, -1], [2, -1, -1], [0.0, 1.0, 2.0],
-             categories={"0": [0.0, 2.0]})  # fmt: skip
-    s = scorer(assembler(["x"]), predictor("DecisionTreeRegressor", trees=[t], treeWeights=[1.0]))
-    assert s.predict(rows_x(0, 1, 2, 3)).prediction.tolist() == [1.0, 2.0, 1.0, 2.0]
-
-
-def test_random_forest_classifier_sums_normalised_leaf_counts() -> None:
+def test_forest_sums_normalised_leaf_counts_in_tree_order() -> None:
     trees = [stump(0, 0.5, [3.0, 1.0], [1.0, 1.0]), stump(0, 0.5, [0.0, 4.0], [2.0, 0.0])]
-    model = predictor("RandomForestClassifier", trees=trees, treeWeights=[1.0, 1.0], numClasses=2)
-    result = scorer(assembler(["x"]), model).predict(rows_x(0.0, 1.0))
+    result = scorer(assembler(["x"]), forest(trees)).predict(rows_x(0.0, 1.0))
     # row 0: votes 0.75+0 | 0.25+1 -> [0.375, 0.625]; row 1: 0.5+1 | 0.5+0 -> [0.75, 0.25]
     assert result.prediction.tolist() == [1.0, 0.0]
     np.testing.assert_array_equal(result.probability, [[0.375, 0.625], [0.75, 0.25]])
 
 
-def test_decision_tree_classifier_normalises_leaf_counts() -> None:
-    model = predictor("DecisionTreeClassifier", trees=[stump(0, 0.5, [1.0, 3.0], [5.0, 5.0])],
-                      treeWeights=[1.0], numClasses=2)  # fmt: skip
-    result = scorer(assembler(["x"]), model).predict(rows_x(0.0, 1.0))
-    assert result.prediction.tolist() == [1.0, 0.0]  # a tie goes to the first class
-    np.testing.assert_array_equal(result.probability, [[0.25, 0.75], [0.5, 0.5]])
-
-
-def test_gbt_weighted_margin_and_spark_probability() -> None:
-    trees = [stump(0, 0.5, -1.0, 1.0), stump(0, 0.5, 0.5, -0.5)]
-    classifier = predictor("GBTClassifier", trees=trees, treeWeights=[1.0, 0.1], numClasses=2)
-    result = scorer(assembler(["x"]), classifier).predict(rows_x(0.0, 1.0))
-    margin = np.array([-1.0 + 0.1 * 0.5, 1.0 - 0.1 * 0.5])
-    assert result.prediction.tolist() == [0.0, 1.0]
-    p0 = 1.0 / (1.0 + np.exp(2.0 * margin))
-    np.testing.assert_allclose(result.probability, np.column_stack([p0, 1 - p0]), rtol=1e-15)
-    regressor = {**classifier, "type": "GBTRegressor"}
-    got = scorer(assembler(["x"]), regressor).predict(rows_x(0.0, 1.0)).prediction
-    np.testing.assert_allclose(got, margin, rtol=1e-15)
-
-
-def test_random_forest_regressor_is_the_mean() -> None:
-    trees = [stump(0, 0.5, 1.0, 2.0), stump(0, 0.5, 4.0, 8.0)]
-    model = predictor("RandomForestRegressor", trees=trees, treeWeights=[1.0, 1.0])
-    assert scorer(assembler(["x"]), model).predict(rows_x(0, 1)).prediction.tolist() == [2.5, 5.0]
-
-
-def test_logistic_binary_threshold_and_probabilities() -> None:
-    model = predictor("LogisticRegression", coefficients=[2.0], intercept=-1.0, threshold=0.5,
-                      multinomial=False, numClasses=2)  # fmt: skip
-    result = scorer(assembler(["x"]), model).predict(rows_x(0.0, 0.5, 1.0, 1e6))
-    assert result.prediction.tolist() == [0.0, 0.0, 1.0, 1.0]  # margin 0 is not > 0
-    m = np.array([-1.0, 0.0, 1.0, 2e6 - 1])
-    with np.errstate(over="ignore"):
-        expected = np.column_stack([1 / (1 + np.exp(m)), 1 / (1 + np.exp(-m))])
-    np.testing.assert_array_equal(result.probability, expected)
-    high = {**model, "threshold": 0.9}  # class 1 only when p1 > 0.9
-    assert scorer(assembler(["x"]), high).predict(rows_x(1.0, 2.0)).prediction.tolist() == [0, 1]
-
-
-def test_logistic_multinomial_softmax() -> None:
-    model = predictor("LogisticRegression", coefficients=[[1.0], [0.0], [-1.0]],
-                      intercepts=[0.0, 0.5, 0.0], multinomial=True, numClasses=3)  # fmt: skip
-    result = scorer(assembler(["x"]), model).predict(rows_x(3.0, 0.0, -3.0))
-    assert result.prediction.tolist() == [0.0, 1.0, 2.0]
-    raw = np.array([[3.0, 0.5, -3.0], [0.0, 0.5, 0.0], [-3.0, 0.5, 3.0]])
-    expected = np.exp(raw) / np.exp(raw).sum(axis=1, keepdims=True)
-    np.testing.assert_allclose(result.probability, expected, rtol=1e-14)
+def test_forest_tie_goes_to_the_first_class_and_trees_of_different_depths() -> None:
+    deep = {"feature": [0, 1, -1, -1, -1], "threshold": [0.5, 0.5, 0.0, 0.0, 0.0],
+            "left": [1, 3, -1, -1, -1], "right": [2, 4, -1, -1, -1],
+            "value": [[], [], [5.0, 5.0], [0.0, 2.0], [6.0, 0.0]],
+            "leftCategories": {}}  # fmt: skip
+    s = scorer(assembler(["x", "y"]), forest([deep, stump(1, 0.5, [1.0, 1.0], [1.0, 1.0])], 2))
+    rows = [{"x": 0.0, "y": 0.0}, {"x": 0.0, "y": 1.0}, {"x": 1.0, "y": 0.0}]
+    result = s.predict(rows)
+    assert result.prediction.tolist() == [1.0, 0.0, 0.0]  # row 2: [1, 1] -> a tie -> class 0
+    np.testing.assert_array_equal(result.probability, [[0.25, 0.75], [0.75, 0.25], [0.5, 0.5]])
+    assert_one_row_scores_as_the_batch(s, rows)
 
 
 def test_kmeans_nearest_center_ties_go_to_the_lowest_index() -> None:
-    model = predictor("KMeans", centers=[[2.0, 0.0], [0.0, 0.0], [1.0, 5.0]],
+    model = estimator("KMeans", 2, centers=[[2.0, 0.0], [0.0, 0.0], [1.0, 5.0]],
                       distanceMeasure="euclidean")  # fmt: skip
     s = scorer(assembler(["x", "y"]), model)
-    got = s.predict([{"x": 1.0, "y": 0.0}, {"x": 0.1, "y": 0.0}, {"x": 1.0, "y": 4.0}])
+    rows = [{"x": 1.0, "y": 0.0}, {"x": 0.1, "y": 0.0}, {"x": 1.0, "y": 4.0}]
+    got = s.predict(rows)
     assert got.prediction.tolist() == [0.0, 1.0, 2.0]
     assert got.probability is None
+    assert_one_row_scores_as_the_batch(s, rows)
 
 
-# ---------------------------------------------------------------- model sets
+def test_kmeans_cosine_is_the_smallest_angle() -> None:
+    model = estimator("KMeans", 2, centers=[[1.0, 0.0], [0.0, 3.0]], distanceMeasure="cosine")
+    got = scorer(assembler(["x", "y"]), model).predict([{"x": 5.0, "y": 1.0}, {"x": 1, "y": 2}])
+    assert got.prediction.tolist() == [0.0, 1.0]
+
+
+# ---------------------------------------------------------------- the scoring.json contract
+
+
+def test_contract_refuses_what_training_cannot_produce() -> None:
+    logistic = {**linear([1.0]), "type": "LogisticRegression"}
+    with pytest.raises(spec.ValidationError, match="does not match any of the expected tags"):
+        spec.Pipeline(stages=[assembler(["x"]), logistic])
+    categorical = {**stump(0, 0.0, [1.0, 0.0], [0.0, 1.0]), "leftCategories": {"0": [1.0]}}
+    with pytest.raises(spec.ValidationError, match="categorical splits are not supported"):
+        spec.Pipeline(stages=[assembler(["x"]), forest([categorical])])
+    with pytest.raises(spec.ValidationError, match="only the last, must be an estimator"):
+        spec.Pipeline(stages=[linear([1.0]), assembler(["x"])])
 
 
 def write_set(folder: Path, **override: Any) -> Path:
     """A minimal valid set folder (hand-made pipelines) with optional file overrides."""
     folder.mkdir(parents=True, exist_ok=True)
     features = ["UsageHoursPerDay", "EnergyConsumption"]
-    eff = [indexer(["Camera", "Lights"]), encoder(3, True, "error"),
-           assembler(["vec", *features]),
-           predictor("LogisticRegression", coefficients=[0.0, 0.0, 1.0, -0.1], intercept=-5.0,
-                     threshold=0.5, multinomial=False, numClasses=2)]  # fmt: skip
+    device = [indexer(["Camera", "Lights"]), encoder(3, True, "error")]
+    eff = [*device, assembler(["vec", *features]),
+           forest([stump(2, 5.0, [4.0, 0.0], [1.0, 3.0])], width=4)]  # fmt: skip
     mal = [assembler(features), linear([0.1, 0.01], 0.5)]
-    seg = [assembler(features), predictor("KMeans", centers=[[0.0, 0.0], [20.0, 20.0]],
+    seg = [assembler(features), estimator("KMeans", 2, centers=[[0.0, 0.0], [20.0, 20.0]],
                                           distanceMeasure="euclidean")]  # fmt: skip
     files = {
         "manifest.json": json.dumps({"set_number": 1}),
         "clusters.json": json.dumps({"clusters": [{"cluster": 0}, {"cluster": 1}]}),
-        "scoring.json": json.dumps({"format": 1, **{
-            name: {"format": 1, "stages": stages}
-            for name, stages in (("efficiency", eff), ("malfunction", mal), ("clustering", seg))
-        }}),
-    }  # fmt: skip
+        "scoring.json": json.dumps(scoring(eff, mal, seg)),
+    }
     files.update(override)
     for name, text in files.items():
         if text is not None:
             (folder / name).write_text(text)
     return folder
+
+
+def scoring(eff: list, mal: list, seg: list) -> dict[str, Any]:
+    pipelines = {"efficiency": eff, "malfunction": mal, "clustering": seg}
+    return {"format": 1, **{n: {"format": 1, "stages": s} for n, s in pipelines.items()}}
 
 
 ROW = {
@@ -283,13 +300,51 @@ def test_model_set_predictions(tmp_path: Path) -> None:
     assert model_set.name == "20260101T000000Z_set0001"
     assert model_set.manifest == {"set_number": 1}
     rows = [ROW, {**ROW, "UsageHoursPerDay": 1.0, "DeviceType": "Toaster"}]
-    (c1, p1), (c2, p2) = model_set.predict_efficiency(rows)
-    m1 = 10.0 - 0.2 - 5.0
-    assert (c1, c2) == (1, 0)
-    assert p1 == pytest.approx(1 / (1 + math.exp(-m1)), abs=1e-15) and 0.5 < p2 <= 1
+    assert model_set.predict_efficiency(rows) == [(1, 0.75), (0, 1.0)]
     assert model_set.predict_malfunction(rows) == pytest.approx([1.52, 0.62], abs=1e-12)
     assert model_set.segment(rows) == [0, 0]
-    assert isinstance(model_set.segment([{**ROW, "UsageHoursPerDay": 24.0}])[0], int)
+    assert model_set.segment([{**ROW, "UsageHoursPerDay": 24.0, "EnergyConsumption": 24}]) == [1]
+
+
+def _valid_scoring(tmp: Path) -> dict[str, Any]:
+    return json.loads((write_set(tmp) / "scoring.json").read_text())
+
+
+@pytest.mark.parametrize(
+    ("edit", "reason"),
+    [
+        # a renamed field: the old name is unknown, the new one missing
+        (lambda d: d["malfunction"]["stages"][1].update(coef=d["malfunction"]["stages"][1]
+                                                         .pop("coefficients")),
+         "scoring.json: malfunction.stages[1].LinearRegression.coefficients: Field required"),
+        (lambda d: d["efficiency"]["stages"][3]["trees"][0].pop("threshold"),
+         "scoring.json: efficiency.stages[3].RandomForestClassifier.trees[0].threshold: "
+         "Field required"),
+        (lambda d: d["clustering"]["stages"][1].update(distanceMeasure="manhattan"),
+         "scoring.json: clustering.stages[1].KMeans.distanceMeasure: Input should be"),
+        (lambda d: d.pop("clustering"), "scoring.json: clustering: Field required"),
+        (lambda d: d.update(format=2),
+         "scoring.json: format: must be 1 (got 2); retrain to rewrite the set"),
+        (lambda d: d["efficiency"]["stages"][0].update(type="Bucketizer"),
+         "scoring.json: efficiency.stages[0]: Input tag 'Bucketizer' found using 'type' does not"),
+        (lambda d: d.update(efficiency=d["malfunction"]),
+         "scoring.json: efficiency: the estimator must be RandomForestClassifier, not "
+         "LinearRegression"),
+        (lambda d: d["malfunction"]["stages"][1].update(numFeatures=3, coefficients=[1.0] * 3),
+         "scoring.json: malfunction.stages[1] (LinearRegression): expects 3 features"),
+    ],
+)  # fmt: skip
+def test_a_wrong_field_is_one_error_naming_the_file_and_the_field(
+    tmp_path: Path, edit: Any, reason: str
+) -> None:
+    folder = tmp_path / "20260101T000000Z_set0001"
+    data = _valid_scoring(folder)
+    edit(data)
+    (folder / "scoring.json").write_text(json.dumps(data))
+    with pytest.raises(ModelSetError) as caught:
+        ModelSet.load(folder)
+    assert str(caught.value).startswith(reason), str(caught.value)
+    assert "\n" not in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -300,17 +355,9 @@ def test_model_set_predictions(tmp_path: Path) -> None:
         ({"clusters.json": None}, "clusters.json: missing"),
         ({"scoring.json": '{"format": 1, '}, "scoring.json: not valid JSON"),
         ({"manifest.json": "[1, 2]"}, "manifest.json: must be a JSON object"),
-        ({"scoring.json": '{"format": 2}'}, "scoring.json: format must be 1"),
-        ({"scoring.json": '{"format": 1, "efficiency": {"format": 1, "stages": []}}'},
-         "scoring.json: efficiency pipeline is corrupt"),
-        ({"scoring.json": '{"format": 1, "efficiency": {"format": 1, "stages": [{"type": "X"}]},'
-                          '"malfunction": {}, "clustering": {}}'},
-         "scoring.json: efficiency pipeline is corrupt"),
-        ({"scoring.json": json.dumps({"format": 1, "efficiency": {"format": 1, "stages": [
-            {"type": "LinearRegression", "featuresCol": "f"}]}})},
-         "scoring.json: efficiency pipeline is corrupt (missing key 'coefficients')"),
+        ({"scoring.json": "[1, 2]"}, "scoring.json: Input should be a valid dictionary"),
     ],
-)  # fmt: skip
+)
 def test_model_set_load_errors_name_the_file(tmp_path: Path, override: dict, reason: str) -> None:
     folder = write_set(tmp_path / "20260101T000000Z_set0001", **override)
     with pytest.raises(ModelSetError) as caught:
@@ -324,11 +371,14 @@ def test_model_set_load_of_a_missing_folder(tmp_path: Path) -> None:
         ModelSet.load(tmp_path / "nope")
 
 
-def test_scoring_never_imports_pyspark(tmp_path: Path) -> None:
-    """Load and score a set in a fresh interpreter; neither pyspark nor py4j gets imported."""
+def test_scoring_and_the_api_never_import_pyspark(tmp_path: Path) -> None:
+    """Import the scorer and the API, load and score a set in a fresh interpreter: neither
+    pyspark nor py4j gets imported."""
     folder = write_set(tmp_path / "20260101T000000Z_set0001")
     code = (
-        "import sys, json\n"
+        "import sys\n"
+        "import smarthome.scoring, smarthome.api\n"
+        "from smarthome.api import create_app\n"
         "from smarthome.scoring.model_set import ModelSet\n"
         f"s = ModelSet.load({str(folder)!r})\n"
         f"print(s.predict_efficiency([{ROW!r}]), s.segment([{ROW!r}]))\n"
