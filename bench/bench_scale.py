@@ -21,7 +21,6 @@ peak RSS. Sizes: ``BENCH_SCALE_SIZES=100000,300000`` to run fewer. Peak RSS is s
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from smarthome.contracts.batch_files import BatchName, list_batch_files
+from smarthome.contracts.manifest import Manifest
 from smarthome.contracts.model_sets import MANIFEST, newest_set
 from smarthome.devtools.kafka import LocalKafka, free_port
 from smarthome.devtools.peakmem import MB, PeakSampler
@@ -174,7 +174,7 @@ def train(batch_dir: Path, model_dir: Path, tmp: Path) -> tuple[float, float, st
     folder = newest_set(model_dir)
     if folder is None:
         raise RuntimeError(f"no set published: {(tmp / 'training.log').read_text()[-2000:]}")
-    manifest = json.loads((folder / MANIFEST).read_text())
+    manifest = Manifest.read(folder / MANIFEST)
     return seconds, rss, own, manifest
 
 
@@ -201,9 +201,9 @@ def run_size(n: int) -> Result:
         files = len(list_batch_files(tmp / "batches"))
         t_s, t_rss, t_own, manifest = train(tmp / "batches", tmp / "models", tmp)
         print(f"  {n:,}: training {t_s:.1f} s, {t_rss:.0f} MB", file=sys.stderr, flush=True)
-        if manifest["rows"] != n:
-            raise RuntimeError(f"set has {manifest['rows']} rows, expected {n}")
-        accuracy = manifest["models"]["efficiency"]["metrics"]["accuracy"]
+        if manifest.rows != n:
+            raise RuntimeError(f"set has {manifest.rows} rows, expected {n}")
+        accuracy = manifest.models.efficiency.metrics.accuracy
         result.figures = {
             "producer_s": p_s,
             "producer_rss": p_rss,
@@ -211,7 +211,7 @@ def run_size(n: int) -> Result:
             "consumer_rss": max(c_rss),
             "consumer_rss_min": min(c_rss),
             "train_s": t_s,
-            "set_s": float(manifest["seconds"]),
+            "set_s": manifest.seconds,
             "train_rss": t_rss,
         }
         result.notes.append(

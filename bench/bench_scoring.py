@@ -17,6 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from smarthome.contracts.manifest import Manifest
+from smarthome.contracts.model_sets import MANIFEST
+
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = (1, 100, 1000)  # one record per request (the API's usual call), a list, a batch
 
@@ -81,8 +84,7 @@ def main() -> int:
             for n in SIZES:
                 batch = records[:n]
                 api[name, n] = timed(lambda m=method, b=batch: m(b), max(20, 2000 // n))[0]
-        info = model_set.manifest.get("models", {}).get("efficiency", {})
-        algorithm = info.get("algorithm", "?")
+        algorithm = Manifest.read(set_dir / MANIFEST).models.efficiency.algorithm
     spark.stop()
     print(f"efficiency pipeline: {algorithm}; ModelSet.load {load_seconds:.3f} s\n")
     print("| records | numpy scorer median | p99 | Spark transform+collect median | p99 "

@@ -11,7 +11,6 @@ set's own ``seconds`` from its manifest (reading, fitting, saving, publishing).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -25,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 from bench.bench_training import SPARK_SUBMIT, venv_env  # noqa: E402
 from smarthome.config import env  # noqa: E402
 from smarthome.contracts import model_sets as registry  # noqa: E402
+from smarthome.contracts.manifest import Manifest  # noqa: E402
 from smarthome.devtools.batches import write_batches  # noqa: E402
 from smarthome.devtools.kafka import free_port  # noqa: E402
 from smarthome.devtools.spark import LocalSparkCluster  # noqa: E402
@@ -44,7 +44,7 @@ def one_set(master: str, batch_dir: Path, model_dir: Path, quick: bool) -> tuple
     )
     wall = time.perf_counter() - start
     (folder,) = registry.list_sets(model_dir)
-    return wall, json.loads((folder / registry.MANIFEST).read_text())["seconds"]
+    return wall, Manifest.read(folder / registry.MANIFEST).seconds
 
 
 def main() -> int:

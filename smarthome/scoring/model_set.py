@@ -138,31 +138,26 @@ def load_scorers(data: Any) -> dict[str, PipelineScorer]:
 
 
 class ModelSet:
-    """One published model-set folder, scored without Spark."""
+    """The three scorers of one published model-set folder (its ``scoring.json``), no Spark.
 
-    def __init__(self, path: Path, manifest: dict, clusters: Any, scorers: dict[str, Any]):
+    The manifest and segment profiles are read through their contracts by whoever needs
+    them (``smarthome.api.served``); scoring needs only ``scoring.json``.
+    """
+
+    def __init__(self, path: Path, scorers: dict[str, Any]):
         self.path = path
         self.name = path.name
-        self.manifest = manifest
-        self.clusters = clusters
         self.efficiency: PipelineScorer = scorers["efficiency"]
         self.malfunction: PipelineScorer = scorers["malfunction"]
         self.clustering: PipelineScorer = scorers["clustering"]
 
     @classmethod
     def load(cls, set_dir: Path) -> ModelSet:
-        """Read scoring.json, manifest.json and clusters.json; ModelSetError says what's wrong."""
+        """Read scoring.json; ModelSetError says what is wrong with it."""
         set_dir = Path(set_dir)
         if not set_dir.is_dir():
             raise ModelSetError(f"{set_dir}: not a model set folder")
-        manifest = _read_json(set_dir, registry.MANIFEST)
-        if not isinstance(manifest, dict):
-            raise ModelSetError(f"{registry.MANIFEST}: must be a JSON object")
-        clusters = _read_json(set_dir, registry.CLUSTERS)
-        if not isinstance(clusters, (dict, list)):
-            raise ModelSetError(f"{registry.CLUSTERS}: must be a JSON object or list")
-        scorers = load_scorers(_read_json(set_dir, registry.SCORING))
-        return cls(set_dir, manifest, clusters, scorers)
+        return cls(set_dir, load_scorers(_read_json(set_dir, registry.SCORING)))
 
     def predict_efficiency(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[int, float]]:
         """(class 0/1, probability of that class) per row."""

@@ -133,11 +133,12 @@ def test_whole_dataset_over_http_in_lists_matches_the_scorer(
 def test_status_and_models_describe_the_loaded_set(api_server, model_set) -> None:
     status = requests.get(api_server + "/", timeout=10).json()
     assert status["status"] == "ok" and status["model_set"] == model_set.name
-    assert status["loaded_model_set"] == model_set.manifest["set"]  # the original's field
-    assert status["manifest"] == model_set.manifest  # the file as training wrote it
+    manifest = json.loads((model_set.path / registry.MANIFEST).read_text())  # as written
+    assert status["loaded_model_set"] == manifest["set"]  # the original's field
+    assert status["manifest"] == manifest  # the file as training wrote it
     models = requests.get(api_server + "/models", timeout=10).json()["sets"]
     assert models[0]["name"] == model_set.name and models[0]["loaded"] is True
-    assert models[0]["manifest"] == model_set.manifest
+    assert models[0]["manifest"] == manifest
     segments = requests.get(api_server + "/segments", timeout=10).json()
     assert segments["model_set"] == model_set.name
     assert segments["clusters"] == model_set.clusters

@@ -263,7 +263,7 @@ def test_contract_refuses_what_training_cannot_produce() -> None:
 
 
 def write_set(folder: Path, **override: Any) -> Path:
-    """A minimal valid set folder (hand-made pipelines) with optional file overrides."""
+    """A minimal valid set folder for the scorer (scoring.json of hand-made pipelines)."""
     folder.mkdir(parents=True, exist_ok=True)
     features = ["UsageHoursPerDay", "EnergyConsumption"]
     device = [indexer(["Camera", "Lights"]), encoder(3, True, "error")]
@@ -273,8 +273,6 @@ def write_set(folder: Path, **override: Any) -> Path:
     seg = [assembler(features), estimator("KMeans", 2, centers=[[0.0, 0.0], [20.0, 20.0]],
                                           distanceMeasure="euclidean")]  # fmt: skip
     files = {
-        "manifest.json": json.dumps({"set_number": 1}),
-        "clusters.json": json.dumps({"clusters": [{"cluster": 0}, {"cluster": 1}]}),
         "scoring.json": json.dumps(scoring(eff, mal, seg)),
     }
     files.update(override)
@@ -298,7 +296,6 @@ ROW = {
 def test_model_set_predictions(tmp_path: Path) -> None:
     model_set = ModelSet.load(write_set(tmp_path / "20260101T000000Z_set0001"))
     assert model_set.name == "20260101T000000Z_set0001"
-    assert model_set.manifest == {"set_number": 1}
     rows = [ROW, {**ROW, "UsageHoursPerDay": 1.0, "DeviceType": "Toaster"}]
     assert model_set.predict_efficiency(rows) == [(1, 0.75), (0, 1.0)]
     assert model_set.predict_malfunction(rows) == pytest.approx([1.52, 0.62], abs=1e-12)
@@ -351,10 +348,7 @@ def test_a_wrong_field_is_one_error_naming_the_file_and_the_field(
     ("override", "reason"),
     [
         ({"scoring.json": None}, "scoring.json: missing"),
-        ({"manifest.json": None}, "manifest.json: missing"),
-        ({"clusters.json": None}, "clusters.json: missing"),
         ({"scoring.json": '{"format": 1, '}, "scoring.json: not valid JSON"),
-        ({"manifest.json": "[1, 2]"}, "manifest.json: must be a JSON object"),
         ({"scoring.json": "[1, 2]"}, "scoring.json: Input should be a valid dictionary"),
     ],
 )
