@@ -203,7 +203,7 @@ def _fit_and_save(
 
     model, section = train(*args)
     model.save(str(tmp / name))
-    return model, section, export_pipeline(model)
+    return model, section, export_pipeline(model, saved_at=tmp / name)
 
 
 def _fit_one_step_after_another(data: Batches, rows: Split, cfg: TrainConfig, tmp: Path) -> Fitted:

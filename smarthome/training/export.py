@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -111,25 +112,30 @@ def _kmeans(stage: Any) -> dict[str, Any]:
     }
 
 
-def _read_tree_nodes(stage: Any) -> dict[int, list[Any]]:
+def _read_tree_nodes(stage: Any, saved: Path | None = None) -> dict[int, list[Any]]:
     """Node rows per tree id, read back from the model's own saved Parquet data.
 
     Walking the JVM tree node by node over py4j takes seconds for a forest; the saved data
-    holds the same doubles (threshold, leaf stats) in one read.
+    holds the same doubles (threshold, leaf stats) in one read. ``saved``: the stage's folder
+    in a pipeline just saved (on storage the executors share), else it is saved to a
+    temporary folder first.
     """
     from pyspark.sql import SparkSession
 
     spark = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
-    tmp = Path(tempfile.mkdtemp(prefix="smarthome-export-"))
+    tmp = None
+    if saved is None:
+        tmp = Path(tempfile.mkdtemp(prefix="smarthome-export-"))
+        saved = tmp / "model"
+        stage.write().save(saved.as_uri())
     try:
-        path = (tmp / "model").as_uri()
-        stage.write().save(path)
         trees: dict[int, list[Any]] = {}
-        for row in spark.read.parquet(f"{path}/data").collect():
+        for row in spark.read.parquet((saved / "data").as_uri()).collect():
             trees.setdefault(int(row["treeID"]), []).append(row["nodeData"])
         return trees
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _tree(nodes: list[Any]) -> dict[str, Any]:
@@ -162,13 +168,13 @@ def _tree(nodes: list[Any]) -> dict[str, Any]:
     }
 
 
-def _forest(stage: Any) -> dict[str, Any]:
+def _forest(stage: Any, saved: Path | None = None) -> dict[str, Any]:
     if stage.isSet(stage.getParam("thresholds")):
         raise UnsupportedStageError(
             "RandomForestClassificationModel: the 'thresholds' param is set; the numpy scorer "
             "does not reproduce class thresholds, leave it unset"
         )
-    nodes = _read_tree_nodes(stage)
+    nodes = _read_tree_nodes(stage, saved)
     return {
         **_estimator_cols(stage),
         "trees": [_tree(nodes[i]) for i in sorted(nodes)],
@@ -190,16 +196,26 @@ _EXPORTERS: dict[str, tuple[str, Callable[[Any], dict[str, Any]]]] = {
 SUPPORTED_STAGES = sorted([*_EXPORTERS, "PipelineModel"])
 
 
+def _saved_stage(saved_at: Path, stage: Any) -> Path:
+    """A stage's folder in a saved PipelineModel: ``stages/<index>_<uid>``."""
+    found = sorted((saved_at / "stages").glob(f"*_{stage.uid}"))
+    if len(found) != 1:
+        raise FileNotFoundError(f"{saved_at}: no saved stage {stage.uid} (found {found})")
+    return found[0]
+
+
 def _flatten(model: Any) -> list[Any]:
     if type(model).__name__ == "PipelineModel":
         return [s for stage in model.stages for s in _flatten(stage)]
     return [model]
 
 
-def export_pipeline(model: Any) -> spec.Pipeline:
+def export_pipeline(model: Any, saved_at: Path | None = None) -> spec.Pipeline:
     """A fitted ``PipelineModel`` as the typed pipeline of ``scoring.json``.
 
     Its last stage must be the estimator (as every pipeline of ``training.features``).
+    ``saved_at``: where ``model`` was just saved; the forest's trees are read from there
+    (saving them again costs three Spark jobs).
     """
     stages = []
     for stage in _flatten(model):
@@ -210,6 +226,8 @@ def export_pipeline(model: Any) -> spec.Pipeline:
                 f"supported: {', '.join(SUPPORTED_STAGES)}"
             )
         kind, exporter = _EXPORTERS[name]
+        if saved_at is not None and exporter is _forest:
+            exporter = partial(_forest, saved=_saved_stage(saved_at, stage))
         stages.append({"type": kind, **exporter(stage)})
     try:
         return spec.Pipeline(stages=stages)
