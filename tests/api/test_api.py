@@ -96,7 +96,7 @@ def test_segment_answer_carries_the_generated_description(client, model_set) -> 
         "DeviceAgeMonths": 10,
     }
     answer = client.post("/get_device_segment", json=row).get_json()
-    described = json.dumps(model_set.clusters)
+    described = (model_set.path / registry.CLUSTERS).read_text()
     assert answer["description"] and answer["description"] in described
 
 
@@ -141,7 +141,7 @@ def test_status_and_models_describe_the_loaded_set(api_server, model_set) -> Non
     assert models[0]["manifest"] == manifest
     segments = requests.get(api_server + "/segments", timeout=10).json()
     assert segments["model_set"] == model_set.name
-    assert segments["clusters"] == model_set.clusters
+    assert segments["clusters"] == json.loads((model_set.path / registry.CLUSTERS).read_text())
 
 
 def curl(url: str, body: dict[str, Any]) -> dict[str, Any]:
