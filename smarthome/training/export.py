@@ -130,7 +130,7 @@ def _read_tree_nodes(stage: Any, saved: Path | None = None) -> dict[int, list[An
         stage.write().save(saved.as_uri())
     try:
         trees: dict[int, list[Any]] = {}
-        for row in spark.read.parquet((saved / "data").as_uri()).collect():
+        for row in spark.read.parquet((saved / "data").resolve().as_uri()).collect():
             trees.setdefault(int(row["treeID"]), []).append(row["nodeData"])
         return trees
     finally:
