@@ -67,8 +67,9 @@ spark-down: ## stop the local Spark cluster started by spark-up (no JVM left)
 spark-status: ## is the local Spark cluster running, with how many workers?
 	$(PY) -m smarthome.devtools.spark status
 
-test: install browser prometheus ## the whole test suite (real Kafka, real local Spark, Chromium, Prometheus)
-	$(PY) -m pytest
+TEST_WORKERS ?= 2
+test: install browser prometheus ## the whole test suite (real Kafka, real local Spark, Chromium, Prometheus) [TEST_WORKERS=N]
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 screenshots: install browser ## refresh the README's UI pictures in docs/ (the browser test, saving into docs/)
 	SMARTHOME_SCREENSHOTS_DIR=$(CURDIR)/docs $(PY) -m pytest tests/ui/test_ui_browser.py

@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -103,7 +104,13 @@ def test_cli_three_node_cluster_up_status_down_leaves_no_java(tmp_path: Path) ->
         admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","))
         try:
             admin.create_topics([NewTopic("replicated", 6, -1)])
-            parts = admin.describe_topics(["replicated"])[0]["partitions"]
+            # the controller has created it; the broker asked may learn of it a moment later
+            deadline = time.monotonic() + 30
+            while True:
+                parts = admin.describe_topics(["replicated"])[0]["partitions"]
+                if len(parts) == 6 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
             assert len(parts) == 6 and all(len(p["replica_nodes"]) == 3 for p in parts)
         finally:
             admin.close()
