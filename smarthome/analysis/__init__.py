@@ -1,0 +1,1 @@
+"""Segment profiles and their generated descriptions (``analyze_clusters.py``, DESIGN §6)."""

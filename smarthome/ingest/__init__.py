@@ -1,0 +1,1 @@
+"""Kafka in, batch files out: dataset reading, producer, consumer, fencing (DESIGN §3-5)."""
