@@ -11,7 +11,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,8 +172,8 @@ def fit_models(data: Batches, rows: Split, cfg: TrainConfig, tmp: Path) -> Fitte
     with ThreadPoolExecutor(max_workers=4) as pool:
         jobs = {
             "efficiency": pool.submit(
-                _fit_and_save, tmp, "efficiency", train_efficiency,
-                rows.train, rows.test, cfg, rows.majority,
+                _fit_and_save_while_evaluating, tmp, "efficiency", train_efficiency,
+                rows.train, rows.test, cfg, rows.majority, rows.test_rows,
             ),
             "malfunction": pool.submit(
                 _fit_and_save, tmp, "malfunction", train_malfunction,
@@ -199,11 +199,29 @@ def _fit_and_save(
     tmp: Path, name: str, train: Callable[..., tuple[Any, dict]], *args: Any
 ) -> tuple[Any, dict[str, Any], Any]:
     """(model, manifest section, scoring export) of ``train(*args)``, saved in ``tmp/name``."""
+    model, section = train(*args)
+    return model, section, _save_and_export(tmp, name, model)
+
+
+def _fit_and_save_while_evaluating(
+    tmp: Path, name: str, train: Callable[..., tuple[Any, dict]], *args: Any
+) -> tuple[Any, dict[str, Any], Any]:
+    """:func:`_fit_and_save` for the forest, the longest path: its save and export run while
+    ``train`` computes the held-out metrics (``train`` hands over the model via ``fitted``)."""
+    with ThreadPoolExecutor(max_workers=1) as saver:
+        saving: list[Future] = []
+        model, section = train(
+            *args, fitted=lambda m: saving.append(saver.submit(_save_and_export, tmp, name, m))
+        )
+        return model, section, saving[0].result()
+
+
+def _save_and_export(tmp: Path, name: str, model: Any) -> Any:
+    """Save ``model`` in ``tmp/name``; its scoring export, read from what was saved."""
     from smarthome.training.export import export_pipeline
 
-    model, section = train(*args)
     model.save(str(tmp / name))
-    return model, section, export_pipeline(model, saved_at=tmp / name)
+    return export_pipeline(model, saved_at=tmp / name)
 
 
 def _fit_one_step_after_another(data: Batches, rows: Split, cfg: TrainConfig, tmp: Path) -> Fitted:
@@ -212,7 +230,9 @@ def _fit_one_step_after_another(data: Batches, rows: Split, cfg: TrainConfig, tm
 
     with ThreadPoolExecutor(max_workers=3) as pool:
         jobs = {
-            "efficiency": pool.submit(train_efficiency, rows.train, rows.test, cfg, rows.majority),
+            "efficiency": pool.submit(
+                train_efficiency, rows.train, rows.test, cfg, rows.majority, rows.test_rows
+            ),
             "malfunction": pool.submit(
                 train_malfunction, rows.train, rows.test, cfg, rows.malfunction_mean
             ),

@@ -16,6 +16,7 @@ from typing import Any
 
 from pyspark.ml import PipelineModel
 from pyspark.ml.evaluation import BinaryClassificationEvaluator, ClusteringEvaluator
+from pyspark.ml.functions import vector_to_array
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -90,16 +91,36 @@ def _round(metrics: dict[str, float]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items()}
 
 
+#: a held-out split up to this many rows is scored on the driver from one collect; a larger
+#: one with Spark's evaluator (six jobs, but no row leaves the executors)
+DRIVER_METRICS_ROWS = 100_000
+#: BinaryClassificationEvaluator's default: above twice this many distinct scores Spark
+#: down-samples the ROC curve by partition, which only Spark itself can reproduce
+AUC_BINS = 1000
+
+
 def classification_metrics(
-    predictions: DataFrame, label: str, majority_class: int
+    predictions: DataFrame, label: str, majority_class: int, on_driver: bool
 ) -> tuple[dict[str, float], dict[str, float]]:
     """(model, majority-class baseline) metrics of a transformed held-out split.
 
     accuracy, weighted F1 (as Spark's ``f1``) and the F1 of class 1 come from one confusion
-    matrix (one Spark job); ROC AUC from Spark's BinaryClassificationEvaluator.
+    matrix; ROC AUC is Spark's BinaryClassificationEvaluator's. ``on_driver``: the split is
+    collected once and both are computed here, as Spark computes them (one job, not six).
     """
-    rows = predictions.groupBy(label, features.PREDICTION).count().collect()
-    confusion = {(int(r[label]), int(r[features.PREDICTION])): int(r["count"]) for r in rows}
+    scored = None
+    if on_driver:
+        scored = predictions.select(
+            F.col(label).cast("int"),
+            F.col(features.PREDICTION).cast("int"),
+            vector_to_array(F.col("probability"))[1],
+        ).collect()
+        confusion: dict[tuple[int, int], int] = {}
+        for y, p, _ in scored:
+            confusion[(y, p)] = confusion.get((y, p), 0) + 1
+    else:
+        rows = predictions.groupBy(label, features.PREDICTION).count().collect()
+        confusion = {(int(r[label]), int(r[features.PREDICTION])): int(r["count"]) for r in rows}
     total = sum(confusion.values())
     classes = sorted({c for pair in confusion for c in pair} | {0, 1})
     actual = {c: sum(n for (y, _), n in confusion.items() if y == c) for c in classes}
@@ -121,11 +142,35 @@ def classification_metrics(
         }
 
     model = scores(lambda _y, p: p)
-    model["roc_auc"] = BinaryClassificationEvaluator(
-        labelCol=label, rawPredictionCol="probability", metricName="areaUnderROC"
-    ).evaluate(predictions)
+    auc = roc_auc([(score, y) for y, _, score in scored]) if scored is not None else None
+    if auc is None:
+        auc = BinaryClassificationEvaluator(
+            labelCol=label, rawPredictionCol="probability", metricName="areaUnderROC"
+        ).evaluate(predictions)
+    model["roc_auc"] = auc
     baseline = {**scores(lambda _y, _p: majority_class), "roc_auc": 0.5}
     return model, baseline
+
+
+def roc_auc(scored: list[tuple[float, int]]) -> float | None:
+    """Area under the ROC curve of (score, label 0/1) pairs, as Spark's BinaryClassification-
+    Metrics computes it: one point per distinct score, highest first, from (0, 0) to (1, 1),
+    trapezoids between them. None where Spark's answer differs (one class only, or enough
+    distinct scores for it to down-sample the curve)."""
+    counts: dict[float, list[int]] = {}
+    for score, y in scored:
+        counts.setdefault(score, [0, 0])[0 if y == 1 else 1] += 1
+    positives = sum(pos for pos, _ in counts.values())
+    negatives = len(scored) - positives
+    if not positives or not negatives or len(counts) >= 2 * AUC_BINS:
+        return None
+    area, x, y, tp, fp = 0.0, 0.0, 0.0, 0, 0
+    for score in sorted(counts, reverse=True):
+        tp, fp = tp + counts[score][0], fp + counts[score][1]
+        x2, y2 = fp / negatives, tp / positives
+        area += (x2 - x) * (y2 + y) / 2.0
+        x, y = x2, y2
+    return area + (1.0 - x) * (1.0 + y) / 2.0
 
 
 def regression_metrics(
@@ -156,15 +201,27 @@ def regression_metrics(
 
 
 def train_efficiency(
-    train: DataFrame, test: DataFrame, cfg: TrainConfig, majority_class: int
+    train: DataFrame,
+    test: DataFrame,
+    cfg: TrainConfig,
+    majority_class: int,
+    test_rows: int,
+    fitted: Callable[[PipelineModel], object] = lambda _model: None,
 ) -> tuple[PipelineModel, dict[str, Any]]:
-    """The efficiency classifier (fit on train) and its manifest section."""
+    """The efficiency classifier (fit on train) and its manifest section.
+
+    ``fitted`` gets the model as soon as it is fitted, before the held-out metrics.
+    """
     start = time.perf_counter()
     pipeline = features.efficiency_pipeline(cfg.seed, **cfg.efficiency_params)
     model = pipeline.fit(train)
     seconds = time.perf_counter() - start
+    fitted(model)
     metrics, baseline = classification_metrics(
-        model.transform(test), EFFICIENCY_LABEL, majority_class
+        model.transform(test),
+        EFFICIENCY_LABEL,
+        majority_class,
+        on_driver=not cfg.legacy_speed and test_rows <= DRIVER_METRICS_ROWS,
     )
     forest = model.stages[-1]
     section = {

@@ -41,6 +41,9 @@ CONF: dict[str, str] = {
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.adaptive.enabled": "true",
     "spark.driver.memory": "2g",
+    # a set runs ~80 queries, more than the default 100-entry cache of compiled query code
+    # holds across sets: every miss compiles Java again (Janino, then the JIT on top)
+    "spark.sql.codegen.cache.maxEntries": "1000",
     # a barrier stage (training/storage_check.py) whose slots vanished: fail in seconds, not 10 min
     "spark.scheduler.barrier.maxConcurrentTasksCheck.interval": "1s",
     "spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures": "5",
