@@ -37,13 +37,16 @@ def venv_env() -> dict[str, str]:
 
 #: warm sets per configuration in the before/after comparison
 WARM_PAIRS = 3
-#: the steps of build_set's log, each ending at the line that contains its marker
+#: the steps of build_set's log, each ending at the line that contains its marker (the three
+#: models fit, evaluate, save and export side by side, so that is one step; the fit seconds of
+#: each model come from the manifest, see FITS)
 STEPS = {
     "read + split": "held out); training",
-    "fit + evaluate": ": trained;",
-    "profile, save, export": ": profiled the segments",
+    "fit, evaluate, profile, save, export": ": trained;",
     "manifest, publish": " published ",
 }
+#: each model's fit alone (``training_seconds`` in the manifest), in the order of the table
+FITS = ("efficiency", "malfunction", "clustering")
 
 
 def step_seconds(lines: list[str]) -> list[float]:
@@ -54,6 +57,15 @@ def step_seconds(lines: list[str]) -> list[float]:
         stamp = re.match(r"\[\s*([\d.]+)s\]", line)
         marks.append(float(stamp.group(1)) if stamp else float(line.rsplit(", ", 1)[1][:-2]))
     return [b - a for a, b in zip([0.0, *marks[:-1]], marks, strict=True)] + [marks[-1]]
+
+
+def fit_seconds(model_dir: Path) -> list[float]:
+    """The manifest's ``training_seconds`` of each of FITS, for the set just published."""
+    from smarthome.contracts import model_sets as registry
+    from smarthome.contracts.manifest import Manifest
+
+    manifest = Manifest.read(registry.newest_set(model_dir) / registry.MANIFEST)
+    return [getattr(manifest.models, name).training_seconds for name in FITS]
 
 
 def submit(*args: str) -> float:
@@ -90,7 +102,7 @@ def main() -> int:
         cfg = TrainConfig(legacy_speed=label != "after")
         lines: list[str] = []
         run_once(spark, batch_dir, work / f"pair{run}", cfg, latest_only=True, log=lines.append)
-        steps[label].append(step_seconds(lines))
+        steps[label].append(fit_seconds(work / f"pair{run}") + step_seconds(lines))
     spark.stop()
 
     fresh_dir = str(work / "fresh")
@@ -114,12 +126,14 @@ def main() -> int:
     print(f"| rerun with nothing new (`python spark_training.py`) | {rerun_python:.1f} |")
     print(
         "\nwarm set, seconds per step (median of "
-        f"{WARM_PAIRS}; after: the early models save and export while the forest still fits):\n"
+        f"{WARM_PAIRS}; the three models fit side by side, so their fits overlap the step "
+        "after them):\n"
     )
-    print("| settings | " + " | ".join(STEPS) + " | total |")
-    print("|---|" + "---|" * (len(STEPS) + 1))
+    columns = [f"{name} fit" for name in FITS] + list(STEPS)
+    print("| settings | " + " | ".join(columns) + " | total |")
+    print("|---|" + "---|" * (len(columns) + 1))
     for label, runs in steps.items():
-        medians = [statistics.median(r[i] for r in runs) for i in range(len(STEPS) + 1)]
+        medians = [statistics.median(r[i] for r in runs) for i in range(len(columns) + 1)]
         print(f"| {label} | " + " | ".join(f"{m:.1f}" for m in medians) + " |")
     before, after = (statistics.median(r[-1] for r in runs) for runs in steps.values())
     print(f"\nwarm set: {after:.1f} s against {before:.1f} s before ({after / before:.2f}x)")
