@@ -111,7 +111,8 @@ class ConsumerSlot:
             "--group", f"chaos-{topic}",
             "--batch-size", "1000",
             "--max-batch-age", "1",
-            "--idle-timeout", "12",
+            # longer than a pause plus the rebalance after it: the idle clock runs while stopped
+            "--idle-timeout", "20",
             "--session-timeout", f"{SESSION_TIMEOUT:g}",
             "--broker-wait", "120",
             "--no-progress",

@@ -143,7 +143,8 @@ def test_efficiency_form_in_a_real_browser_and_screenshots(
     _shot(page, shots_dir, "history")
 
     page.get_by_role("tab", name="Segments", exact=True).click()
-    page.get_by_test_id("stVegaLiteChart").last.wait_for()
+    # the hidden tabs hold charts too (the Pipeline tab's, when a broker answers): the shown one
+    page.get_by_test_id("stVegaLiteChart").filter(visible=True).last.wait_for()
     _shot(page, shots_dir, "segments")
 
     page.get_by_text("Bahasa Indonesia").click()
