@@ -3,7 +3,8 @@
 Two consumer processes in one group batch a synthetic stream while a seeded schedule
 SIGKILLs consumers (restarted a second later), pauses them with SIGSTOP past their session
 timeout (their partitions move on while they hold a full buffer), and SIGKILLs the broker
-that leads the most partitions (restarted a few seconds later). At the end the batch files
+that leads the most partitions (restarted a few seconds later; on a cluster, the next broker
+is killed only once that one has rejoined and caught up). At the end the batch files
 are compared with what the producer reported delivered and what the topic holds:
 
     delivered 40000 | in the topic 40000 | in the files 40000 | duplicates 0 | missing 0
@@ -21,9 +22,9 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,7 +183,8 @@ class Chaos:
             die_with_parent=True,
         )
         self.done: list[str] = []
-        self._restarts: list[threading.Thread] = []
+        self._restarter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-restart")
+        self._restart: Future[None] | None = None
 
     def run(self) -> ChaosResult:
         cfg = self.config
@@ -205,8 +207,7 @@ class Chaos:
             self._inject(slots, producer)
             producer_exit = producer.wait()
             output = (logs / "producer.log").read_text(errors="replace")
-            for thread in self._restarts:
-                thread.join()
+            self._wait_recovered()
             self.log("stream done; waiting for the consumers to drain and stop when idle")
             for slot in slots:
                 if slot.proc is not None:
@@ -216,6 +217,7 @@ class Chaos:
             for slot in slots:
                 slot.kill()
             self.cluster.stop()
+            self._restarter.shutdown(wait=True)
 
     def _create_topic(self) -> None:
         from kafka import KafkaAdminClient
@@ -274,19 +276,39 @@ class Chaos:
                     f" {self.config.pause_seconds:g} s (session timeout {SESSION_TIMEOUT:g} s)"
                 )
             elif fault.kind == "kill-broker":
+                # one node down at a time, as the cluster promises: the last one killed has
+                # rejoined and caught up before the next goes (a rolling fault, not two down)
+                waited = self._wait_recovered()
+                when = f"{time.monotonic() - t0:5.1f} s"
                 node = self.cluster.busiest_leader(self.topic)
                 node.kill()
-                self.done.append(f"{when}: SIGKILL broker {node.node_id} (most leaders)")
+                self.done.append(
+                    f"{when}: SIGKILL broker {node.node_id} (most leaders"
+                    + (
+                        f"; waited {waited:.0f} s for the last one to rejoin)"
+                        if waited >= 1
+                        else ")"
+                    )
+                )
                 time.sleep(self.config.broker_down_seconds)
                 # launched from this thread: the parent-death signal follows the thread that
                 # forked, so a JVM started by a short-lived thread would be SIGTERMed with it
                 node.launch()
-                thread = threading.Thread(target=self.cluster.wait_ready, args=(180,))
-                thread.start()
-                self._restarts.append(thread)
+                self._restart = self._restarter.submit(self.cluster.wait_ready, 180, [node])
             else:
                 raise ValueError(f"unknown fault {fault.kind!r}")
             self.log(self.done[-1])
+
+    def _wait_recovered(self) -> float:
+        """Seconds spent waiting for the last restarted broker to be back and in sync (its
+        start-up error, if any, is raised here)."""
+        if self._restart is None:
+            return 0.0
+        started = time.monotonic()
+        self._restart.result()
+        self._restart = None
+        self.cluster.wait_fully_replicated(self.topic)
+        return time.monotonic() - started
 
     def _count(self, producer_exit: int, output: str) -> ChaosResult:
         last = [line for line in output.splitlines() if line.startswith("delivered ")]

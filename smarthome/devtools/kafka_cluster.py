@@ -135,10 +135,11 @@ class LocalKafkaCluster:
             self.stop()
             raise
 
-    def wait_ready(self, timeout: float = 120) -> None:
-        """Until every node answers and lists every broker (registered, unfenced)."""
+    def wait_ready(self, timeout: float = 120, nodes: list[LocalKafka] | None = None) -> None:
+        """Until every node (or each of ``nodes``) answers and lists every broker
+        (registered, unfenced)."""
         deadline = time.monotonic() + timeout
-        waiting = list(self.nodes)
+        waiting = list(nodes or self.nodes)
         while waiting and time.monotonic() < deadline:
             for node in waiting:
                 node.check_alive()
@@ -165,23 +166,59 @@ class LocalKafkaCluster:
         for node in self.nodes:
             node.stop()  # reaps children, removes pid files
 
+    def describe(self, topics: list[str] | None = None, timeout: float = 30) -> dict[str, dict]:
+        """Each topic's partitions (``leader_id``, ``replica_nodes``, ``isr_nodes``) as the
+        cluster reports them now, asked of the nodes that listen; retried while a node that
+        the metadata still lists is down (the admin client does not try another one)."""
+        from kafka import KafkaAdminClient
+        from kafka.errors import KafkaError
+
+        deadline = time.monotonic() + timeout
+        while True:
+            listening = [n.bootstrap_servers for n in self.running() if port_open(n.port)]
+            try:
+                if not listening:
+                    raise UserError("no Kafka node of the cluster is listening")
+                admin = KafkaAdminClient(
+                    bootstrap_servers=listening,
+                    request_timeout_ms=10_000,
+                    client_id="smarthome-kafka-cluster",
+                )
+                try:
+                    names = topics or sorted(
+                        t for t in admin.list_topics() if not t.startswith("__")
+                    )
+                    return {
+                        t["name"]: {p["partition_index"]: p for p in t["partitions"]}
+                        for t in admin.describe_topics(names)
+                    }
+                finally:
+                    admin.close()
+            except (KafkaError, UserError, OSError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
     def leaders(self, topics: list[str] | None = None) -> dict[str, dict[int, int]]:
         """Partition leaders per topic (-1: none), as the cluster reports them now."""
-        from kafka import KafkaAdminClient
+        return {
+            topic: {index: p["leader_id"] for index, p in partitions.items()}
+            for topic, partitions in self.describe(topics).items()
+        }
 
-        admin = KafkaAdminClient(
-            bootstrap_servers=[n.bootstrap_servers for n in self.running()],
-            request_timeout_ms=10_000,
-            client_id="smarthome-kafka-cluster",
-        )
-        try:
-            names = topics or sorted(t for t in admin.list_topics() if not t.startswith("__"))
-            return {
-                t["name"]: {p["partition_index"]: p["leader_id"] for p in t["partitions"]}
-                for t in admin.describe_topics(names)
-            }
-        finally:
-            admin.close()
+    def wait_fully_replicated(self, topic: str, timeout: float = 180) -> None:
+        """Until every partition of ``topic`` has all its replicas in sync again (a node
+        restarted after a kill has caught up), so losing any one node loses nothing."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            partitions = self.describe([topic]).get(topic, {}).values()
+            if partitions and all(
+                p["leader_id"] >= 0 and set(p["isr_nodes"]) == set(p["replica_nodes"])
+                for p in partitions
+            ):
+                return
+            time.sleep(0.5)
+        raise UserError(f"topic {topic} still has replicas out of sync after {timeout:.0f} s")
 
     def busiest_leader(self, topic: str) -> LocalKafka:
         """The node that leads the most partitions of ``topic`` (the worst one to lose)."""
