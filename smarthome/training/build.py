@@ -25,7 +25,7 @@ from smarthome.contracts import model_sets as registry
 from smarthome.contracts.clusters import Clusters
 from smarthome.contracts.records import EFFICIENCY_LABEL, MALFUNCTION_LABEL
 from smarthome.errors import UserError
-from smarthome.training import artefacts
+from smarthome.training import artefacts, features
 from smarthome.training.batches import Batches, read_batches
 from smarthome.training.models import (
     TrainConfig,
@@ -50,6 +50,7 @@ class Split:
 
     train: DataFrame
     test: DataFrame
+    every_row: DataFrame  # train and test together, as the models read them (the clustering's)
     train_rows: int
     test_rows: int
     majority: int  # the efficiency classifier's baseline: the majority class of train
@@ -138,7 +139,8 @@ def read_set(spark: SparkSession, planned: PlannedSet, min_rows: int, log: Log) 
 
 def split_rows(data: Batches, cfg: TrainConfig, label: str) -> Split:
     """Split by user (seeded hash) and count both sides in one job, with the baselines."""
-    train, test = split(data.df, cfg.seed, cfg.test_percent)
+    every_row = data.df if cfg.legacy_speed else features.model_input(data.df)
+    train, test = split(every_row, cfg.seed, cfg.test_percent)
     train, test = train.cache(), test.cache()
     stats = train.agg(
         F.count(F.lit(1)).alias("rows"),
@@ -149,7 +151,8 @@ def split_rows(data: Batches, cfg: TrainConfig, label: str) -> Split:
     if not train_rows or not test_rows:
         raise UserError(f"{label}: {data.rows} rows leave an empty training or held-out split")
     majority = 1 if stats["efficient"] > 0.5 else 0
-    return Split(train, test, train_rows, test_rows, majority, float(stats["malfunction"]))
+    malfunction_mean = float(stats["malfunction"])
+    return Split(train, test, every_row, train_rows, test_rows, majority, malfunction_mean)
 
 
 def fresh_tmp(model_dir: Path, number: int) -> Path:
@@ -180,11 +183,11 @@ def fit_models(data: Batches, rows: Split, cfg: TrainConfig, tmp: Path) -> Fitte
                 rows.train, rows.test, cfg, rows.malfunction_mean,
             ),
             "clustering": pool.submit(
-                _fit_and_save, tmp, "clustering", train_clustering, data.df, cfg
+                _fit_and_save, tmp, "clustering", train_clustering, rows.every_row, cfg
             ),
         }  # fmt: skip
         clusters = pool.submit(
-            lambda: profile_segments(jobs["clustering"].result()[0], data.df, cfg.k)
+            lambda: profile_segments(jobs["clustering"].result()[0], rows.every_row, cfg.k)
         )
         fitted = {name: job.result() for name, job in jobs.items()}
         return Fitted(
