@@ -2,6 +2,7 @@
 
     spark-submit spark_training.py            # or: python spark_training.py
     spark-submit spark_training.py --watch    # keep training as batches are published
+    spark-submit spark_training.py --watch --latest-only   # keep up: one set on all so far
 
 Set N is trained on batch files 1..N (file-name order); a run trains only the missing sets.
 Set N reads N files, so every set of N files costs N(N+1)/2 file reads: bound it with
@@ -43,7 +44,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--retrain-all", action="store_true", help="retrain every set 1..N")
     mode.add_argument(
-        "--latest-only", action="store_true", help="train only set N on all N batch files"
+        "--latest-only",
+        action="store_true",
+        help="train only set N on all N batch files (with --watch: each round, so a watch "
+        "that falls behind the stream skips the sets in between; make demo runs this)",
     )
     mode.add_argument(
         "--max-sets",

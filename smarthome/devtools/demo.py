@@ -278,8 +278,10 @@ def main(argv: list[str] | None = None) -> int:
             str(metrics["consumer"]),
         )
         master = ["--master", cluster.master_url] if cluster is not None else []
+        # keeps up with the stream: each round trains one set on every batch so far, so the
+        # API serves the newest data a set later, not after every set in between
         stage(
-            "training", py, "spark_training.py", "--watch", *master,
+            "training", py, "spark_training.py", "--watch", "--latest-only", *master,
             "--metrics-port", str(metrics["training"]),
         )  # fmt: skip
         stage("api", py, "app_api.py", "--port", str(args.api_port))

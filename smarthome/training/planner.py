@@ -71,20 +71,44 @@ def existing_sets(model_dir: Path) -> dict[int, list[tuple[Path, list[str]]]]:
 
 def plan(files: list[Path], model_dir: Path, selection: Selection, log: Log) -> list[PlannedSet]:
     """The sets to train, oldest first: set N <-> the first N files; missing ones only unless
-    ``retrain_all``; within the newest ``selection.window()`` numbers when it is bounded."""
+    ``retrain_all``; within the newest ``selection.window()`` numbers when it is bounded.
+
+    A missing set below the newest published one is not trained (only noted): its folder name
+    would be the greatest, so the API would fall back to it from the bigger set."""
     names = [p.name for p in files]
     have = existing_sets(model_dir)
-    todo = []
+    newest = max(have, default=0)
+    todo, behind = [], []
     for number in newest_sets(range(1, len(files) + 1), len(files), selection.window()):
         found = have.get(number, [])
-        if selection.retrain_all or not found:
+        if selection.retrain_all or (not found and number > newest):
             todo.append(PlannedSet(number, files[:number]))
+        elif not found:
+            behind.append(number)
         elif not any(used == names[:number] for _, used in found):
             log(
                 f"note: set {number} ({found[-1][0].name}) was trained on other batch files "
                 "than the current first ones; --retrain-all retrains it"
             )
+    if behind:
+        log(
+            f"note: set(s) {_ranges(behind)} were skipped (by --latest-only, or a --watch "
+            f"that kept up with the stream) and are not trained now: published after set "
+            f"{newest}, an older set would become the newest one the API serves; "
+            "--retrain-all trains every set again, in order"
+        )
     return todo
+
+
+def _ranges(numbers: list[int]) -> str:
+    """``1, 3-5`` for [1, 3, 4, 5]."""
+    spans: list[list[int]] = []
+    for n in numbers:
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in spans)
 
 
 def newest_sets(numbers: Sequence[T], file_count: int, window: int) -> list[T]:
