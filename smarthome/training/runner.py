@@ -144,10 +144,13 @@ def watch(
     log: Log = log_print,
     stop: Callable[[], bool] = lambda: False,
 ) -> int:
-    """Keep one SparkSession warm; train a set whenever a batch is published, until stopped."""
+    """Keep one SparkSession warm; train a set whenever a batch is published, until stopped.
+
+    It sleeps ``poll_seconds`` only after a round that trained nothing."""
     log(f"watching {batch_dir} every {poll_seconds:g} s (Ctrl-C to stop)")
     first, waiting, count = True, False, 0
     while not stop():
+        published = []
         try:
             published = run_once(
                 spark,
@@ -166,6 +169,8 @@ def watch(
                 log(f"waiting: {exc}")
             waiting = True
         first = False
+        if published:
+            continue  # batches may have arrived while it trained: plan again at once
         deadline = time.monotonic() + poll_seconds
         while time.monotonic() < deadline and not stop():
             time.sleep(min(0.2, poll_seconds))
