@@ -43,8 +43,8 @@ def feature_stages(columns: list[str]) -> list[Any]:
 def model_input(df: DataFrame) -> DataFrame:
     """``df`` with its numeric features as doubles: the values VectorAssembler would cast
     them to itself, so the same models. Its own cast names the column after the stage's random
-    uid, which makes every new pipeline's generated code differ: Spark compiled ~30 queries
-    again in every set (Janino, then the JIT: ~40% of a warm set's CPU)."""
+    uid, which makes every new pipeline's generated code differ: Spark generated and compiled
+    ~30 queries again in every set (Janino, then the JIT on top)."""
     numeric = set(NUMERIC_FEATURES)
     return df.select(
         *[F.col(c).cast("double").alias(c) if c in numeric else F.col(c) for c in df.columns]

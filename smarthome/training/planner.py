@@ -92,9 +92,9 @@ def plan(files: list[Path], model_dir: Path, selection: Selection, log: Log) -> 
             )
     if behind:
         log(
-            f"note: set(s) {_ranges(behind)} were skipped (by --latest-only, or a --watch "
-            f"that kept up with the stream) and are not trained now: published after set "
-            f"{newest}, an older set would become the newest one the API serves; "
+            f"note: set(s) {_ranges(behind)} were skipped (by --latest-only, as make demo's "
+            f"--watch runs) and are not trained now: published after set {newest}, an older "
+            "set would become the newest one the API serves; "
             "--retrain-all trains every set again, in order"
         )
     return todo
