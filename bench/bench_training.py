@@ -37,6 +37,10 @@ def venv_env() -> dict[str, str]:
 
 #: warm sets per configuration in the before/after comparison
 WARM_PAIRS = 3
+#: further sets with today's settings in the same session, as a long ``--watch`` trains them;
+#: the JIT is still compiling Spark's code ten sets in, so the last few show where it settles
+LONG_WATCH_SETS = 8
+STEADY = 3
 #: the steps of build_set's log, each ending at the line that contains its marker (the three
 #: models fit, evaluate, save and export side by side, so that is one step; the fit seconds of
 #: each model come from the manifest, see FITS)
@@ -103,6 +107,11 @@ def main() -> int:
         lines: list[str] = []
         run_once(spark, batch_dir, work / f"pair{run}", cfg, latest_only=True, log=lines.append)
         steps[label].append(fit_seconds(work / f"pair{run}") + step_seconds(lines))
+    long_watch = []
+    for run in range(LONG_WATCH_SETS):
+        start = time.perf_counter()
+        run_once(spark, batch_dir, work / f"long{run}", TrainConfig(), latest_only=True, log=quiet)
+        long_watch.append(time.perf_counter() - start)
     spark.stop()
 
     fresh_dir = str(work / "fresh")
@@ -121,6 +130,9 @@ def main() -> int:
     print(f"| first set in a new session (cold JIT) | {cold:.1f} |")
     warm = ", ".join(f"{r[-1]:.1f}" for r in steps["after"])
     print(f"| warm set, `--watch`-style (same session, table below) | {warm} |")
+    sets_before = 1 + 2 * WARM_PAIRS + LONG_WATCH_SETS - STEADY
+    steady = ", ".join(f"{x:.1f}" for x in long_watch[-STEADY:])
+    print(f"| warm set after {sets_before} sets in the session (a long `--watch`) | {steady} |")
     print(f"| fresh `spark-submit spark_training.py --latest-only` | {fresh:.1f} |")
     print(f"| rerun with nothing new (`spark-submit`, no Spark started) | {rerun:.1f} |")
     print(f"| rerun with nothing new (`python spark_training.py`) | {rerun_python:.1f} |")
