@@ -35,7 +35,6 @@ from smarthome.training.models import (
     train_malfunction,
 )
 from smarthome.training.planner import PlannedSet
-from smarthome.training.save import save_pipeline
 from smarthome.training.storage_check import check_complete
 
 Log = Callable[[str], None]
@@ -224,7 +223,7 @@ def _save_and_export(tmp: Path, name: str, model: Any) -> Any:
     """Save ``model`` in ``tmp/name``; its scoring export, read from what was saved."""
     from smarthome.training.export import export_pipeline
 
-    save_pipeline(model, tmp / name)
+    model.save(str(tmp / name))
     return export_pipeline(model, saved_at=tmp / name)
 
 
