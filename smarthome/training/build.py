@@ -29,6 +29,7 @@ from smarthome.training import artefacts, features
 from smarthome.training.batches import Batches, read_batches
 from smarthome.training.models import (
     TrainConfig,
+    held_out,
     split,
     train_clustering,
     train_efficiency,
@@ -55,6 +56,10 @@ class Split:
     test_rows: int
     majority: int  # the efficiency classifier's baseline: the majority class of train
     malfunction_mean: float  # the regressor's baseline: the train mean
+    #: DeviceType labels in StringIndexer's order, of train and of every row (counted in the
+    #: split's job, so the indexers need no job of their own); None: the indexers are fitted
+    train_device_types: list[str] | None = None
+    all_device_types: list[str] | None = None
 
     def release(self) -> None:
         self.train.unpersist()
@@ -138,9 +143,49 @@ def read_set(spark: SparkSession, planned: PlannedSet, min_rows: int, log: Log) 
 
 
 def split_rows(data: Batches, cfg: TrainConfig, label: str) -> Split:
-    """Split by user (seeded hash) and count both sides in one job, with the baselines."""
-    every_row = data.df if cfg.legacy_speed else features.model_input(data.df)
+    """Split by user (seeded hash); count both sides, the baselines and the device types in
+    one job."""
+    if cfg.legacy_speed:
+        return _split_rows_before(data, cfg, label)
+    every_row = features.model_input(data.df)
+    flag = held_out(cfg.seed, cfg.test_percent)
+    groups = (
+        every_row.groupBy(flag.alias("held_out"), "DeviceType")
+        .agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.sum(EFFICIENCY_LABEL).alias("efficient"),
+            F.sum(MALFUNCTION_LABEL).alias("malfunction"),
+        )
+        .collect()
+    )
+    train_groups = [g for g in groups if not g["held_out"]]
+    train_rows = sum(g["rows"] for g in train_groups)
+    test_rows = sum(g["rows"] for g in groups) - train_rows
+    if not train_rows or not test_rows:
+        raise UserError(f"{label}: {data.rows} rows leave an empty training or held-out split")
     train, test = split(every_row, cfg.seed, cfg.test_percent)
+    every: dict[str, int] = {}
+    for g in groups:
+        every[g["DeviceType"]] = every.get(g["DeviceType"], 0) + g["rows"]
+    return Split(
+        train.cache(),
+        test.cache(),
+        every_row,
+        train_rows,
+        test_rows,
+        # as avg() of the train split: a sum of whole numbers over a count
+        majority=1 if sum(g["efficient"] for g in train_groups) / train_rows > 0.5 else 0,
+        malfunction_mean=float(sum(g["malfunction"] for g in train_groups) / train_rows),
+        train_device_types=features.labels_by_frequency(
+            {g["DeviceType"]: g["rows"] for g in train_groups}
+        ),
+        all_device_types=features.labels_by_frequency(every),
+    )
+
+
+def _split_rows_before(data: Batches, cfg: TrainConfig, label: str) -> Split:
+    """Before issue 14: the split's two sides counted in two jobs, the indexers fitted."""
+    train, test = split(data.df, cfg.seed, cfg.test_percent)
     train, test = train.cache(), test.cache()
     stats = train.agg(
         F.count(F.lit(1)).alias("rows"),
@@ -152,7 +197,7 @@ def split_rows(data: Batches, cfg: TrainConfig, label: str) -> Split:
         raise UserError(f"{label}: {data.rows} rows leave an empty training or held-out split")
     majority = 1 if stats["efficient"] > 0.5 else 0
     malfunction_mean = float(stats["malfunction"])
-    return Split(train, test, every_row, train_rows, test_rows, majority, malfunction_mean)
+    return Split(train, test, data.df, train_rows, test_rows, majority, malfunction_mean)
 
 
 def fresh_tmp(model_dir: Path, number: int) -> Path:
@@ -177,19 +222,24 @@ def fit_models(data: Batches, rows: Split, cfg: TrainConfig, tmp: Path) -> Fitte
             "efficiency": pool.submit(
                 _fit_and_save_while_evaluating, tmp, "efficiency", train_efficiency,
                 rows.train, rows.test, cfg, rows.majority, rows.test_rows,
+                device_types=rows.train_device_types,
             ),
             "malfunction": pool.submit(
                 _fit_and_save, tmp, "malfunction", train_malfunction,
                 rows.train, rows.test, cfg, rows.malfunction_mean,
+                device_types=rows.train_device_types,
             ),
             "clustering": pool.submit(
-                _fit_and_save, tmp, "clustering", train_clustering, rows.every_row, cfg
+                _fit_and_save, tmp, "clustering", train_clustering, rows.every_row, cfg,
+                device_types=rows.all_device_types, count_sizes=False,
             ),
         }  # fmt: skip
         clusters = pool.submit(
             lambda: profile_segments(jobs["clustering"].result()[0], rows.every_row, cfg.k)
         )
         fitted = {name: job.result() for name, job in jobs.items()}
+        # the profile counted every segment's rows: the sizes KMeans' summary would count
+        fitted["clustering"][1]["cluster_sizes"] = [c.size for c in clusters.result().clusters]
         return Fitted(
             models={name: model for name, (model, _, _) in fitted.items()},
             sections={name: section for name, (_, section, _) in fitted.items()},
@@ -199,22 +249,25 @@ def fit_models(data: Batches, rows: Split, cfg: TrainConfig, tmp: Path) -> Fitte
 
 
 def _fit_and_save(
-    tmp: Path, name: str, train: Callable[..., tuple[Any, dict]], *args: Any
+    tmp: Path, name: str, train: Callable[..., tuple[Any, dict]], *args: Any, **kwargs: Any
 ) -> tuple[Any, dict[str, Any], Any]:
-    """(model, manifest section, scoring export) of ``train(*args)``, saved in ``tmp/name``."""
-    model, section = train(*args)
+    """(model, manifest section, scoring export) of ``train(*args, **kwargs)``, saved in
+    ``tmp/name``."""
+    model, section = train(*args, **kwargs)
     return model, section, _save_and_export(tmp, name, model)
 
 
 def _fit_and_save_while_evaluating(
-    tmp: Path, name: str, train: Callable[..., tuple[Any, dict]], *args: Any
+    tmp: Path, name: str, train: Callable[..., tuple[Any, dict]], *args: Any, **kwargs: Any
 ) -> tuple[Any, dict[str, Any], Any]:
     """:func:`_fit_and_save` for the forest, the longest path: its save and export run while
     ``train`` computes the held-out metrics (``train`` hands over the model via ``fitted``)."""
     with ThreadPoolExecutor(max_workers=1) as saver:
         saving: list[Future] = []
         model, section = train(
-            *args, fitted=lambda m: saving.append(saver.submit(_save_and_export, tmp, name, m))
+            *args,
+            fitted=lambda m: saving.append(saver.submit(_save_and_export, tmp, name, m)),
+            **kwargs,
         )
         return model, section, saving[0].result()
 

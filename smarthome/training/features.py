@@ -12,7 +12,13 @@ from typing import Any
 from pyspark.ml import Pipeline
 from pyspark.ml.classification import RandomForestClassifier
 from pyspark.ml.clustering import KMeans
-from pyspark.ml.feature import OneHotEncoder, StandardScaler, StringIndexer, VectorAssembler
+from pyspark.ml.feature import (
+    OneHotEncoder,
+    StandardScaler,
+    StringIndexer,
+    StringIndexerModel,
+    VectorAssembler,
+)
 from pyspark.ml.regression import LinearRegression
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -29,15 +35,29 @@ FEATURES = "features"
 PREDICTION = "prediction"
 
 
-def feature_stages(columns: list[str]) -> list[Any]:
-    """DeviceType one-hot + the numeric columns, standardised (mean 0, std 1)."""
+def feature_stages(columns: list[str], device_types: list[str] | None = None) -> list[Any]:
+    """DeviceType one-hot + the numeric columns, standardised (mean 0, std 1).
+
+    ``device_types``: the DeviceType labels in StringIndexer's order, already counted
+    (:func:`labels_by_frequency`); the indexer is then built from them instead of fitted.
+    """
     numeric = [c for c in columns if c != "DeviceType"]
+    indexer = dict(inputCol="DeviceType", outputCol="DeviceTypeIndex", handleInvalid="keep")
     return [
-        StringIndexer(inputCol="DeviceType", outputCol="DeviceTypeIndex", handleInvalid="keep"),
+        StringIndexer(**indexer)
+        if device_types is None
+        else StringIndexerModel.from_labels(device_types, **indexer),
         OneHotEncoder(inputCols=["DeviceTypeIndex"], outputCols=["DeviceTypeVec"]),
         VectorAssembler(inputCols=["DeviceTypeVec", *numeric], outputCol="rawFeatures"),
         StandardScaler(inputCol="rawFeatures", outputCol=FEATURES, withMean=True, withStd=True),
     ]
+
+
+def labels_by_frequency(counts: dict[str, int]) -> list[str]:
+    """The labels a StringIndexer (``frequencyDesc``) fits on values seen ``counts`` times:
+    most frequent first, ties in string order. Counting them in a job that runs anyway saves
+    the indexer's own Spark job, and the indexer is the same."""
+    return sorted((label for label, n in counts.items() if n > 0), key=lambda v: (-counts[v], v))
 
 
 def model_input(df: DataFrame) -> DataFrame:
@@ -51,23 +71,28 @@ def model_input(df: DataFrame) -> DataFrame:
     )
 
 
-def efficiency_pipeline(seed: int, **params: Any) -> Pipeline:
+def efficiency_pipeline(
+    seed: int, device_types: list[str] | None = None, **params: Any
+) -> Pipeline:
     """RandomForestClassifier for SmartHomeEfficiency on DEVICE_FEATURES."""
     forest = RandomForestClassifier(
         featuresCol=FEATURES, labelCol=EFFICIENCY_LABEL, predictionCol=PREDICTION, seed=seed
     )
     forest.setParams(**params)
-    return Pipeline(stages=[*feature_stages(DEVICE_FEATURES), forest])
+    return Pipeline(stages=[*feature_stages(DEVICE_FEATURES, device_types), forest])
 
 
-def malfunction_pipeline(**params: Any) -> Pipeline:
+def malfunction_pipeline(device_types: list[str] | None = None, **params: Any) -> Pipeline:
     """LinearRegression for MalfunctionIncidents on MALFUNCTION_FEATURES.
 
     With a huge L1 penalty (``regParam=1e9, elasticNetParam=1``) every coefficient is 0 and the
     model predicts the training mean: the honest fallback when nothing beats the mean.
     """
     return Pipeline(
-        stages=[*feature_stages(MALFUNCTION_FEATURES), malfunction_regression(**params)]
+        stages=[
+            *feature_stages(MALFUNCTION_FEATURES, device_types),
+            malfunction_regression(**params),
+        ]
     )
 
 
@@ -79,8 +104,10 @@ def malfunction_regression(**params: Any) -> LinearRegression:
     return regression.setParams(**params)
 
 
-def clustering_pipeline(k: int, seed: int, **params: Any) -> Pipeline:
+def clustering_pipeline(
+    k: int, seed: int, device_types: list[str] | None = None, **params: Any
+) -> Pipeline:
     """KMeans segments on DEVICE_FEATURES (standardised, so no column dominates)."""
     kmeans = KMeans(featuresCol=FEATURES, predictionCol=PREDICTION, k=k, seed=seed)
     kmeans.setParams(**params)
-    return Pipeline(stages=[*feature_stages(DEVICE_FEATURES), kmeans])
+    return Pipeline(stages=[*feature_stages(DEVICE_FEATURES, device_types), kmeans])

@@ -207,13 +207,17 @@ def train_efficiency(
     majority_class: int,
     test_rows: int,
     fitted: Callable[[PipelineModel], object] = lambda _model: None,
+    device_types: list[str] | None = None,
 ) -> tuple[PipelineModel, dict[str, Any]]:
     """The efficiency classifier (fit on train) and its manifest section.
 
-    ``fitted`` gets the model as soon as it is fitted, before the held-out metrics.
+    ``fitted`` gets the model as soon as it is fitted, before the held-out metrics;
+    ``device_types``: train's DeviceType labels, counted already (else the indexer is fitted).
     """
     start = time.perf_counter()
-    pipeline = features.efficiency_pipeline(cfg.seed, **cfg.efficiency_params)
+    pipeline = features.efficiency_pipeline(
+        cfg.seed, device_types=device_types, **cfg.efficiency_params
+    )
     model = pipeline.fit(train)
     seconds = time.perf_counter() - start
     fitted(model)
@@ -240,11 +244,15 @@ def train_efficiency(
 
 
 def train_malfunction(
-    train: DataFrame, test: DataFrame, cfg: TrainConfig, mean: float
+    train: DataFrame,
+    test: DataFrame,
+    cfg: TrainConfig,
+    mean: float,
+    device_types: list[str] | None = None,
 ) -> tuple[PipelineModel, dict[str, Any]]:
     """LinearRegression, or (when it is worse than the mean) a model predicting the mean."""
     start = time.perf_counter()
-    model = features.malfunction_pipeline().fit(train)
+    model = features.malfunction_pipeline(device_types=device_types).fit(train)
     seconds = time.perf_counter() - start
     metrics, baseline = regression_metrics(model.transform(test), MALFUNCTION_LABEL, mean)
     tried = [{"algorithm": "LinearRegression", "params": {}, "metrics": _round(metrics)}]
@@ -291,10 +299,21 @@ def train_malfunction(
     return model, section
 
 
-def train_clustering(df: DataFrame, cfg: TrainConfig) -> tuple[PipelineModel, dict[str, Any]]:
-    """KMeans on every row (no label, so no held-out split), silhouette on every row."""
+def train_clustering(
+    df: DataFrame,
+    cfg: TrainConfig,
+    device_types: list[str] | None = None,
+    count_sizes: bool = True,
+) -> tuple[PipelineModel, dict[str, Any]]:
+    """KMeans on every row (no label, so no held-out split), silhouette on every row.
+
+    ``count_sizes=False`` leaves ``cluster_sizes`` to the caller, who counts the segments
+    anyway (the summary would count them in a Spark job of its own).
+    """
     start = time.perf_counter()
-    pipeline = features.clustering_pipeline(cfg.k, cfg.seed, **cfg.kmeans_params)
+    pipeline = features.clustering_pipeline(
+        cfg.k, cfg.seed, device_types=device_types, **cfg.kmeans_params
+    )
     model = pipeline.fit(df)
     seconds = time.perf_counter() - start
     predictions = model.transform(df)
@@ -310,6 +329,7 @@ def train_clustering(df: DataFrame, cfg: TrainConfig) -> tuple[PipelineModel, di
         "metrics": {"silhouette": float(silhouette)},
         "baseline": {"kind": "none (unsupervised; silhouette ranges -1..1, higher is better)"},
         "k": cfg.k,
-        "cluster_sizes": [int(s) for s in kmeans.summary.clusterSizes],
     }
+    if count_sizes:
+        section["cluster_sizes"] = [int(s) for s in kmeans.summary.clusterSizes]
     return model, section
