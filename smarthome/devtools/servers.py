@@ -63,3 +63,26 @@ def running_api(
     ]  # fmt: skip
     with serving(command, url + "/", log_path, timeout=timeout):
         yield url
+
+
+def status_by_worker(url: str, workers: int, timeout: float = 30.0) -> dict[int, str]:
+    """Worker pid -> the set it serves, from ``GET /`` over fresh connections (each new
+    connection is accepted by whichever worker takes it) until every worker has answered."""
+    found: dict[int, str] = {}
+    deadline = time.monotonic() + timeout
+    while len(found) < workers:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"only {len(found)} of {workers} workers answered")
+        status = requests.get(url + "/", timeout=10, headers={"Connection": "close"}).json()
+        found[status["worker_pid"]] = status["model_set"]
+    return found
+
+
+def wait_until_served(url: str, set_name: str, workers: int, timeout: float = 30.0) -> None:
+    """Return once every worker process serves ``set_name``: each reloads on its own clock,
+    so one answer with the new set does not mean the next request gets it."""
+    deadline = time.monotonic() + timeout
+    while set(status_by_worker(url, workers, timeout).values()) != {set_name}:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not every worker of {url} serves {set_name} yet")
+        time.sleep(0.2)

@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from smarthome.contracts import model_sets as registry
-from smarthome.devtools.servers import running_api
+from smarthome.devtools.servers import running_api, status_by_worker
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -104,18 +104,6 @@ def test_new_set_under_load_is_picked_up_and_broken_set_skipped(
         assert "scoring.json" in status["skipped_sets"][broken.name]
     log = (tmp_path / "api.log").read_text()
     assert f"skipping model set {broken.name}" in log
-
-
-def status_by_worker(url: str, workers: int, timeout: float = 30.0) -> dict[int, str]:
-    """Worker pid -> the set it serves, from ``GET /`` over fresh connections (each new
-    connection is accepted by whichever worker takes it) until every worker has answered."""
-    found: dict[int, str] = {}
-    deadline = time.monotonic() + timeout
-    while len(found) < workers:
-        assert time.monotonic() < deadline, f"only {len(found)} of {workers} workers answered"
-        status = requests.get(url + "/", timeout=10, headers={"Connection": "close"}).json()
-        found[status["worker_pid"]] = status["model_set"]
-    return found
 
 
 def test_every_worker_process_swaps_under_load(trained_model_dir: Path, tmp_path: Path) -> None:
