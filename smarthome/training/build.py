@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from smarthome.contracts import model_sets as registry
 from smarthome.contracts.clusters import Clusters
 from smarthome.contracts.records import EFFICIENCY_LABEL, MALFUNCTION_LABEL
 from smarthome.errors import UserError
-from smarthome.training import artefacts, features
+from smarthome.training import artefacts, features, model_files
 from smarthome.training.batches import Batches, read_batches
 from smarthome.training.models import (
     TrainConfig,
@@ -217,20 +218,22 @@ def fit_models(data: Batches, rows: Split, cfg: TrainConfig, tmp: Path) -> Fitte
     """
     if cfg.legacy_speed:
         return _fit_one_step_after_another(data, rows, cfg, tmp)
+    spark_version = rows.train.sparkSession.version
+    save = partial(_save_and_export, spark_version=spark_version)
     with ThreadPoolExecutor(max_workers=4) as pool:
         jobs = {
             "efficiency": pool.submit(
-                _fit_and_save_while_evaluating, tmp, "efficiency", train_efficiency,
+                _fit_and_save_while_evaluating, save, tmp, "efficiency", train_efficiency,
                 rows.train, rows.test, cfg, rows.majority, rows.test_rows,
                 device_types=rows.train_device_types,
             ),
             "malfunction": pool.submit(
-                _fit_and_save, tmp, "malfunction", train_malfunction,
+                _fit_and_save, save, tmp, "malfunction", train_malfunction,
                 rows.train, rows.test, cfg, rows.malfunction_mean,
                 device_types=rows.train_device_types,
             ),
             "clustering": pool.submit(
-                _fit_and_save, tmp, "clustering", train_clustering, rows.every_row, cfg,
+                _fit_and_save, save, tmp, "clustering", train_clustering, rows.every_row, cfg,
                 device_types=rows.all_device_types, count_sizes=False,
             ),
         }  # fmt: skip
@@ -248,17 +251,30 @@ def fit_models(data: Batches, rows: Split, cfg: TrainConfig, tmp: Path) -> Fitte
         )
 
 
+Save = Callable[[Path, str, Any], Any]
+
+
 def _fit_and_save(
-    tmp: Path, name: str, train: Callable[..., tuple[Any, dict]], *args: Any, **kwargs: Any
+    save: Save,
+    tmp: Path,
+    name: str,
+    train: Callable[..., tuple[Any, dict]],
+    *args: Any,
+    **kwargs: Any,
 ) -> tuple[Any, dict[str, Any], Any]:
     """(model, manifest section, scoring export) of ``train(*args, **kwargs)``, saved in
-    ``tmp/name``."""
+    ``tmp/name`` by ``save`` (:func:`_save_and_export`)."""
     model, section = train(*args, **kwargs)
-    return model, section, _save_and_export(tmp, name, model)
+    return model, section, save(tmp, name, model)
 
 
 def _fit_and_save_while_evaluating(
-    tmp: Path, name: str, train: Callable[..., tuple[Any, dict]], *args: Any, **kwargs: Any
+    save: Save,
+    tmp: Path,
+    name: str,
+    train: Callable[..., tuple[Any, dict]],
+    *args: Any,
+    **kwargs: Any,
 ) -> tuple[Any, dict[str, Any], Any]:
     """:func:`_fit_and_save` for the forest, the longest path: its save and export run while
     ``train`` computes the held-out metrics (``train`` hands over the model via ``fitted``)."""
@@ -266,17 +282,24 @@ def _fit_and_save_while_evaluating(
         saving: list[Future] = []
         model, section = train(
             *args,
-            fitted=lambda m: saving.append(saver.submit(_save_and_export, tmp, name, m)),
+            fitted=lambda m: saving.append(saver.submit(save, tmp, name, m)),
             **kwargs,
         )
         return model, section, saving[0].result()
 
 
-def _save_and_export(tmp: Path, name: str, model: Any) -> Any:
-    """Save ``model`` in ``tmp/name``; its scoring export, read from what was saved."""
+def _save_and_export(tmp: Path, name: str, model: Any, spark_version: str) -> Any:
+    """Save ``model`` in ``tmp/name``; its scoring export, read from what was saved.
+
+    The files are Spark's writer's, written without its one Spark job per file where the
+    Spark version's local format is known (``model_files``); else by Spark's writer.
+    """
     from smarthome.training.export import export_pipeline
 
-    model.save(str(tmp / name))
+    if model_files.can_save_without_jobs(spark_version):
+        model_files.save_pipeline(model, tmp / name, spark_version)
+    else:
+        model.save(str(tmp / name))
     return export_pipeline(model, saved_at=tmp / name)
 
 

@@ -116,13 +116,12 @@ def _read_tree_nodes(stage: Any, saved: Path | None = None) -> dict[int, list[An
     """Node rows per tree id, read back from the model's own saved Parquet data.
 
     Walking the JVM tree node by node over py4j takes seconds for a forest; the saved data
-    holds the same doubles (threshold, leaf stats) in one read. ``saved``: the stage's folder
-    in a pipeline just saved (on storage the executors share), else it is saved to a
-    temporary folder first.
+    holds the same doubles (threshold, leaf stats) in one read, by pyarrow on the driver (a
+    Spark read would be a job). ``saved``: the stage's folder in a pipeline just saved (on
+    storage the executors share), else it is saved to a temporary folder first.
     """
-    from pyspark.sql import SparkSession
+    import pyarrow.parquet as pq
 
-    spark = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
     tmp = None
     if saved is None:
         tmp = Path(tempfile.mkdtemp(prefix="smarthome-export-"))
@@ -130,7 +129,7 @@ def _read_tree_nodes(stage: Any, saved: Path | None = None) -> dict[int, list[An
         stage.write().save(saved.as_uri())
     try:
         trees: dict[int, list[Any]] = {}
-        for row in spark.read.parquet((saved / "data").resolve().as_uri()).collect():
+        for row in pq.read_table(saved / "data").to_pylist():
             trees.setdefault(int(row["treeID"]), []).append(row["nodeData"])
         return trees
     finally:
