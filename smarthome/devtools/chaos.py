@@ -141,20 +141,38 @@ class ConsumerSlot:
             self.proc.send_signal(signal.SIGCONT)
 
 
-def topic_user_ids(bootstrap: str, topic: str) -> list[int]:
-    """Every record's UserID in the topic, all partitions, read without a group."""
-    from kafka import KafkaConsumer
+def topic_user_ids(bootstrap: str, topic: str, timeout: float = 180.0) -> list[int]:
+    """Every record's UserID in the topic, all partitions, read without a group.
+
+    Reads up to each partition's end offset, however long a broker just restarted takes to
+    answer (an idle gap is not the end: a slow machine took over 8 s to serve the first
+    fetch after a restart, and the topic read as empty).
+    """
+    from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(
-        topic,
         bootstrap_servers=bootstrap.split(","),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
-        consumer_timeout_ms=8000,
         max_poll_records=5000,
     )
+    deadline = time.monotonic() + timeout
     try:
-        return [json.loads(m.value)["UserID"] for m in consumer]
+        while not (numbers := consumer.partitions_for_topic(topic)):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"topic {topic} has no partitions after {timeout:g} s")
+            time.sleep(0.5)
+        partitions = [TopicPartition(topic, n) for n in sorted(numbers)]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        ids: list[int] = []
+        while any(consumer.position(tp) < ends[tp] for tp in partitions):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"topic {topic}: not read to its end in {timeout:g} s")
+            for records in consumer.poll(timeout_ms=1000).values():
+                ids.extend(json.loads(m.value)["UserID"] for m in records)
+        return ids
     finally:
         consumer.close()
 
