@@ -203,8 +203,17 @@ def _saved_stage(saved_at: Path, stage: Any) -> Path:
     return found[0]
 
 
+def _spark_class(stage: Any) -> str:
+    """The name of the pyspark class ``stage`` is, or extends (the training's own subclasses,
+    e.g. ``features.LazyTreesForestModel``, are exported as the Spark model they wrap)."""
+    return next(
+        (c.__name__ for c in type(stage).__mro__ if c.__module__.startswith("pyspark.")),
+        type(stage).__name__,
+    )
+
+
 def _flatten(model: Any) -> list[Any]:
-    if type(model).__name__ == "PipelineModel":
+    if _spark_class(model) == "PipelineModel":
         return [s for stage in model.stages for s in _flatten(stage)]
     return [model]
 
@@ -218,7 +227,7 @@ def export_pipeline(model: Any, saved_at: Path | None = None) -> spec.Pipeline:
     """
     stages = []
     for stage in _flatten(model):
-        name = type(stage).__name__
+        name = _spark_class(stage)
         if name not in _EXPORTERS:
             raise UnsupportedStageError(
                 f"cannot export pipeline stage {name} for scoring without Spark; "

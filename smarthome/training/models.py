@@ -216,7 +216,10 @@ def train_efficiency(
     """
     start = time.perf_counter()
     pipeline = features.efficiency_pipeline(
-        cfg.seed, device_types=device_types, **cfg.efficiency_params
+        cfg.seed,
+        device_types=device_types,
+        lazy_trees=not cfg.legacy_speed,
+        **cfg.efficiency_params,
     )
     model = pipeline.fit(train)
     seconds = time.perf_counter() - start
@@ -229,7 +232,7 @@ def train_efficiency(
     )
     forest = model.stages[-1]
     section = {
-        "algorithm": type(pipeline.getStages()[-1]).__name__,
+        "algorithm": "RandomForestClassifier",
         "label": EFFICIENCY_LABEL,
         "params": _params(pipeline.getStages()[-1]),
         "fit_on": "training split",
