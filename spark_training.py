@@ -73,8 +73,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--legacy-speed",
         action="store_true",
-        help="the Spark settings and step order before issue 14 (same models, slower), for "
-        "benchmarks",
+        help="the Spark settings and step order before issue 14, for benchmarks: slower, and the "
+        "rows in the partitions Spark reads them into (the forest's bootstraps follow them)",
     )
     args = parser.parse_args(argv)
     if args.k < 2:
@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     from smarthome.training.spark import get_spark
     from smarthome.training.storage_check import check_shared_storage
 
-    cfg = TrainConfig(k=args.k, seed=args.seed, quick=args.quick, legacy_speed=args.legacy_speed)
+    settings = dict(k=args.k, seed=args.seed, quick=args.quick)
+    cfg = TrainConfig.before_issue_14(**settings) if args.legacy_speed else TrainConfig(**settings)
     selection = Selection(args.retrain_all, args.latest_only, args.max_sets)
     if args.metrics_port:
         from smarthome.observe.metrics import TrainingCollector, serve

@@ -103,7 +103,7 @@ def main() -> int:
     steps: dict[str, list[list[float]]] = {"before (--legacy-speed)": [], "after": []}
     for run in range(WARM_PAIRS * 2):  # alternating, so both see the same machine load
         label = list(steps)[run % 2]
-        cfg = TrainConfig(legacy_speed=label != "after")
+        cfg = TrainConfig() if label == "after" else TrainConfig.before_issue_14()
         lines: list[str] = []
         run_once(spark, batch_dir, work / f"pair{run}", cfg, latest_only=True, log=lines.append)
         steps[label].append(fit_seconds(work / f"pair{run}") + step_seconds(lines))

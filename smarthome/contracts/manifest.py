@@ -129,6 +129,8 @@ class TrainSettings(_Strict):
     test_percent: int
     quick: bool
     legacy_speed: bool = False  # sets trained before the option existed ran without it
+    #: None: the rows in the partitions Spark's reader made (every set before the option)
+    rows_per_partition: int | None = None
 
 
 class Versions(_Strict):

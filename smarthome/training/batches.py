@@ -9,6 +9,7 @@ training on thousands of good ones.
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,8 +92,14 @@ def _typed(col: str) -> Column:
     return F.trim(F.col(col)).try_cast(_kind(col)).alias(col)
 
 
-def read_batches(spark: SparkSession, files: list[Path]) -> Batches:
-    """The valid records of ``files`` (in order) as a cached DataFrame with typed columns."""
+def read_batches(
+    spark: SparkSession, files: list[Path], rows_per_partition: int | None = None
+) -> Batches:
+    """The valid records of ``files`` (in order) as a cached DataFrame with typed columns.
+
+    ``rows_per_partition``: at most one partition per that many valid rows (never more
+    partitions than Spark's reader made); None keeps the reader's partitions.
+    """
     if not files:
         raise UserError("no batch files given")
     with_rows = [p for p in files if check_header(p)]
@@ -118,7 +125,10 @@ def read_batches(spark: SparkSession, files: list[Path]) -> Batches:
     skipped_by_file = {
         Path(r[FILE]).name: r["count"] for r in counts if not r["_valid"] and r["count"]
     }
-    df = marked.where("_valid").select(*[_typed(c) for c in RECORD_COLUMNS]).cache()
+    df = marked.where("_valid").select(*[_typed(c) for c in RECORD_COLUMNS])
+    if rows_per_partition:
+        df = df.coalesce(max(1, math.ceil(rows / rows_per_partition)))  # never adds partitions
+    df = df.cache()
     df.count()
     marked.unpersist()
     return Batches(df, list(files), rows, sum(skipped_by_file.values()), skipped_by_file)

@@ -104,7 +104,7 @@ def build_set(
         outer_log(f"[{time.perf_counter() - start:5.1f}s] {label}: {message}")
 
     with sql_conf(spark, cfg.sql_conf):
-        data = read_set(spark, planned, min_rows, log)
+        data = read_set(spark, planned, cfg, min_rows, log)
         if data is None:
             return None
         rows = split_rows(data, cfg, label)
@@ -130,10 +130,12 @@ def build_set(
     return final
 
 
-def read_set(spark: SparkSession, planned: PlannedSet, min_rows: int, log: Log) -> Batches | None:
+def read_set(
+    spark: SparkSession, planned: PlannedSet, cfg: TrainConfig, min_rows: int, log: Log
+) -> Batches | None:
     """The set's rows (cached), bad rows reported per file; None below ``min_rows``."""
     log(f"reading {len(planned.files)} batch file(s)")
-    data = read_batches(spark, planned.files)
+    data = read_batches(spark, planned.files, cfg.rows_per_partition)
     for name, count in data.skipped_by_file.items():
         log(f"{name}: {count} bad row(s) skipped (unparseable or out of schema)")
     if data.rows < min_rows:

@@ -32,6 +32,12 @@ FAST_FOREST_PARAMS: dict[str, Any] = {"cacheNodeIds": True}
 #: Spark SQL settings for the training jobs (``--legacy-speed`` keeps the session's): adaptive
 #: execution re-plans every shuffle as a separate job, pure overhead on a few thousand rows
 FAST_SQL_CONF: dict[str, str] = {"spark.sql.adaptive.enabled": "false"}
+#: a set's rows go into one partition per this many (fewer than Spark's reader makes, never
+#: more): the forest aggregates and shuffles its per-node statistics once per partition at every
+#: level, so a few thousand rows in three partitions cost a warm set about a second more than in
+#: one. With one partition the forest's bootstrap and KMeans' seeding depend only on the rows and
+#: their order, not on how the reader split the files (Spark seeds them per partition)
+ROWS_PER_PARTITION = 50_000
 #: small models for smoke tests (``--quick``): same pipeline, a fraction of the work
 QUICK_EFFICIENCY_PARAMS: dict[str, Any] = {"numTrees": 8, "maxDepth": 4, "maxBins": 32}
 #: a LinearRegression whose huge L1 penalty zeroes every coefficient: predicts the train mean
@@ -50,6 +56,14 @@ class TrainConfig:
     quick: bool = False
     #: the settings before issue 14 (for the benchmark's before/after): same models, slower
     legacy_speed: bool = False
+    #: rows per partition of a set's rows (:data:`ROWS_PER_PARTITION`); None: as Spark reads
+    #: them (before issue 14). It decides the bootstraps, so the forest; ``legacy_speed`` not
+    rows_per_partition: int | None = ROWS_PER_PARTITION
+
+    @classmethod
+    def before_issue_14(cls, **settings: Any) -> TrainConfig:
+        """The settings of ``--legacy-speed``: issue 14's speed-ups off, the rows as read."""
+        return cls(legacy_speed=True, rows_per_partition=None, **settings)
 
     @property
     def efficiency_params(self) -> dict[str, Any]:
