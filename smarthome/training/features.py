@@ -24,7 +24,7 @@ from pyspark.ml.feature import (
     VectorAssembler,
 )
 from pyspark.ml.regression import LinearRegression
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from smarthome.contracts.records import (
@@ -64,15 +64,29 @@ def labels_by_frequency(counts: dict[str, int]) -> list[str]:
     return sorted((label for label, n in counts.items() if n > 0), key=lambda v: (-counts[v], v))
 
 
+#: the efficiency label's classes, as Spark ML's column metadata: a binary label by the record
+#: schema (``Record.SmartHomeEfficiency``, 0 or 1)
+EFFICIENCY_CLASSES_METADATA: dict[str, Any] = {"ml_attr": {"type": "nominal", "num_vals": 2}}
+
+
 def model_input(df: DataFrame) -> DataFrame:
-    """``df`` with its numeric features as doubles: the values VectorAssembler would cast
-    them to itself, so the same models. Its own cast names the column after the stage's random
-    uid, which makes every new pipeline's generated code differ: Spark generated and compiled
-    ~30 queries again in every set (Janino, then the JIT on top)."""
+    """``df`` with its numeric features as doubles and its efficiency label marked binary.
+
+    The doubles are the values VectorAssembler would cast them to itself, so the same models.
+    Its own cast names the column after the stage's random uid, which makes every new
+    pipeline's generated code differ: Spark generated and compiled ~30 queries again in every
+    set (Janino, then the JIT on top). Without the label's metadata the forest counts its
+    classes in a Spark job of its own (``max(label) + 1``) before anything else, on the set's
+    longest path; with it, a set that holds only one class still fits a binary classifier.
+    """
     numeric = set(NUMERIC_FEATURES)
-    return df.select(
-        *[F.col(c).cast("double").alias(c) if c in numeric else F.col(c) for c in df.columns]
-    )
+
+    def column(name: str) -> Column:
+        if name == EFFICIENCY_LABEL:
+            return F.col(name).alias(name, metadata=EFFICIENCY_CLASSES_METADATA)
+        return F.col(name).cast("double").alias(name) if name in numeric else F.col(name)
+
+    return df.select(*[column(c) for c in df.columns])
 
 
 class LazyTreesForestModel(RandomForestClassificationModel):

@@ -233,6 +233,31 @@ def test_a_sets_rows_are_read_into_one_partition_per_rows_per_partition(
         assert sorted(tuple(r) for r in df.collect()) == rows, per_partition
 
 
+def test_the_forest_is_binary_even_when_a_set_holds_one_class(
+    spark, dataset_batch_dir: Path
+) -> None:
+    """The label's metadata says 0 or 1 (the record schema), so the forest needs no job to
+    count the classes, and rows of one class still give a model scoring both classes."""
+    from smarthome.contracts.batch_files import list_batch_files
+    from smarthome.training import features
+    from smarthome.training.batches import read_batches
+    from smarthome.training.export import export_pipeline
+    from smarthome.training.models import QUICK_EFFICIENCY_PARAMS
+
+    rows = features.model_input(read_batches(spark, list_batch_files(dataset_batch_dir)).df)
+    inefficient = rows.where("SmartHomeEfficiency = 0")
+    for frame in (rows, inefficient):
+        model = features.efficiency_pipeline(42, **QUICK_EFFICIENCY_PARAMS).fit(frame)
+        assert model.stages[-1].numClasses == 2
+        assert export_pipeline(model).stages[-1].numClasses == 2
+        probability = model.transform(frame.limit(1)).first()["probability"]
+        assert len(probability) == 2
+    # without the metadata Spark counts max(label) + 1 classes: one, a different model
+    plain = inefficient.withMetadata("SmartHomeEfficiency", {})
+    model = features.efficiency_pipeline(42, **QUICK_EFFICIENCY_PARAMS).fit(plain)
+    assert model.stages[-1].numClasses == 1
+
+
 def test_watch_trains_a_set_per_published_batch_until_stopped(
     spark, dataset_batch_dir: Path, tmp_path: Path
 ) -> None:
