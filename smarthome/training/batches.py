@@ -33,6 +33,14 @@ class Batches:
     rows: int
     rows_skipped: int
     skipped_by_file: dict[str, int] = field(default_factory=dict)
+    #: the cached frames behind ``df`` (the rows as read, marked valid or not), kept until
+    #: :meth:`release`: ``df`` is cached when its first job reads it, from them
+    cached: list[DataFrame] = field(default_factory=list)
+
+    def release(self) -> None:
+        """Free the cached rows (a long ``--watch`` reads a new set every round)."""
+        for frame in [self.df, *self.cached]:
+            frame.unpersist()
 
 
 def check_header(path: Path) -> bool:
@@ -128,7 +136,8 @@ def read_batches(
     df = marked.where("_valid").select(*[_typed(c) for c in RECORD_COLUMNS])
     if rows_per_partition:
         df = df.coalesce(max(1, math.ceil(rows / rows_per_partition)))  # never adds partitions
-    df = df.cache()
-    df.count()
-    marked.unpersist()
-    return Batches(df, list(files), rows, sum(skipped_by_file.values()), skipped_by_file)
+    # no job of its own to fill the cache: the caller's first job does (a set's split), and
+    # until then ``marked`` stays cached, so the rows counted are the rows read
+    return Batches(
+        df.cache(), list(files), rows, sum(skipped_by_file.values()), skipped_by_file, [marked]
+    )

@@ -116,7 +116,7 @@ def build_set(
             tmp, planned, data, rows, fitted, cfg, spark, seconds=time.perf_counter() - start
         )
         rows.release()
-        data.df.unpersist()
+        data.release()
     if not publish:
         outer_log(
             f"{label} built {tmp.name} ({time.perf_counter() - start:.1f} s); publishing later"
@@ -140,7 +140,7 @@ def read_set(
         log(f"{name}: {count} bad row(s) skipped (unparseable or out of schema)")
     if data.rows < min_rows:
         log(f"skipped, {data.rows} rows < --min-rows {min_rows}")
-        data.df.unpersist()
+        data.release()
         return None
     return data
 
