@@ -170,6 +170,11 @@ class _Reader:
         self.at += struct.calcsize(fmt)
         return values
 
+    def unpack(self, fixed: struct.Struct) -> tuple[Any, ...]:
+        values = fixed.unpack_from(self.data, self.at)
+        self.at += fixed.size
+        return values
+
     def int(self) -> int:
         return self._take(">i")[0]
 
@@ -221,12 +226,11 @@ def _read_all(path: Path, read_rows: Callable[[_Reader], list[dict[str, Any]]]) 
 
 
 #: a forest's node row in the local format (treeModels.scala ``NodeData.serializeData``, after
-#: its tree's id), in three fixed runs around its two double arrays (``impurityStats`` and the
-#: split's ``leftCategoriesOrThreshold``): 100 trees are ~12,000 rows, read field by field
+#: its tree's id), read in fixed runs around its two double arrays (``impurityStats`` and the
+#: split's ``leftCategoriesOrThreshold``): 100 trees are ~12,000 rows, and read field by field
 #: they were the longest part of the forest's save
 _NODE_HEAD = struct.Struct(">iiddi")  # treeID, id, prediction, impurity, len(impurityStats)
 _NODE_MIDDLE = struct.Struct(">qdiiii")  # rawCount, gain, left, right, featureIndex, len(...)
-_NODE_TAIL = struct.Struct(">i")  # the split's numCategories
 
 
 @functools.cache
@@ -236,18 +240,13 @@ def _doubles_struct(count: int) -> struct.Struct:
 
 def _forest_rows(r: _Reader) -> list[dict[str, Any]]:
     """The rows of a forest's ``data``: every tree's nodes, as ``(treeID, nodeData)``."""
-    data, rows = r.data, []
+    rows = []
     for _ in range(r.int()):
-        tree, node, prediction, impurity, n_stats = _NODE_HEAD.unpack_from(data, r.at)
-        r.at += _NODE_HEAD.size
-        stats = _doubles_struct(n_stats).unpack_from(data, r.at)
-        r.at += 8 * n_stats
-        raw_count, gain, left, right, feature, n_split = _NODE_MIDDLE.unpack_from(data, r.at)
-        r.at += _NODE_MIDDLE.size
-        split = _doubles_struct(n_split).unpack_from(data, r.at)
-        r.at += 8 * n_split
-        (categories,) = _NODE_TAIL.unpack_from(data, r.at)
-        r.at += _NODE_TAIL.size
+        tree, node, prediction, impurity, n_stats = r.unpack(_NODE_HEAD)
+        stats = r.unpack(_doubles_struct(n_stats))
+        raw_count, gain, left, right, feature, n_split = r.unpack(_NODE_MIDDLE)
+        split = r.unpack(_doubles_struct(n_split))
+        categories = r.int()  # the split's numCategories
         rows.append(
             {
                 "treeID": tree,
