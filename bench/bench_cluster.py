@@ -18,7 +18,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from smarthome.devtools.kafka_cluster import LocalKafkaCluster, free_base_port
+from smarthome.devtools.kafka_cluster import LocalKafkaCluster
+from smarthome.devtools.ports import free_base_port
 from smarthome.ingest import producer as kp
 from smarthome.ingest.batch_writer import BatchWriter
 from smarthome.ingest.consumer import BatchConsumer, ConsumerOptions

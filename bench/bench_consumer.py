@@ -17,7 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from smarthome.devtools.kafka import LocalKafka, free_port
+from smarthome.devtools.local_kafka import LocalKafka
+from smarthome.devtools.ports import free_port
 from smarthome.ingest.consumer import CLIENT_CONFIG, BatchConsumer, ConsumerOptions, parse_row
 
 ROOT = Path(__file__).resolve().parent.parent

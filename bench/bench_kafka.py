@@ -17,7 +17,9 @@ import time
 import uuid
 from pathlib import Path
 
-from smarthome.devtools.kafka import LOG4J2_CONFIG, LocalKafka, free_port, java_executable
+from smarthome.devtools.java import java_executable
+from smarthome.devtools.local_kafka import LOG4J2_CONFIG, LocalKafka
+from smarthome.devtools.ports import free_port
 from smarthome.ingest import producer as kp
 from smarthome.ingest.dataset import read_dataset
 

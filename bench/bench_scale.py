@@ -32,8 +32,9 @@ from pathlib import Path
 from smarthome.contracts.batch_files import BatchName, list_batch_files
 from smarthome.contracts.manifest import Manifest
 from smarthome.contracts.model_sets import MANIFEST, newest_set
-from smarthome.devtools.kafka import LocalKafka, free_port
+from smarthome.devtools.local_kafka import LocalKafka
 from smarthome.devtools.peakmem import MB, PeakSampler
+from smarthome.devtools.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = [int(s) for s in os.environ.get("BENCH_SCALE_SIZES", "100000,300000,1000000").split(",")]

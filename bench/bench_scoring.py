@@ -40,7 +40,7 @@ def timed(fn: Callable[[], object], repeat: int, warmup: int = 3) -> tuple[float
 def train_set(spark: object, work: Path) -> Path:
     from smarthome.contracts import model_sets as registry
     from smarthome.devtools.batches import write_batches
-    from smarthome.training.models import TrainConfig
+    from smarthome.training.config import TrainConfig
     from smarthome.training.runner import run_once
 
     batches = work / "batches"

@@ -26,7 +26,7 @@ from smarthome.config import env  # noqa: E402
 from smarthome.contracts import model_sets as registry  # noqa: E402
 from smarthome.contracts.manifest import Manifest  # noqa: E402
 from smarthome.devtools.batches import write_batches  # noqa: E402
-from smarthome.devtools.kafka import free_port  # noqa: E402
+from smarthome.devtools.ports import free_port  # noqa: E402
 from smarthome.devtools.spark import LocalSparkCluster  # noqa: E402
 
 

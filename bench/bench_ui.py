@@ -23,7 +23,7 @@ from streamlit.testing.v1 import AppTest
 
 from bench.bench_api import model_dir_with_a_set
 from smarthome.config import env
-from smarthome.devtools.kafka import free_port
+from smarthome.devtools.ports import free_port
 from smarthome.devtools.servers import running_api
 from smarthome.ui import bulk
 from smarthome.ui.client import ApiClient

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from smarthome.devtools.kafka import LocalKafka, free_port
+from smarthome.devtools.local_kafka import LocalKafka
+from smarthome.devtools.ports import free_port
 from tests.conftest import require
 
 

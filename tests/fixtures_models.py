@@ -36,7 +36,7 @@ def dataset_batch_dir(dataset_path: Path, tmp_path_factory: pytest.TempPathFacto
 def trained_model_dir(
     spark: object, dataset_batch_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
-    from smarthome.training.models import TrainConfig
+    from smarthome.training.config import TrainConfig
     from smarthome.training.runner import run_once
 
     model_dir = tmp_path_factory.mktemp("trained_models")

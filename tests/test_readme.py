@@ -18,7 +18,7 @@ import psutil
 import pytest
 import requests
 
-from smarthome.devtools.kafka import port_open
+from smarthome.devtools.ports import port_open
 from tests.conftest import ROOT, require
 
 pytestmark = [pytest.mark.kafka, pytest.mark.spark, pytest.mark.slow]

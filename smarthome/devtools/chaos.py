@@ -33,7 +33,8 @@ import pandas as pd
 
 from smarthome.cli import run
 from smarthome.contracts.batch_files import list_batch_files
-from smarthome.devtools.kafka_cluster import LocalKafkaCluster, free_base_port
+from smarthome.devtools.kafka_cluster import LocalKafkaCluster
+from smarthome.devtools.ports import free_base_port
 from smarthome.devtools.workspace import CHECKOUT
 from smarthome.errors import UserError
 

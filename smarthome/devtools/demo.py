@@ -113,7 +113,7 @@ def _broker_answers(bootstrap: str) -> bool:
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
-    from smarthome.devtools.kafka import port_open
+    from smarthome.devtools.ports import port_open
 
     host, _, port = bootstrap.rpartition(":")
     if not port_open(int(port), "127.0.0.1" if host == "localhost" else host):
@@ -153,7 +153,7 @@ class Broker:
             self.compose = True
             self._wait(120)
             return f"started Kafka with Docker Compose at {self.bootstrap}"
-        from smarthome.devtools.kafka import LocalKafka
+        from smarthome.devtools.local_kafka import LocalKafka
 
         self.local = LocalKafka(self.data_dir, port=self.port, controller_port=self.controller_port)
         self.local.start()
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     def stage(name: str, *argv: str) -> Stage:
         return supervisor.start(Stage(name, list(argv), logs / f"{name}.log", CHECKOUT, env))
 
-    from smarthome.devtools.kafka import free_port
+    from smarthome.devtools.ports import free_port
     from smarthome.devtools.prometheus import LocalPrometheus, binary, write_config
 
     metrics = {"producer": free_port(), "consumer": free_port(), "training": free_port()}

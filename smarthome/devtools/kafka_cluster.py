@@ -7,73 +7,26 @@ cluster's size, base port and id are kept in ``<data_dir>/cluster.json`` so a re
 the formatted storage and ``down``/``status`` find the nodes again. Topics are replicated to
 three nodes with two in sync (``min.insync.replicas=2``), internal topics too, and unclean
 leader election is off: a record acknowledged with ``acks=all`` survives the loss of any one
-node. Failover settings are in ``kafka_local.CLUSTER_FAILOVER``.
+node. Failover settings are in ``local_kafka.CLUSTER_FAILOVER``; ``ports.free_base_port``
+picks a free run of ports for tests.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import random
-import socket
 import time
 from pathlib import Path
 
 import psutil
 
-from smarthome.devtools.kafka import (
-    DEFAULT_JARS_DIR,
-    LocalKafka,
-    Quorum,
-    _random_cluster_id,
-    free_port,
-    port_open,
-)
+from smarthome.devtools.kafka_jars import DEFAULT_JARS_DIR
+from smarthome.devtools.local_kafka import LocalKafka, Quorum, random_cluster_id
+from smarthome.devtools.ports import port_open
 from smarthome.devtools.workspace import RUN_DIR
 from smarthome.errors import UserError
 
 DEFAULT_CLUSTER_DIR = RUN_DIR / "kafka-cluster"
-
-
-#: where the kernel picks the local ports of outgoing connections (Linux's default range)
-EPHEMERAL_PORTS_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
-#: the lowest port of a node run picked below the ephemeral range
-LOWEST_BASE_PORT = 20000
-
-
-def free_base_port(nodes: int) -> int:
-    """A port p with p .. p+2*nodes-1 all free on 127.0.0.1 (node i uses p+2i and p+2i+1).
-
-    Picked below the kernel's ephemeral range where it can: a run next to a port from that
-    range (``free_port``) collided with the local port of some client's outgoing connection,
-    which a connect test does not see and a broker's bind fails on ("Address already in use").
-    Every port of the run is checked by binding it.
-    """
-    first_ephemeral = _first_ephemeral_port()
-    for _ in range(200):
-        if first_ephemeral - 2 * nodes > LOWEST_BASE_PORT:
-            base = random.randrange(LOWEST_BASE_PORT, first_ephemeral - 2 * nodes)
-        else:
-            base = free_port()
-        if base + 2 * nodes < 65535 and all(_bindable(base + i) for i in range(2 * nodes)):
-            return base
-    raise UserError("found no run of free ports on 127.0.0.1 for the Kafka nodes")
-
-
-def _first_ephemeral_port() -> int:
-    try:
-        return int(EPHEMERAL_PORTS_FILE.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 0  # unknown (not Linux): ports from free_port, checked by binding
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 class LocalKafkaCluster:
@@ -137,7 +90,7 @@ class LocalKafkaCluster:
                 f" remove the folder (or pick another --data-dir)"
             )
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        cluster_id = _random_cluster_id()
+        cluster_id = random_cluster_id()
         layout = {"brokers": brokers, "port": self.port, "cluster_id": cluster_id}
         self.layout_file.write_text(json.dumps(layout) + "\n")
         return cluster_id

@@ -1,10 +1,15 @@
-"""Finding a daemon this tooling started, from its Popen or its pid file, without trusting a
-recycled pid: the process must still run ``main_class`` with our own ``config_file``."""
+"""The daemons this tooling starts: finding one again from its Popen or its pid file without
+trusting a recycled pid (the process must still run ``main_class`` with our own
+``config_file``), and tying a child's life to its parent's."""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
+import signal
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -28,3 +33,16 @@ def our_process(
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return None
     return proc if main_class in cmdline and str(config_file) in cmdline else None
+
+
+def parent_death_signal() -> Callable[[], object] | None:
+    """A pre-exec hook making Linux SIGTERM the child when its parent dies (PR_SET_PDEATHSIG).
+
+    prctl is looked up here, in the parent, so the forked child only makes one C call (no
+    dlopen or imports between fork and exec, which is what makes pre-exec hooks risky).
+    """
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None  # not Linux: tests then rely on fixture teardown alone
+    return functools.partial(prctl, 1, int(signal.SIGTERM))

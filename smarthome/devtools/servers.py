@@ -11,7 +11,7 @@ from pathlib import Path
 
 import requests
 
-from smarthome.devtools.kafka import free_port
+from smarthome.devtools.ports import free_port
 from smarthome.devtools.workspace import CHECKOUT as ROOT
 
 

@@ -29,8 +29,9 @@ from pathlib import Path
 import psutil
 
 from smarthome.cli import run
-from smarthome.devtools.kafka import _parent_death_signal, _tail, java_executable, port_open
-from smarthome.devtools.processes import our_process
+from smarthome.devtools.java import java_executable, log_cause
+from smarthome.devtools.ports import port_open
+from smarthome.devtools.processes import our_process, parent_death_signal
 from smarthome.devtools.workspace import CHECKOUT
 from smarthome.errors import UserError
 
@@ -81,7 +82,7 @@ class _Daemon:
                 cwd=cwd,
                 env={**os.environ, **env},
                 start_new_session=True,  # survives `make spark-up` and its terminal's Ctrl-C
-                preexec_fn=_parent_death_signal() if pdeath else None,
+                preexec_fn=parent_death_signal() if pdeath else None,
             )
         self.pid_file.write_text(f"{self._proc.pid}\n")
 
@@ -234,7 +235,7 @@ class LocalSparkCluster:
                 if code is not None:
                     raise UserError(
                         f"Spark {daemon.name} exited with code {code} during start-up;"
-                        f" log {daemon.log_file}: {_tail(daemon.log_file, 2)}"
+                        f" log {daemon.log_file}: {log_cause(daemon.log_file, 2)}"
                     )
             if (self.alive_workers() or 0) >= self.workers:
                 return

@@ -61,7 +61,7 @@ def sample_manifest(
         split=Split(
             method="hash", seed=42, test_percent=20, train_rows=train, test_rows=rows - train
         ),
-        config=TrainSettings(k=2, seed=42, test_percent=20, quick=True, legacy_speed=False),
+        config=TrainSettings(k=2, seed=42, test_percent=20, quick=True),
         versions=Versions(
             spark="4.1.1",
             pyspark="4.1.1",

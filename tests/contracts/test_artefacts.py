@@ -15,7 +15,7 @@ from smarthome.contracts import model_sets as registry
 from smarthome.contracts.artefact import ContractError
 from smarthome.contracts.batch_files import BatchName, batch_file_name
 from smarthome.contracts.clusters import Clusters
-from smarthome.contracts.manifest import Manifest
+from smarthome.contracts.manifest import Manifest, TrainSettings
 from smarthome.errors import UserError
 from tests.contracts.samples import rename_key, sample_clusters, sample_manifest, write_set
 
@@ -54,7 +54,8 @@ def test_a_renamed_manifest_key_is_one_error_naming_the_file_and_the_field(tmp_p
         (lambda d: d.update(created_at="yesterday"), "field created_at: "),
         (lambda d: d.update(created_at="2026-01-01T00:00:00"), "with a UTC offset"),
         (lambda d: d["models"].pop("malfunction"), "field models.malfunction: missing"),
-        (lambda d: d["config"].update(legacy_speed="no"), "field config.legacy_speed: must be"),
+        (lambda d: d["config"].update(quick="no"), "field config.quick: must be"),
+        (lambda d: d["config"].update(fast=True), "field config.fast: unknown field"),
     ],
 )
 def test_each_broken_manifest_names_its_field(change, expected, tmp_path: Path) -> None:
@@ -82,12 +83,16 @@ def test_unreadable_files_are_contract_errors(text, expected, tmp_path: Path) ->
     )
 
 
-def test_a_manifest_from_before_legacy_speed_still_reads(tmp_path: Path) -> None:
+@pytest.mark.parametrize("retired", sorted(TrainSettings.RETIRED))
+def test_a_manifest_with_a_retired_setting_still_reads(retired: str, tmp_path: Path) -> None:
+    """Sets trained by an older version still load; the setting is not served any more."""
     data = sample_manifest().model_dump(mode="json")
-    del data["config"]["legacy_speed"]
+    data["config"][retired] = True
     path = tmp_path / registry.MANIFEST
     path.write_text(json.dumps(data))
-    assert Manifest.read(path).config.legacy_speed is False
+    config = Manifest.read(path).config
+    assert config == sample_manifest().config
+    assert retired not in config.model_dump()
 
 
 def test_clusters_have_one_id_name_and_every_feature(tmp_path: Path) -> None:

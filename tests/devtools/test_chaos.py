@@ -96,7 +96,8 @@ def test_three_brokers_leader_kills_consumer_kills_and_a_pause_exactly_once(
 def test_two_of_three_brokers_down_producer_says_so_and_loses_nothing_delivered(
     tmp_path: Path,
 ) -> None:
-    from smarthome.devtools.kafka_cluster import LocalKafkaCluster, free_base_port
+    from smarthome.devtools.kafka_cluster import LocalKafkaCluster
+    from smarthome.devtools.ports import free_base_port
 
     cluster = LocalKafkaCluster(
         tmp_path / "kafka", port=free_base_port(3), brokers=3, die_with_parent=True
@@ -137,7 +138,8 @@ def test_two_of_three_brokers_down_producer_says_so_and_loses_nothing_delivered(
 def test_consumer_waits_for_a_broker_and_an_outage_does_not_use_up_idle_timeout(
     tmp_path: Path,
 ) -> None:
-    from smarthome.devtools.kafka import LocalKafka, free_port
+    from smarthome.devtools.local_kafka import LocalKafka
+    from smarthome.devtools.ports import free_port
 
     broker = LocalKafka(
         tmp_path / "kafka", port=free_port(), controller_port=free_port(), die_with_parent=True

@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from smarthome.devtools.kafka import free_port
+from smarthome.devtools.ports import free_port
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.kafka, pytest.mark.spark, pytest.mark.slow]
@@ -81,7 +81,7 @@ def test_demo_trains_on_every_record_serves_a_prediction_and_leaves_nothing_runn
 
 
 def test_demo_on_a_three_node_kafka_cluster(java_available: None, tmp_path: Path) -> None:
-    from smarthome.devtools.kafka_cluster import free_base_port
+    from smarthome.devtools.ports import free_base_port
 
     state = tmp_path / "demo3"
     base = free_base_port(3)

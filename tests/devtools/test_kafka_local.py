@@ -14,8 +14,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from smarthome.devtools import kafka as kafka_local
-from smarthome.devtools.kafka import LocalKafka, free_port
+from smarthome.devtools import kafka_jars
+from smarthome.devtools.local_kafka import LocalKafka
+from smarthome.devtools.ports import free_port
 from smarthome.errors import UserError
 from tests.conftest import require
 
@@ -81,7 +82,7 @@ def test_cli_up_again_status_down_leaves_no_java(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_cli_three_node_cluster_up_status_down_leaves_no_java(tmp_path: Path) -> None:
     require(shutil.which("java") is not None, "Java 17 (java on PATH)")
-    from smarthome.devtools.kafka_cluster import free_base_port
+    from smarthome.devtools.ports import free_base_port
 
     data_dir = tmp_path / "cluster"
     base = free_base_port(3)
@@ -134,7 +135,8 @@ def test_cli_three_node_cluster_up_status_down_leaves_no_java(tmp_path: Path) ->
 ORPHAN_SCRIPT = """
 import os, sys
 from pathlib import Path
-from smarthome.devtools.kafka import LocalKafka, free_port
+from smarthome.devtools.local_kafka import LocalKafka
+from smarthome.devtools.ports import free_port
 broker = LocalKafka(Path(sys.argv[1]), port=free_port(), controller_port=free_port(),
                     die_with_parent=True)
 broker.start()
@@ -165,11 +167,11 @@ def test_test_broker_dies_with_its_parent(tmp_path: Path) -> None:
 
 
 def test_missing_java_or_maven_is_a_user_error(monkeypatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(kafka_local.shutil, "which", lambda name: None)
+    monkeypatch.setattr(kafka_jars.shutil, "which", lambda name: None)
     with pytest.raises(UserError, match="java not found on PATH"):
         LocalKafka(tmp_path / "k", port=free_port()).start()
     with pytest.raises(UserError, match="mvn is not on PATH"):
-        kafka_local.ensure_jars(tmp_path / "jars")
+        kafka_jars.ensure_jars(tmp_path / "jars")
 
 
 def test_port_in_use_is_a_user_error(tmp_path: Path) -> None:

@@ -152,7 +152,7 @@ def test_synthetic_stream_through_two_consumers_exactly_once_then_one_set_trains
     )
 
     # one set (--latest-only) on all the files holds every row
-    from smarthome.training.models import TrainConfig
+    from smarthome.training.config import TrainConfig
     from smarthome.training.runner import run_once
 
     model_dir = tmp_path / "models"

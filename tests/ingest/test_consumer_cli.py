@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from smarthome.contracts.records import RecordError
-from smarthome.devtools.kafka import free_port
+from smarthome.devtools.ports import free_port
 from smarthome.ingest.consumer import parse_row
 
 ROOT = Path(__file__).resolve().parents[2]

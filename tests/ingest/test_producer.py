@@ -15,7 +15,7 @@ import pytest
 from kafka.partitioner.default import murmur2
 
 from smarthome.contracts.records import RECORD_COLUMNS, validate_record
-from smarthome.devtools.kafka import free_port
+from smarthome.devtools.ports import free_port
 from smarthome.ingest.dataset import read_dataset
 from smarthome.ingest.producer import paced, replay
 from smarthome.ingest.synthetic import synthetic_records

@@ -16,7 +16,7 @@ from typing import Any
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from smarthome.devtools.kafka import free_port
+from smarthome.devtools.ports import free_port
 from smarthome.ingest import producer as kp
 from smarthome.observe.metrics import ProducerCollector, serve
 from tests.conftest import ROOT

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from smarthome.contracts import model_sets as registry
 from smarthome.devtools.batches import write_batches
-from smarthome.devtools.kafka import free_port
+from smarthome.devtools.ports import free_port
 from smarthome.observe.metrics import TrainingCollector
 from tests.conftest import ROOT
 from tests.contracts.samples import sample_manifest, write_set

@@ -9,7 +9,7 @@ from typing import Any
 
 from smarthome.api import create_app
 from smarthome.contracts import model_sets as registry
-from smarthome.devtools.kafka import free_port
+from smarthome.devtools.ports import free_port
 from smarthome.ingest.batch_writer import BatchWriter
 from smarthome.ingest.consumer import BatchConsumer, ConsumerOptions
 from smarthome.observe.pipeline import PipelineSource, PipelineView

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-from smarthome.devtools.kafka import free_port
+from smarthome.devtools.ports import free_port
 from smarthome.devtools.prometheus import LocalPrometheus, binary, write_config
 from smarthome.devtools.servers import running_api
 from tests.conftest import DEVICE, ROOT, require

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from smarthome.training.models import AUC_BINS, roc_auc
+from smarthome.training.metrics import AUC_BINS, roc_auc
 
 
 def test_roc_auc_of_a_small_case_with_ties() -> None:
@@ -25,7 +25,7 @@ def test_roc_auc_leaves_to_spark_what_only_spark_answers() -> None:
 def test_driver_metrics_equal_sparks_evaluators(spark) -> None:
     from pyspark.ml.linalg import Vectors
 
-    from smarthome.training.models import classification_metrics
+    from smarthome.training.metrics import classification_metrics
 
     rng = random.Random(7)
     rows = []

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow]
 def test_max_sets_trains_the_newest_sets_only_and_a_second_run_has_nothing_to_do(
     spark: Any, dataset_batch_dir: Path, tmp_path: Path
 ) -> None:
-    from smarthome.training.models import TrainConfig
+    from smarthome.training.config import TrainConfig
     from smarthome.training.runner import run_once
 
     names = [p.name for p in list_batch_files(dataset_batch_dir)]

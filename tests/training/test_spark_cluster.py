@@ -23,7 +23,7 @@ import psutil
 import pytest
 
 from smarthome.contracts import model_sets as registry
-from smarthome.devtools.kafka import free_port
+from smarthome.devtools.ports import free_port
 from smarthome.devtools.spark import LocalSparkCluster
 from tests.conftest import ROOT, require
 from tests.training.test_training import SPARK_SUBMIT, assert_complete, quick_config, venv_env

@@ -34,7 +34,7 @@ def venv_env() -> dict[str, str]:
 
 
 def quick_config():
-    from smarthome.training.models import TrainConfig
+    from smarthome.training.config import TrainConfig
 
     return TrainConfig(quick=True)
 
@@ -170,7 +170,7 @@ def test_efficiency_accuracy_and_manifest_figures_are_recomputable(
     m = manifest(folder)
     assert m["rows"] == 5403 and m["rows_skipped"] == 0
     eff = m["models"]["efficiency"]
-    assert eff["metrics"]["accuracy"] >= 0.955  # issue 14's bar for the full configuration
+    assert eff["metrics"]["accuracy"] >= 0.955  # the bar for the full configuration
     assert m["config"]["rows_per_partition"] == 50_000
     assert eff["metrics"]["accuracy"] > eff["baseline"]["accuracy"]
 
@@ -239,22 +239,22 @@ def test_the_forest_is_binary_even_when_a_set_holds_one_class(
     """The label's metadata says 0 or 1 (the record schema), so the forest needs no job to
     count the classes, and rows of one class still give a model scoring both classes."""
     from smarthome.contracts.batch_files import list_batch_files
-    from smarthome.training import features
+    from smarthome.training import pipelines
     from smarthome.training.batches import read_batches
+    from smarthome.training.config import QUICK_EFFICIENCY_PARAMS
     from smarthome.training.export import export_pipeline
-    from smarthome.training.models import QUICK_EFFICIENCY_PARAMS
 
-    rows = features.model_input(read_batches(spark, list_batch_files(dataset_batch_dir)).df)
+    rows = pipelines.model_input(read_batches(spark, list_batch_files(dataset_batch_dir)).df)
     inefficient = rows.where("SmartHomeEfficiency = 0")
     for frame in (rows, inefficient):
-        model = features.efficiency_pipeline(42, **QUICK_EFFICIENCY_PARAMS).fit(frame)
+        model = pipelines.efficiency_pipeline(42, **QUICK_EFFICIENCY_PARAMS).fit(frame)
         assert model.stages[-1].numClasses == 2
         assert export_pipeline(model).stages[-1].numClasses == 2
         probability = model.transform(frame.limit(1)).first()["probability"]
         assert len(probability) == 2
     # without the metadata Spark counts max(label) + 1 classes: one, a different model
     plain = inefficient.withMetadata("SmartHomeEfficiency", {})
-    model = features.efficiency_pipeline(42, **QUICK_EFFICIENCY_PARAMS).fit(plain)
+    model = pipelines.efficiency_pipeline(42, **QUICK_EFFICIENCY_PARAMS).fit(plain)
     assert model.stages[-1].numClasses == 1
 
 

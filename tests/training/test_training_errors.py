@@ -72,7 +72,7 @@ def test_missing_column(tmp_path: Path, dataset_path: Path) -> None:
 
 @pytest.mark.spark
 def test_bad_rows_are_skipped_and_counted(spark, dataset_path: Path, tmp_path: Path) -> None:
-    from smarthome.training.models import TrainConfig
+    from smarthome.training.config import TrainConfig
     from smarthome.training.runner import run_once
 
     batch_dir, model_dir = tmp_path / "batches", tmp_path / "models"
@@ -102,7 +102,7 @@ def test_bad_rows_are_skipped_and_counted(spark, dataset_path: Path, tmp_path: P
 
 @pytest.mark.spark
 def test_too_few_rows_are_skipped(spark, dataset_path: Path, tmp_path: Path) -> None:
-    from smarthome.training.models import TrainConfig
+    from smarthome.training.config import TrainConfig
     from smarthome.training.runner import run_once
 
     path = batch_path(tmp_path / "batches", 0, 19)

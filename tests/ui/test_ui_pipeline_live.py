@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from smarthome.devtools.kafka import free_port
+from smarthome.devtools.ports import free_port
 from tests.conftest import ROOT
 from tests.ui.test_ui_browser import browser  # noqa: F401 - the Chromium fixture
 
