@@ -12,11 +12,11 @@ from flask import Flask, Response, jsonify
 from flask_cors import CORS
 from werkzeug.exceptions import HTTPException
 
-from smarthome.api.holder import Loader, ModelHolder, default_loader
 from smarthome.api.pipeline import bp as pipeline_bp
 from smarthome.api.routes import bp, healthz_post
 from smarthome.api.validation import MAX_BATCH, MAX_BODY_BYTES, ApiError
 from smarthome.observe.pipeline import PipelineSource
+from smarthome.scoring.holder import Loader, ModelHolder, default_loader
 
 __all__ = ["create_app", "ModelHolder"]
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from smarthome.api.served import ServedSet
 from smarthome.api.validation import ApiError
 from smarthome.contracts.manifest import Manifest
+from smarthome.scoring.served import ServedSet
 
 LABELS = {0: "Not efficient", 1: "Efficient"}
 

@@ -11,7 +11,6 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import BaseModel
 
 from smarthome.api import openapi, results
-from smarthome.api.holder import ModelHolder
 from smarthome.api.validation import (
     ApiError,
     DeviceRequest,
@@ -31,6 +30,7 @@ from smarthome.contracts.api import (
 )
 from smarthome.contracts.artefact import ContractError
 from smarthome.contracts.manifest import Manifest
+from smarthome.scoring.holder import ModelHolder
 
 bp = Blueprint("api", __name__)
 #: where a prediction leaves how many rows it scored, for the metrics middleware

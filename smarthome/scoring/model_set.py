@@ -141,7 +141,7 @@ class ModelSet:
     """The three scorers of one published model-set folder (its ``scoring.json``), no Spark.
 
     The manifest and segment profiles are read through their contracts by whoever needs
-    them (``smarthome.api.served``); scoring needs only ``scoring.json``.
+    them (``smarthome.scoring.served``); scoring needs only ``scoring.json``.
     """
 
     def __init__(self, path: Path, scorers: dict[str, Any]):

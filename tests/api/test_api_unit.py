@@ -261,8 +261,8 @@ def test_a_renamed_manifest_key_is_the_sets_error_not_a_gap(model_dir: Path) -> 
 
 
 def test_the_default_loader_checks_the_manifest_and_the_clusters(tmp_path: Path) -> None:
-    from smarthome.api.served import ServedSet
     from smarthome.contracts.artefact import ContractError
+    from smarthome.scoring.served import ServedSet
 
     folder = write_set(tmp_path, sample_manifest(1), sample_clusters())
     rename_key(folder / registry.CLUSTERS, "clusters.0.id", "cluster")

@@ -1,7 +1,8 @@
-"""The live model set: the newest set in the model dir, swapped in while the server runs.
+"""The live model set: the newest set in the model dir, swapped in while its user runs.
 
-A new set is loaded fully first and then published by rebinding one attribute, so a request
-that read ``holder.current`` keeps a consistent set for its whole life (DESIGN §8). A set
+The API and the stream scorer both hold their set through it. A new set is loaded fully
+first and then published by rebinding one attribute, so a request (or a transaction) that
+read ``holder.current`` keeps a consistent set for its whole life (DESIGN §8, §14). A set
 that fails to load is logged once with its reason and never retried; the old set keeps
 serving.
 """
@@ -16,7 +17,7 @@ from typing import Any
 
 from smarthome.contracts import model_sets as registry
 
-log = logging.getLogger("smarthome.api")
+log = logging.getLogger("smarthome.scoring")
 
 #: loads one set folder; raises with a readable reason if the set is broken
 Loader = Callable[[Path], Any]
@@ -24,7 +25,7 @@ Loader = Callable[[Path], Any]
 
 def default_loader(set_dir: Path) -> Any:
     """The numpy scorer's set with its manifest and clusters read through their contracts."""
-    from smarthome.api.served import ServedSet
+    from smarthome.scoring.served import ServedSet
 
     return ServedSet.load(set_dir)
 

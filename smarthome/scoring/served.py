@@ -1,4 +1,4 @@
-"""A set as the API serves it: the numpy scorer plus its manifest and segment profiles.
+"""A set as the API and the stream scorer serve it: the numpy scorer, manifest, segments.
 
 The manifest and ``clusters.json`` are read through their contracts when the set is loaded,
 so a set whose files do not match them is skipped with the reason (``GET /`` and
@@ -13,6 +13,7 @@ from smarthome.contracts import model_sets as registry
 from smarthome.contracts.artefact import ContractError
 from smarthome.contracts.clusters import Clusters
 from smarthome.contracts.manifest import Manifest
+from smarthome.scoring.model_set import ModelSet
 
 
 class ServedSet:
@@ -30,8 +31,6 @@ class ServedSet:
     @classmethod
     def load(cls, set_dir: Path) -> ServedSet:
         """The set in ``set_dir``; ContractError / ModelSetError say what is wrong with it."""
-        from smarthome.scoring.model_set import ModelSet  # the API never needs Spark
-
         set_dir = Path(set_dir)
         manifest = Manifest.read(set_dir / registry.MANIFEST)
         clusters = Clusters.read(set_dir / registry.CLUSTERS)
