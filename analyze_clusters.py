@@ -17,7 +17,7 @@ from smarthome.config import env, help_default
 from smarthome.contracts import model_sets as registry
 from smarthome.contracts.clusters import Clusters
 from smarthome.contracts.manifest import Manifest
-from smarthome.errors import UserError
+from smarthome.errors import UserError, disk_full_is_a_user_error
 
 PROG = "analyze_clusters.py"
 
@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         profile = recompute(set_dir, batch_dir, manifest, args.master)
     print(f"\nSegments of {set_dir.name} ({profile.overall.rows} devices)\n")
     print(table(profile))
-    profile.write(set_dir / registry.CLUSTERS)
+    with disk_full_is_a_user_error(set_dir, "its clusters.json is unchanged"):
+        profile.write(set_dir / registry.CLUSTERS)  # atomic: no partial file is left
     print(f"\nwrote the descriptions to {set_dir / registry.CLUSTERS}")
     return 0
 

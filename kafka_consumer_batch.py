@@ -4,7 +4,8 @@ Each batch file holds records of one partition and is named after the offsets it
 offset is committed only after the file is durably renamed into place. Invalid messages go to
 ``<batch-dir>/rejected/``. Stops after ``--idle-timeout`` seconds without a new record unless
 ``--follow`` (time with the broker down does not count); waits for a broker that is not up
-yet (``--broker-wait``). Ctrl-C writes what is buffered, commits and exits.
+yet (``--broker-wait``). Ctrl-C writes what is buffered, commits and exits. A full disk ends it
+with one line naming the folder and its free space; what was not yet in a file is read again.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from pathlib import Path
 
 from smarthome.cli import add_kafka_flags, add_metrics_flag, number, run
 from smarthome.config import CONSUMER_GROUP, env, help_default
-from smarthome.errors import UserError
+from smarthome.errors import UserError, disk_full_is_a_user_error
 from smarthome.ingest.consumer import BatchConsumer, ConsumerOptions, install_stop_handlers
 
 PROG = "kafka_consumer_batch.py"
 DEFAULT_BROKER_WAIT = 60.0
+NOTHING_LOST = "nothing was lost, the records not yet in a file will be read again"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -101,13 +103,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.broker_wait is not None
         else (None if args.follow else DEFAULT_BROKER_WAIT),
     )
-    batch_consumer = BatchConsumer(options)
-    if args.metrics_port:
-        from smarthome.observe.metrics import ConsumerCollector, serve
+    # a batch that does not fit is not published nor committed: its records are read again
+    with disk_full_is_a_user_error(batch_dir, NOTHING_LOST):
+        batch_consumer = BatchConsumer(options)
+        if args.metrics_port:
+            from smarthome.observe.metrics import ConsumerCollector, serve
 
-        serve(args.metrics_port, ConsumerCollector(batch_consumer))
-    install_stop_handlers(batch_consumer)
-    summary = batch_consumer.run()
+            serve(args.metrics_port, ConsumerCollector(batch_consumer))
+        install_stop_handlers(batch_consumer)
+        summary = batch_consumer.run()
     print(f"{PROG}: {summary.line(args.topic, batch_dir)} (stopped: {summary.stopped_by})")
     return 130 if summary.stopped_by == "SIGINT" else 0
 

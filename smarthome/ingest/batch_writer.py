@@ -4,10 +4,10 @@ Every write here is whole or absent after a crash:
 
 * a batch file is written under ``<batch_dir>/.tmp/``, flushed and fsynced, renamed into place
   (atomic on one filesystem), and the directory fsynced, so a published name always holds a
-  complete file;
+  complete file; a write that fails (a full disk) removes its temporary file;
 * rejected messages are appended to ``<batch_dir>/rejected/<topic>+<partition>.jsonl`` as one
   JSON line each (``offset``, ``value``, ``reason``, plus ``value_base64`` when the bytes were
-  not UTF-8), fsynced.
+  not UTF-8), fsynced; an append that fails is cut off again.
 
 The resume points are read back from disk, never from memory: ``batch_resume_offset`` is one
 past the highest end offset in the batch file names of a topic+partition, and
@@ -155,10 +155,14 @@ class BatchWriter:
         out = csv.writer(text, lineterminator="\n")
         out.writerow(RECORD_COLUMNS)
         out.writerows(rows)
-        with tmp.open("w", encoding="utf-8", newline="") as fh:
-            fh.write(text.getvalue())
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            with tmp.open("w", encoding="utf-8", newline="") as fh:
+                fh.write(text.getvalue())
+                fh.flush()
+                os.fsync(fh.fileno())
+        except BaseException:  # a full disk, say: leave no partial file taking its space
+            tmp.unlink(missing_ok=True)
+            raise
         self._maybe_crash("SMARTHOME_TEST_CRASH_BEFORE_RENAME", self.renames + 1)
         os.replace(tmp, final)
         if sync_dir:
@@ -178,10 +182,19 @@ class BatchWriter:
             return 0
         path = rejected_path(self.batch_dir, topic, partition)
         new = not path.exists()
-        with path.open("a", encoding="utf-8") as fh:
-            fh.write("".join(lines))
-            fh.flush()
-            os.fsync(fh.fileno())
+        data = memoryview("".join(lines).encode("utf-8"))
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            good_length = os.fstat(fd).st_size
+            try:
+                while data:
+                    data = data[os.write(fd, data) :]
+                os.fsync(fd)
+            except OSError:  # a full disk, say: cut what made it in, the batch is redone
+                os.ftruncate(fd, good_length)
+                raise
+        finally:
+            os.close(fd)
         if new:
             fsync_dir(self.rejected_dir)
         return len(lines)
