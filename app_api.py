@@ -20,7 +20,6 @@ import tempfile
 from pathlib import Path
 
 from smarthome.api.serve import (
-    MULTIPROC_ENV,
     SERVERS,
     AppSettings,
     check_port_free,
@@ -30,7 +29,7 @@ from smarthome.api.serve import (
     serve_waitress,
 )
 from smarthome.cli import add_kafka_flags, number, run
-from smarthome.config import CONSUMER_GROUP, env, help_default
+from smarthome.config import CONSUMER_GROUP, MULTIPROC_ENV, env, help_default
 from smarthome.errors import UserError
 
 PROG = "app_api.py"

@@ -21,6 +21,10 @@ DEFAULTS: dict[str, str] = {
 
 CONSUMER_GROUP = "smart-home-batcher"
 
+#: Not a user setting: app_api.py sets it for its granian workers, whose metrics then go to
+#: files one scrape adds up; prometheus_client reads it once, when first imported.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
 
 def env(name: str) -> str:
     """The value of a setting from the environment, or its default."""

@@ -28,7 +28,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from smarthome.api.routes import PREDICTED_ROWS
-from smarthome.api.serve import MULTIPROC_ENV
+from smarthome.config import MULTIPROC_ENV
 
 #: predictions take a fraction of a millisecond: buckets from 0.25 ms to 2.5 s
 LATENCY_BUCKETS = (0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5)

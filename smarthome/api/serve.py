@@ -34,7 +34,6 @@ SERVERS = ("auto", "granian", "waitress")
 #: 256 threads, doubled the p99 and cost a third of the 100-row requests/s). The second thread
 #: lets a request that waits on I/O (the first ``GET /pipeline``, on Kafka) not stall the worker.
 GRANIAN_THREADS = 2
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # smarthome.api.metrics
 LOG_FORMAT = "%(asctime)s %(name)s %(message)s"
 
 
