@@ -70,12 +70,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="small models (few shallow trees) for smoke tests; not for real use",
     )
-    parser.add_argument(
-        "--legacy-speed",
-        action="store_true",
-        help="the Spark settings and step order before issue 14, for benchmarks: slower, and the "
-        "rows in the partitions Spark reads them into (the forest's bootstraps follow them)",
-    )
     args = parser.parse_args(argv)
     if args.k < 2:
         parser.error("--k must be at least 2")
@@ -97,14 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     batch_dir, model_dir = Path(args.batch_dir), Path(args.model_dir)
     # imported late so that --help and flag errors answer without starting Java
     from smarthome.training.batches import check_header
-    from smarthome.training.models import TrainConfig
+    from smarthome.training.config import TrainConfig
     from smarthome.training.planner import Selection, batch_files, describe, nothing_new, plan
     from smarthome.training.runner import clean_tmp, train, training_lock, watch
     from smarthome.training.spark import get_spark
     from smarthome.training.storage_check import check_shared_storage
 
-    settings = dict(k=args.k, seed=args.seed, quick=args.quick)
-    cfg = TrainConfig.before_issue_14(**settings) if args.legacy_speed else TrainConfig(**settings)
+    cfg = TrainConfig(k=args.k, seed=args.seed, quick=args.quick)
     selection = Selection(args.retrain_all, args.latest_only, args.max_sets)
     if args.metrics_port:
         from smarthome.observe.metrics import TrainingCollector, serve

@@ -15,10 +15,9 @@ from pyspark.sql import functions as F
 from smarthome.analysis.segments import GroupStats, profile_from_groups
 from smarthome.contracts.clusters import Clusters
 from smarthome.contracts.records import EFFICIENCY_LABEL, NUMERIC_FEATURES
-from smarthome.training.features import PREDICTION
 
 
-def spark_group_stats(df: DataFrame, cluster_col: str = PREDICTION) -> list[GroupStats]:
+def spark_group_stats(df: DataFrame, cluster_col: str) -> list[GroupStats]:
     """One :class:`GroupStats` per (cluster, device type) present in ``df``."""
     aggs = [F.count(F.lit(1)).alias("rows"), F.sum(EFFICIENCY_LABEL).alias("efficient")]
     for i, c in enumerate(NUMERIC_FEATURES):
@@ -40,4 +39,5 @@ def spark_group_stats(df: DataFrame, cluster_col: str = PREDICTION) -> list[Grou
 
 def profile_segments(model: PipelineModel, df: DataFrame, k: int) -> Clusters:
     """The ``clusters.json`` profile of ``df``'s rows as segmented by the KMeans ``model``."""
-    return profile_from_groups(spark_group_stats(model.transform(df)), k)
+    segment_col = model.stages[-1].getPredictionCol()
+    return profile_from_groups(spark_group_stats(model.transform(df), segment_col), k)

@@ -7,9 +7,9 @@ it through the same class, by its real field names.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from smarthome.contracts.artefact import STRICT, Artefact
 
@@ -128,9 +128,19 @@ class TrainSettings(_Strict):
     seed: int
     test_percent: int
     quick: bool
-    legacy_speed: bool = False  # sets trained before the option existed ran without it
     #: None: the rows in the partitions Spark's reader made (every set before the option)
     rows_per_partition: int | None = None
+
+    #: settings that older sets recorded and training no longer has: read and dropped, so
+    #: every set on disk still loads (any other unknown key is still an error)
+    RETIRED: ClassVar[frozenset[str]] = frozenset({"legacy_speed"})
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_retired(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if k not in cls.RETIRED}
+        return data
 
 
 class Versions(_Strict):

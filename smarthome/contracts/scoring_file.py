@@ -3,7 +3,7 @@
 Training writes the file through these models (``smarthome.training.export``) and the API
 reads it back through them (``smarthome.scoring``), so a renamed or missing field is one
 clear error naming the field, never a ``KeyError`` at the first request. Only the stage
-kinds training fits exist here (``smarthome.training.features``): StringIndexer,
+kinds training fits exist here (``smarthome.training.pipelines``): StringIndexer,
 OneHotEncoder, VectorAssembler, StandardScaler, then RandomForestClassifier (efficiency),
 LinearRegression (malfunction) or KMeans (clustering). Field names are Spark's param names.
 """

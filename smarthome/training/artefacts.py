@@ -19,9 +19,9 @@ if TYPE_CHECKING:  # the step types, without an import cycle at run time
     from pyspark.sql import SparkSession
 
     from smarthome.training.batches import Batches
-    from smarthome.training.build import Fitted, Split
-    from smarthome.training.models import TrainConfig
+    from smarthome.training.config import TrainConfig
     from smarthome.training.planner import PlannedSet
+    from smarthome.training.set_parts import Fitted, Split
 
 SPLIT_METHOD = "held out iff pmod(xxhash64(UserID, seed), 100) < test_percent"
 
@@ -92,11 +92,25 @@ def versions(spark: SparkSession) -> dict[str, str]:
         "spark": spark.version,
         "pyspark": pyspark.__version__,
         "python": platform.python_version(),
-        "java": spark.sparkContext._jvm.System.getProperty("java.version"),  # type: ignore[union-attr]
+        "java": java_version(spark),
         "numpy": numpy.__version__,
         "pandas": pandas.__version__,
         "smarthome": __version__,
     }
+
+
+#: application id -> the Java version its driver runs on
+_JAVA_VERSIONS: dict[str, str] = {}
+
+
+def java_version(spark: SparkSession) -> str:
+    """The Java version the driver runs on, asked once per application through a public SQL
+    function (it costs a small Spark job)."""
+    application = spark.sparkContext.applicationId
+    if application not in _JAVA_VERSIONS:
+        query = "SELECT java_method('java.lang.System', 'getProperty', 'java.version')"
+        _JAVA_VERSIONS[application] = str(spark.sql(query).first()[0])
+    return _JAVA_VERSIONS[application]
 
 
 def write_json(path: Path, data: Any) -> None:

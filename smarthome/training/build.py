@@ -13,30 +13,25 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
-from functools import partial
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from smarthome.analysis.profile import profile_segments
 from smarthome.contracts import model_sets as registry
-from smarthome.contracts.clusters import Clusters
 from smarthome.contracts.records import EFFICIENCY_LABEL, MALFUNCTION_LABEL
 from smarthome.errors import UserError
-from smarthome.training import artefacts, features, model_files
+from smarthome.training import artefacts, pipelines
 from smarthome.training.batches import Batches, read_batches
-from smarthome.training.models import (
-    TrainConfig,
-    held_out,
-    split,
-    train_clustering,
-    train_efficiency,
-    train_malfunction,
-)
+from smarthome.training.config import TrainConfig
+from smarthome.training.export import export_pipeline
+from smarthome.training.fit import train_clustering, train_efficiency, train_malfunction
 from smarthome.training.planner import PlannedSet
+from smarthome.training.set_parts import Fitted, Split
+from smarthome.training.split import held_out, split
 from smarthome.training.storage_check import check_complete
 
 Log = Callable[[str], None]
@@ -47,41 +42,13 @@ def log_print(message: str) -> None:
 
 
 @dataclass
-class Split:
-    """The held-out split of a set's rows, cached, with what the baselines need."""
+class BuiltSet:
+    """What :func:`build_set` did: the set's folder and the seconds of each step."""
 
-    train: DataFrame
-    test: DataFrame
-    every_row: DataFrame  # train and test together, as the models read them (the clustering's)
-    train_rows: int
-    test_rows: int
-    majority: int  # the efficiency classifier's baseline: the majority class of train
-    malfunction_mean: float  # the regressor's baseline: the train mean
-    #: DeviceType labels in StringIndexer's order, of train and of every row (counted in the
-    #: split's job, so the indexers need no job of their own); None: the indexers are fitted
-    train_device_types: list[str] | None = None
-    all_device_types: list[str] | None = None
-
-    def release(self) -> None:
-        self.train.unpersist()
-        self.test.unpersist()
-
-
-@dataclass
-class Fitted:
-    """The three fitted models, their manifest sections, exports and the segment profile."""
-
-    models: dict[str, Any]
-    sections: dict[str, dict[str, Any]]
-    exports: dict[str, Any]
-    clusters: Clusters
-
-    def summary(self) -> str:
-        return (
-            f"accuracy {self.sections['efficiency']['metrics']['accuracy']:.4f}, "
-            f"RMSE {self.sections['malfunction']['metrics']['rmse']:.4f}, "
-            f"silhouette {self.sections['clustering']['metrics']['silhouette']:.4f}"
-        )
+    path: Path | None  # published (or, unpublished, in ``.tmp/``); None: too few rows
+    rows: int = 0
+    #: step name -> seconds, in the order the steps ran, and "total"
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def build_set(
@@ -92,42 +59,62 @@ def build_set(
     min_rows: int,
     outer_log: Log = log_print,
     publish: bool = True,
-) -> Path | None:
-    """Train, save and publish one set; None when it has fewer than ``min_rows`` rows.
-
-    With ``publish=False`` the complete set stays in ``.tmp/`` and its path there is returned.
-    """
+) -> BuiltSet:
+    """Train, save and publish one set; its path is None when it has fewer than ``min_rows``
+    rows. With ``publish=False`` the complete set stays in ``.tmp/``."""
     start = time.perf_counter()
     label = f"set {planned.number}"
+    built = BuiltSet(path=None)
+    step = StepClock(built.seconds)
 
     def log(message: str) -> None:
         outer_log(f"[{time.perf_counter() - start:5.1f}s] {label}: {message}")
 
     with sql_conf(spark, cfg.sql_conf):
-        data = read_set(spark, planned, cfg, min_rows, log)
+        with step("read"):
+            data = read_set(spark, planned, cfg, min_rows, log)
         if data is None:
-            return None
-        rows = split_rows(data, cfg, label)
+            return built
+        built.rows = data.rows
+        with step("split"):
+            rows = split_rows(data, cfg, label)
         log(f"{data.rows} rows ({rows.train_rows} train / {rows.test_rows} held out); training")
         tmp = fresh_tmp(model_dir, planned.number)
-        fitted = fit_models(data, rows, cfg, tmp)
+        with step("fit, evaluate, profile, save, export"):
+            fitted = fit_models(rows, cfg, tmp)
         log(f"trained; {fitted.summary()}; profiled the segments, saved and exported the models")
-        artefacts.write_set(
-            tmp, planned, data, rows, fitted, cfg, spark, seconds=time.perf_counter() - start
-        )
+        with step("manifest"):
+            artefacts.write_set(
+                tmp, planned, data, rows, fitted, cfg, spark, seconds=time.perf_counter() - start
+            )
         rows.release()
         data.release()
-    if not publish:
-        outer_log(
-            f"{label} built {tmp.name} ({time.perf_counter() - start:.1f} s); publishing later"
-        )
-        return tmp
-    final = publish_set(tmp, model_dir)
+    built.path = tmp
+    if publish:
+        with step("publish"):
+            built.path = publish_set(tmp, model_dir)
+    built.seconds["total"] = time.perf_counter() - start
+    done = "published" if publish else "built (publishing later)"
     outer_log(
-        f"{label} published {final.name}: rows {data.rows}, {fitted.summary()}, "
-        f"{time.perf_counter() - start:.1f} s"
+        f"{label} {done} {built.path.name}: rows {data.rows}, {fitted.summary()}, "
+        f"{built.seconds['total']:.1f} s"
     )
-    return final
+    return built
+
+
+class StepClock:
+    """``with clock("step"):`` adds the block's seconds to ``seconds["step"]``."""
+
+    def __init__(self, seconds: dict[str, float]):
+        self.seconds = seconds
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
 def read_set(
@@ -148,9 +135,7 @@ def read_set(
 def split_rows(data: Batches, cfg: TrainConfig, label: str) -> Split:
     """Split by user (seeded hash); count both sides, the baselines and the device types in
     one job."""
-    if cfg.legacy_speed:
-        return _split_rows_before(data, cfg, label)
-    every_row = features.model_input(data.df)
+    every_row = pipelines.model_input(data.df)
     flag = held_out(cfg.seed, cfg.test_percent)
     groups = (
         every_row.groupBy(flag.alias("held_out"), "DeviceType")
@@ -179,28 +164,11 @@ def split_rows(data: Batches, cfg: TrainConfig, label: str) -> Split:
         # as avg() of the train split: a sum of whole numbers over a count
         majority=1 if sum(g["efficient"] for g in train_groups) / train_rows > 0.5 else 0,
         malfunction_mean=float(sum(g["malfunction"] for g in train_groups) / train_rows),
-        train_device_types=features.labels_by_frequency(
+        train_device_types=pipelines.labels_by_frequency(
             {g["DeviceType"]: g["rows"] for g in train_groups}
         ),
-        all_device_types=features.labels_by_frequency(every),
+        all_device_types=pipelines.labels_by_frequency(every),
     )
-
-
-def _split_rows_before(data: Batches, cfg: TrainConfig, label: str) -> Split:
-    """Before issue 14: the split's two sides counted in two jobs, the indexers fitted."""
-    train, test = split(data.df, cfg.seed, cfg.test_percent)
-    train, test = train.cache(), test.cache()
-    stats = train.agg(
-        F.count(F.lit(1)).alias("rows"),
-        F.avg(EFFICIENCY_LABEL).alias("efficient"),
-        F.avg(MALFUNCTION_LABEL).alias("malfunction"),
-    ).first()
-    train_rows, test_rows = int(stats["rows"]), test.count()
-    if not train_rows or not test_rows:
-        raise UserError(f"{label}: {data.rows} rows leave an empty training or held-out split")
-    majority = 1 if stats["efficient"] > 0.5 else 0
-    malfunction_mean = float(stats["malfunction"])
-    return Split(train, test, data.df, train_rows, test_rows, majority, malfunction_mean)
 
 
 def fresh_tmp(model_dir: Path, number: int) -> Path:
@@ -212,16 +180,13 @@ def fresh_tmp(model_dir: Path, number: int) -> Path:
     return tmp
 
 
-def fit_models(data: Batches, rows: Split, cfg: TrainConfig, tmp: Path) -> Fitted:
+def fit_models(rows: Split, cfg: TrainConfig, tmp: Path) -> Fitted:
     """Fit the three models side by side, each saved and exported as soon as it is fitted.
 
     They are independent small jobs: together they keep both cores busy while the forest (the
-    long one) fits. ``cfg.legacy_speed`` keeps the order before issue 14, for benchmarks.
+    long one) fits.
     """
-    if cfg.legacy_speed:
-        return _fit_one_step_after_another(data, rows, cfg, tmp)
-    spark_version = rows.train.sparkSession.version
-    save = partial(_save_and_export, spark_version=spark_version)
+    save = save_and_export
     with ThreadPoolExecutor(max_workers=4) as pool:
         jobs = {
             "efficiency": pool.submit(
@@ -290,47 +255,11 @@ def _fit_and_save_while_evaluating(
         return model, section, saving[0].result()
 
 
-def _save_and_export(tmp: Path, name: str, model: Any, spark_version: str) -> Any:
-    """Save ``model`` in ``tmp/name``; its scoring export, read from what was saved.
-
-    The files are Spark's writer's, written without its one Spark job per file where the
-    Spark version's local format is known (``model_files``); else by Spark's writer.
-    """
-    from smarthome.training.export import export_pipeline
-
-    if model_files.can_save_without_jobs(spark_version):
-        model_files.save_pipeline(model, tmp / name, spark_version)
-    else:
-        model.save(str(tmp / name))
+def save_and_export(tmp: Path, name: str, model: Any) -> Any:
+    """Save ``model`` in ``tmp/name`` with Spark's writer; its scoring export, the forest's
+    trees read from what was saved."""
+    model.write().save(str(tmp / name))
     return export_pipeline(model, saved_at=tmp / name)
-
-
-def _fit_one_step_after_another(data: Batches, rows: Split, cfg: TrainConfig, tmp: Path) -> Fitted:
-    """Before issue 14: fit side by side, then profile, save and export one after another."""
-    from smarthome.training.export import export_pipeline
-
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        jobs = {
-            "efficiency": pool.submit(
-                train_efficiency, rows.train, rows.test, cfg, rows.majority, rows.test_rows
-            ),
-            "malfunction": pool.submit(
-                train_malfunction, rows.train, rows.test, cfg, rows.malfunction_mean
-            ),
-            "clustering": pool.submit(train_clustering, data.df, cfg),
-        }
-        fitted = {name: job.result() for name, job in jobs.items()}
-    models = {name: model for name, (model, _) in fitted.items()}
-    clusters = profile_segments(models["clustering"], data.df, cfg.k)
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        for save in [pool.submit(m.save, str(tmp / n)) for n, m in models.items()]:
-            save.result()
-    return Fitted(
-        models=models,
-        sections={name: section for name, (_, section) in fitted.items()},
-        exports={name: export_pipeline(model) for name, model in models.items()},
-        clusters=clusters,
-    )
 
 
 @contextmanager

@@ -4,7 +4,7 @@ Runs in the training process (it needs pyspark and, for the forest, the active S
 Every fitted parameter goes into a ``contracts.scoring_file`` model in full float64 precision
 (JSON floats round-trip exactly), so the API can score with numpy exactly as
 ``PipelineModel.transform`` would (DESIGN §7). Only the stages training fits are exported
-(``training.features``); any other stage, or a setting the scorer cannot reproduce, raises
+(``training.pipelines``); any other stage, or a setting the scorer cannot reproduce, raises
 ``UnsupportedStageError`` at training time rather than a wrong answer at scoring time.
 """
 
@@ -115,10 +115,14 @@ def _kmeans(stage: Any) -> dict[str, Any]:
 def _read_tree_nodes(stage: Any, saved: Path | None = None) -> dict[int, list[Any]]:
     """Node rows per tree id, read back from the model's own saved Parquet data.
 
-    Walking the JVM tree node by node over py4j takes seconds for a forest; the saved data
-    holds the same doubles (threshold, leaf stats) in one read, by pyarrow on the driver (a
-    Spark read would be a job). ``saved``: the stage's folder in a pipeline just saved (on
-    storage the executors share), else it is saved to a temporary folder first.
+    pyspark has no public access to a tree's nodes (only ``toDebugString``, without the leaf
+    statistics the probabilities need), so the nodes are read from the files the public
+    ``MLWriter`` wrote: the same doubles (threshold, leaf stats), in one read by pyarrow on the
+    driver (a Spark read would be a job). This is the one place the project reads a layout of
+    Spark's; docs/DESIGN.md lists it, and the parity test (``tests/scoring/
+    test_scoring_parity.py``) pins it against ``PipelineModel.transform``. ``saved``: the
+    stage's folder in a pipeline just saved (on storage the executors share), else it is saved
+    to a temporary folder first.
     """
     import pyarrow.parquet as pq
 
@@ -204,8 +208,8 @@ def _saved_stage(saved_at: Path, stage: Any) -> Path:
 
 
 def _spark_class(stage: Any) -> str:
-    """The name of the pyspark class ``stage`` is, or extends (the training's own subclasses,
-    e.g. ``features.LazyTreesForestModel``, are exported as the Spark model they wrap)."""
+    """The name of the pyspark class ``stage`` is, or extends (a subclass is exported as the
+    Spark model it wraps)."""
     return next(
         (c.__name__ for c in type(stage).__mro__ if c.__module__.startswith("pyspark.")),
         type(stage).__name__,
@@ -221,7 +225,7 @@ def _flatten(model: Any) -> list[Any]:
 def export_pipeline(model: Any, saved_at: Path | None = None) -> spec.Pipeline:
     """A fitted ``PipelineModel`` as the typed pipeline of ``scoring.json``.
 
-    Its last stage must be the estimator (as every pipeline of ``training.features``).
+    Its last stage must be the estimator (as every pipeline of ``training.pipelines``).
     ``saved_at``: where ``model`` was just saved; the forest's trees are read from there
     (saving them again costs three Spark jobs).
     """

@@ -10,11 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from pyspark.ml import Pipeline
-from pyspark.ml.classification import (
-    DecisionTreeClassificationModel,
-    RandomForestClassificationModel,
-    RandomForestClassifier,
-)
+from pyspark.ml.classification import RandomForestClassifier
 from pyspark.ml.clustering import KMeans
 from pyspark.ml.feature import (
     OneHotEncoder,
@@ -89,36 +85,11 @@ def model_input(df: DataFrame) -> DataFrame:
     return df.select(*[column(c) for c in df.columns])
 
 
-class LazyTreesForestModel(RandomForestClassificationModel):
-    """A RandomForestClassificationModel whose ``trees`` are wrapped only when asked for.
-
-    pyspark 4 made ``trees`` a ``cached_property`` (SPARK-50843), and ``Params.params``, which
-    skips only plain properties, evaluates it when the model is created: every fit then wrapped
-    all 100 trees through py4j (~2,000 calls, ~0.9 s of the forest's critical path). Same Java
-    model underneath: same files, same predictions.
-    """
-
-    @property
-    def trees(self) -> list[DecisionTreeClassificationModel]:
-        return RandomForestClassificationModel.trees.func(self)
-
-
-class LazyTreesForest(RandomForestClassifier):
-    """RandomForestClassifier fitting a :class:`LazyTreesForestModel`."""
-
-    def _create_model(self, java_model: Any) -> LazyTreesForestModel:
-        return LazyTreesForestModel(java_model)
-
-
 def efficiency_pipeline(
-    seed: int, device_types: list[str] | None = None, lazy_trees: bool = True, **params: Any
+    seed: int, device_types: list[str] | None = None, **params: Any
 ) -> Pipeline:
-    """RandomForestClassifier for SmartHomeEfficiency on DEVICE_FEATURES.
-
-    ``lazy_trees=False``: pyspark's own model class (``--legacy-speed``, the settings before).
-    """
-    estimator = LazyTreesForest if lazy_trees else RandomForestClassifier
-    forest = estimator(
+    """RandomForestClassifier for SmartHomeEfficiency on DEVICE_FEATURES."""
+    forest = RandomForestClassifier(
         featuresCol=FEATURES, labelCol=EFFICIENCY_LABEL, predictionCol=PREDICTION, seed=seed
     )
     forest.setParams(**params)

@@ -19,7 +19,7 @@ from pyspark.sql import SparkSession
 from smarthome.contracts import model_sets as registry
 from smarthome.errors import UserError
 from smarthome.training.build import build_set, log_print, publish_set
-from smarthome.training.models import TrainConfig
+from smarthome.training.config import TrainConfig
 from smarthome.training.planner import (
     NoBatchesError,
     PlannedSet,
@@ -71,8 +71,8 @@ def train(
     """Build and publish the planned sets, oldest first; the published folders."""
     if retrain:
         return _retrain(spark, todo, model_dir, cfg, min_rows, log)
-    published = [build_set(spark, planned, model_dir, cfg, min_rows, log) for planned in todo]
-    return [folder for folder in published if folder is not None]
+    built = [build_set(spark, planned, model_dir, cfg, min_rows, log) for planned in todo]
+    return [b.path for b in built if b.path is not None]
 
 
 def run_once(
@@ -114,8 +114,9 @@ def _retrain(
     Publishing set N before N-1..1 keeps the newest folder name a set N (old or new) all along,
     so a running API never falls back to a small set while retraining.
     """
-    built = [b for p in todo if (b := build_set(spark, p, model_dir, cfg, min_rows, log, False))]
-    published = [publish_set(tmp, model_dir) for tmp in reversed(built)][::-1]
+    built = [build_set(spark, p, model_dir, cfg, min_rows, log, publish=False) for p in todo]
+    tmps = [b.path for b in built if b.path is not None]
+    published = [publish_set(tmp, model_dir) for tmp in reversed(tmps)][::-1]
     for folder in published:
         _retire_older(model_dir, folder)
     log(f"published {len(published)} retrained set(s); replaced the older ones")
