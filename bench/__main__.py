@@ -6,6 +6,7 @@ minutes) runs only when named: ``make bench-scale``.
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,18 @@ ASKED_FOR_BY_NAME = {"bench_scale"}
 
 
 def main() -> int:
-    only = sys.argv[1:]
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Run the benchmarks in bench/ in turn; each prints its own table.",
+        epilog="bench_scale (about 10 minutes) runs only when named: python -m bench bench_scale",
+    )
+    parser.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help="run only the benchmarks whose name contains NAME (e.g. api, bench_scale)",
+    )
+    only = parser.parse_args().names
     failed = []
     for script in sorted(HERE.glob("bench_*.py")):
         if only and not any(name in script.stem for name in only):

@@ -10,6 +10,7 @@ time includes waiting for the CPU.
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -72,6 +73,11 @@ def bare_poll(bootstrap: str) -> tuple[float, float, list[bytes]]:
 
 
 def main() -> int:
+    argparse.ArgumentParser(
+        prog="python -m bench.bench_consumer",
+        description=__doc__.split("\n\n")[0],
+        epilog="BENCH_CONSUMER_RECORDS=N sets the record count (default: 200000).",
+    ).parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-consumer-") as tmp:
         broker = LocalKafka(Path(tmp) / "kafka", port=free_port(), controller_port=free_port())
         broker.start()

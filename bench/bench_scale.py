@@ -21,6 +21,7 @@ peak RSS. Sizes: ``BENCH_SCALE_SIZES=100000,300000`` to run fewer. Peak RSS is s
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -252,6 +253,11 @@ def table(results: list[Result]) -> str:
 
 
 def main() -> int:
+    argparse.ArgumentParser(
+        prog="python -m bench.bench_scale",
+        description=__doc__.split("\n\n")[0],
+        epilog="Takes about 10 minutes. BENCH_SCALE_SIZES=100000,300000 runs fewer sizes.",
+    ).parse_args()
     print(
         f"{PARTITIONS} partitions, {CONSUMERS} consumer processes in one group, "
         f"--batch-size {BATCH_SIZE:,}, spark-submit --driver-memory {DRIVER_MEMORY} "

@@ -8,6 +8,7 @@ request, or a list). Prints markdown tables. Run: ``python -m bench.bench_scorin
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import tempfile
@@ -52,6 +53,9 @@ def train_set(spark: object, work: Path) -> Path:
 
 
 def main() -> int:
+    argparse.ArgumentParser(
+        prog="python -m bench.bench_scoring", description=__doc__.split("\n\n")[0]
+    ).parse_args()
     from pyspark.ml import PipelineModel
 
     from smarthome.contracts.records import RECORD_COLUMNS
