@@ -20,7 +20,7 @@ from smarthome.config import env, help_default
 
 def page() -> None:
     """One run of the page (Streamlit reruns this on every interaction)."""
-    from smarthome.ui import forms, pipeline, sections  # Streamlit-only: `--help` stays quiet
+    from smarthome.ui import forms, sections, status  # Streamlit-only: `--help` stays quiet
     from smarthome.ui.common import tr
     from smarthome.ui.i18n import LANGUAGES
 
@@ -43,10 +43,10 @@ def page() -> None:
     sections.main_notice()
     names = ["efficiency", "malfunction", "segment", "bulk", "history", "segments"]
     # the Pipeline tab comes first while a stream runs, last otherwise
-    names = ["pipeline", *names] if pipeline.stream_running() else [*names, "pipeline"]
+    names = ["pipeline", *names] if status.stream_running() else [*names, "pipeline"]
     tabs = dict(zip(names, st.tabs([tr(f"tab_{n}") for n in names]), strict=True))
     with tabs["pipeline"]:
-        pipeline.pipeline_section()
+        status.status_section()
     with tabs["efficiency"]:
         forms.efficiency_form()
     with tabs["malfunction"]:

@@ -12,10 +12,10 @@ from flask import Flask, Response, jsonify
 from flask_cors import CORS
 from werkzeug.exceptions import HTTPException
 
-from smarthome.api.pipeline import bp as pipeline_bp
 from smarthome.api.routes import bp, healthz_post
+from smarthome.api.status import bp as status_bp
 from smarthome.api.validation import MAX_BATCH, MAX_BODY_BYTES, ApiError
-from smarthome.observe.pipeline import PipelineSource
+from smarthome.observe.status import StatusSource
 from smarthome.scoring.holder import Loader, ModelHolder, default_loader
 
 __all__ = ["create_app", "ModelHolder"]
@@ -53,14 +53,14 @@ def create_app(
     *,
     reload_seconds: float = 2.0,
     loader: Loader = default_loader,
-    pipeline: PipelineSource | None = None,
+    status_source: StatusSource | None = None,
     bench_noop: bool = False,
     metrics: bool = True,
 ) -> Flask:
     """The API serving the newest set in ``model_dir``, re-checked every ``reload_seconds``.
 
     ``reload_seconds=0`` disables the background watcher (tests call ``holder.check()``).
-    ``pipeline`` says where ``GET /pipeline`` looks (default: the environment's settings).
+    ``status_source`` says where ``GET /pipeline`` looks (default: the environment's settings).
     ``bench_noop`` adds ``POST /healthz``, a no-op the benchmark compares predictions with.
     ``metrics`` counts every request and serves ``GET /metrics`` (``smarthome.api.metrics``).
     """
@@ -71,9 +71,9 @@ def create_app(
     holder.check()
     holder.start(reload_seconds)
     app.extensions["model_holder"] = holder
-    app.extensions["pipeline_source"] = pipeline or default_pipeline_source(Path(model_dir))
+    app.extensions["status_source"] = status_source or default_status_source(Path(model_dir))
     app.register_blueprint(bp)
-    app.register_blueprint(pipeline_bp)
+    app.register_blueprint(status_bp)
     if metrics:
         from smarthome.api.metrics import install
 
@@ -89,10 +89,10 @@ def create_app(
     return app
 
 
-def default_pipeline_source(model_dir: Path) -> PipelineSource:
+def default_status_source(model_dir: Path) -> StatusSource:
     from smarthome.config import CONSUMER_GROUP, env
 
-    return PipelineSource(
+    return StatusSource(
         bootstrap_servers=env("KAFKA_BOOTSTRAP_SERVERS"),
         topic=env("KAFKA_TOPIC"),
         group=CONSUMER_GROUP,

@@ -13,7 +13,7 @@ from pydantic.json_schema import models_json_schema
 
 from smarthome.api.validation import MAX_BATCH, DeviceRequest, MalfunctionRequest
 from smarthome.contracts import api as bodies
-from smarthome.observe.pipeline import PipelineView
+from smarthome.observe.status import PipelineStatus
 
 REF = "#/components/schemas/{model}"
 
@@ -28,7 +28,7 @@ _MODELS: list[tuple[type[BaseModel], str]] = [
     (bodies.ModelsResponse, "serialization"),
     (bodies.SegmentsResponse, "serialization"),
     (bodies.Health, "serialization"),
-    (PipelineView, "serialization"),
+    (PipelineStatus, "serialization"),
 ]
 
 _ERRORS = {
@@ -110,7 +110,7 @@ def build_document(server_url: str | None = None) -> dict[str, Any]:
             "/pipeline": _get(
                 "Topic, consumer group lag, batch files and model sets, each with when it was"
                 " looked at; Kafka unreachable is said, not an error",
-                PipelineView,
+                PipelineStatus,
             ),
             "/metrics": {
                 "get": {

@@ -54,9 +54,9 @@ class AppSettings:
 
 def build_app(settings: AppSettings) -> Flask:
     from smarthome.api import create_app
-    from smarthome.observe.pipeline import PipelineSource
+    from smarthome.observe.status import StatusSource
 
-    pipeline = PipelineSource(
+    status_source = StatusSource(
         settings.bootstrap_servers,
         settings.topic,
         settings.group,
@@ -68,7 +68,7 @@ def build_app(settings: AppSettings) -> Flask:
         reload_seconds=settings.reload_seconds,
         bench_noop=settings.bench_noop,
         metrics=settings.metrics,
-        pipeline=pipeline,
+        status_source=status_source,
     )
 
 

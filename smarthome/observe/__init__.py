@@ -1,1 +1,2 @@
-"""Watching the pipeline: Prometheus collectors and the ``GET /pipeline`` view (DESIGN §12)."""
+"""Watching the running stages: Prometheus collectors and the status ``GET /pipeline`` serves
+(DESIGN §12)."""

@@ -25,7 +25,7 @@ from smarthome.contracts.api import (
     read_response,
 )
 from smarthome.contracts.artefact import ContractError
-from smarthome.observe.pipeline import PipelineView
+from smarthome.observe.status import PipelineStatus
 
 #: a POST body: one record, or a list of records
 Records = dict[str, Any] | list[dict[str, Any]]
@@ -117,9 +117,9 @@ class ApiClient:
         """``GET /models``: every set, newest first, each with its manifest or its error."""
         return self._read(ModelsResponse, "/models").sets
 
-    def pipeline(self) -> PipelineView:
+    def pipeline(self) -> PipelineStatus:
         """``GET /pipeline``: topic, consumer lag, batch files, model sets."""
-        return self._read(PipelineView, "/pipeline")
+        return self._read(PipelineStatus, "/pipeline")
 
     def segments(self) -> SegmentsResponse:
         """``GET /segments``: the loaded set's cluster profiles."""

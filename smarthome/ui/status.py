@@ -15,7 +15,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from smarthome.observe.pipeline import PipelineView
+from smarthome.observe.status import PipelineStatus
 from smarthome.ui.client import ApiError
 from smarthome.ui.common import client, show_error, tr
 
@@ -25,10 +25,10 @@ HISTORY_SECONDS = 300
 
 def _history() -> deque[tuple[float, int]]:
     """(time, records in the topic) of this session's looks, the last few minutes."""
-    return st.session_state.setdefault("_pipeline_history", deque(maxlen=HISTORY_SECONDS))
+    return st.session_state.setdefault("_status_history", deque(maxlen=HISTORY_SECONDS))
 
 
-def look() -> tuple[PipelineView | None, ApiError | None]:
+def look() -> tuple[PipelineStatus | None, ApiError | None]:
     """One ``GET /pipeline``, remembered for the records/s chart."""
     try:
         view = client().pipeline()
@@ -80,7 +80,7 @@ def _age(seconds: float | None) -> str:
 
 
 @st.fragment(run_every=REFRESH_SECONDS)
-def pipeline_section() -> None:
+def status_section() -> None:
     st.markdown(tr("pipe_intro"))
     view, error = look()
     if error is not None:

@@ -12,7 +12,7 @@ from smarthome.contracts import model_sets as registry
 from smarthome.devtools.ports import free_port
 from smarthome.ingest.batch_writer import BatchWriter
 from smarthome.ingest.consumer import BatchConsumer, ConsumerOptions
-from smarthome.observe.pipeline import PipelineSource, PipelineView
+from smarthome.observe.status import PipelineStatus, StatusSource
 from tests.contracts.samples import rename_key, sample_manifest, write_set
 from tests.ingest.test_consumer import dataset_records, message
 
@@ -26,11 +26,11 @@ def fake_set(model_dir: Path, number: int, rows: int) -> Path:
     return write_set(model_dir, manifest)
 
 
-def get_view(source: PipelineSource) -> dict[str, Any]:
-    app = create_app(source.model_dir, reload_seconds=0, pipeline=source)
+def get_status(source: StatusSource) -> dict[str, Any]:
+    app = create_app(source.model_dir, reload_seconds=0, status_source=source)
     answer = app.test_client().get("/pipeline")
     assert answer.status_code == 200, answer.get_data(as_text=True)
-    PipelineView.model_validate(answer.get_json())  # the documented type, field for field
+    PipelineStatus.model_validate(answer.get_json())  # the documented type, field for field
     return answer.get_json()
 
 
@@ -42,22 +42,22 @@ def test_kafka_down_is_said_and_the_rest_still_shows(tmp_path: Path) -> None:
     writer.append_rejected("t", 0, [{"offset": 3, "value": "x", "reason": "record: not JSON"}])
     fake_set(model_dir, 1, 3)
     newest = fake_set(model_dir, 2, 5)
-    source = PipelineSource(f"127.0.0.1:{free_port()}", "t", "g", batch_dir, model_dir)
-    view = get_view(source)
-    assert view["kafka"]["reachable"] is False and "no Kafka broker" in view["kafka"]["error"]
-    assert view["batches"]["files"] == 2 and view["batches"]["rows"] == 5
-    assert view["batches"]["rejected"] == 1
-    sets = view["model_sets"]
+    source = StatusSource(f"127.0.0.1:{free_port()}", "t", "g", batch_dir, model_dir)
+    status = get_status(source)
+    assert status["kafka"]["reachable"] is False and "no Kafka broker" in status["kafka"]["error"]
+    assert status["batches"]["files"] == 2 and status["batches"]["rows"] == 5
+    assert status["batches"]["rejected"] == 1
+    sets = status["model_sets"]
     assert sets["count"] == 2 and sets["newest"] == newest.name and sets["newest_rows"] == 5
     assert 0 <= sets["newest_age_seconds"] < 60
     assert sets["training"] is False and sets["newest_error"] is None
     rename_key(newest / registry.MANIFEST, "rows", "row_count")
-    sets = get_view(source)["model_sets"]
+    sets = get_status(source)["model_sets"]
     assert sets["newest_rows"] is None
     assert sets["newest_error"].startswith(f"{newest / registry.MANIFEST}: field rows: missing")
     with open(model_dir / registry.TRAINING_LOCK, "a+") as lock:  # as spark_training.py does
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        assert get_view(source)["model_sets"]["training"] is True
+        assert get_status(source)["model_sets"]["training"] is True
 
 
 def test_lag_is_end_minus_committed_while_stopped_and_zero_after_draining(
@@ -80,17 +80,17 @@ def test_lag_is_end_minus_committed_while_stopped_and_zero_after_draining(
         options = ConsumerOptions(bootstrap, topic, tmp_path / "b", group="g", idle_timeout=2)
         BatchConsumer(options).run()
 
-    source = PipelineSource(bootstrap, topic, "g", tmp_path / "b", tmp_path / "m")
+    source = StatusSource(bootstrap, topic, "g", tmp_path / "b", tmp_path / "m")
     produce(records[:500])
     drain()
     produce(records[500:])  # the consumer is stopped: these 300 are lag
-    kafka = get_view(source)["kafka"]
+    kafka = get_status(source)["kafka"]
     assert kafka["reachable"] is True and kafka["records_in_topic"] == 800
     for part in kafka["partitions"]:
         assert part["lag"] == part["end_offset"] - part["committed"]
     assert kafka["total_lag"] == 300
     drain()
-    source = PipelineSource(bootstrap, topic, "g", tmp_path / "b", tmp_path / "m")  # no cache
-    view = get_view(source)
-    assert view["kafka"]["total_lag"] == 0
-    assert view["batches"]["rows"] == 800
+    source = StatusSource(bootstrap, topic, "g", tmp_path / "b", tmp_path / "m")  # no cache
+    status = get_status(source)
+    assert status["kafka"]["total_lag"] == 0
+    assert status["batches"]["rows"] == 800

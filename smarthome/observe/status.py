@@ -1,6 +1,6 @@
-"""One typed view of the whole pipeline: Kafka topic and group, batch files, model sets.
+"""The status of every stage in one typed answer: Kafka topic and group, batch files, model sets.
 
-``GET /pipeline`` (the API) and the UI's Pipeline tab read it. Each part says when it was
+``GET /pipeline`` (the API) serves it and the UI's Pipeline tab shows it. Each part says when it was
 looked at, and a part that cannot be read (Kafka down) says so while the rest still shows.
 Batch files are immutable once published, so their row counts are cached by name and a
 look costs one directory listing plus the new files.
@@ -26,14 +26,14 @@ from smarthome.contracts.manifest import Manifest
 from smarthome.ingest.batch_writer import REJECTED_DIR
 
 
-class PartitionView(BaseModel):
+class PartitionStatus(BaseModel):
     partition: int
     end_offset: int
     committed: int | None  # None: the group has committed nothing for it yet
     lag: int  # end offset - committed (all of it when nothing is committed)
 
 
-class KafkaView(BaseModel):
+class KafkaStatus(BaseModel):
     reachable: bool
     error: str | None = None
     bootstrap_servers: str
@@ -41,11 +41,11 @@ class KafkaView(BaseModel):
     group: str
     records_in_topic: int | None = None
     total_lag: int | None = None
-    partitions: list[PartitionView] = []
+    partitions: list[PartitionStatus] = []
     checked_at: datetime
 
 
-class BatchView(BaseModel):
+class BatchStatus(BaseModel):
     folder: str
     files: int
     rows: int
@@ -55,7 +55,7 @@ class BatchView(BaseModel):
     checked_at: datetime
 
 
-class ModelSetsView(BaseModel):
+class ModelSetsStatus(BaseModel):
     folder: str
     count: int
     newest: str | None = None
@@ -67,10 +67,10 @@ class ModelSetsView(BaseModel):
     checked_at: datetime
 
 
-class PipelineView(BaseModel):
-    kafka: KafkaView
-    batches: BatchView
-    model_sets: ModelSetsView
+class PipelineStatus(BaseModel):
+    kafka: KafkaStatus
+    batches: BatchStatus
+    model_sets: ModelSetsStatus
     checked_at: datetime
 
 
@@ -83,8 +83,8 @@ def _mtime(path: Path) -> datetime:
 
 
 @dataclass
-class PipelineSource:
-    """Where the pipeline lives; ``view()`` looks at all of it.
+class StatusSource:
+    """Where the stages keep their state; ``status()`` looks at all of it.
 
     Kafka is asked at most once a second (every 5 s while it does not answer), in a
     background thread.
@@ -97,24 +97,24 @@ class PipelineSource:
     model_dir: Path
 
     def __post_init__(self) -> None:
-        # the view says whether Kafka answers; kafka-python's own connection errors, every
+        # the status says whether Kafka answers; kafka-python's own connection errors, every
         # few seconds while it is down, would only flood the server's log
         logging.getLogger("kafka").setLevel(logging.CRITICAL)
         self._rows: dict[str, int] = {}
-        self._kafka: tuple[float, KafkaView] | None = None
+        self._kafka: tuple[float, KafkaStatus] | None = None
         self._lock = threading.Lock()
         self._looking = False
         self._first = threading.Event()
 
-    def view(self) -> PipelineView:
-        return PipelineView(
+    def status(self) -> PipelineStatus:
+        return PipelineStatus(
             kafka=self.kafka(),
             batches=self.batches(),
             model_sets=self.model_sets(),
             checked_at=_now(),
         )
 
-    def kafka(self) -> KafkaView:
+    def kafka(self) -> KafkaStatus:
         """The newest look at Kafka; an older one starts a new look in the background.
 
         Only the very first call waits for Kafka (its timeouts when Kafka is down), so a
@@ -131,13 +131,13 @@ class PipelineSource:
             with self._lock:
                 cached = self._kafka
         if cached is None:
-            return KafkaView(reachable=False, error="Kafka did not answer within 15 s",
+            return KafkaStatus(reachable=False, error="Kafka did not answer within 15 s",
                              bootstrap_servers=self.bootstrap_servers, topic=self.topic,
                              group=self.group, checked_at=_now())  # fmt: skip
         return cached[1]
 
     @staticmethod
-    def _max_age(view: KafkaView) -> float:
+    def _max_age(view: KafkaStatus) -> float:
         return 1.0 if view.reachable else 5.0  # a look at a Kafka that is down takes seconds
 
     def _refresh(self) -> None:
@@ -149,7 +149,7 @@ class PipelineSource:
             self._looking = False
             self._first.set()
 
-    def _look_at_kafka(self) -> KafkaView:
+    def _look_at_kafka(self) -> KafkaStatus:
         from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
         from kafka.errors import KafkaError
 
@@ -160,7 +160,7 @@ class PipelineSource:
         try:
             consumer = KafkaConsumer(bootstrap_servers=servers, **timeouts)
         except Exception as exc:  # kafka-python raises several kinds when nobody answers
-            return KafkaView(reachable=False, error=f"no Kafka broker answers: {exc}", **base)
+            return KafkaStatus(reachable=False, error=f"no Kafka broker answers: {exc}", **base)
         try:
             partitions = sorted(consumer.partitions_for_topic(self.topic) or ())
             tps = [TopicPartition(self.topic, p) for p in partitions]
@@ -173,7 +173,7 @@ class PipelineSource:
             finally:
                 admin.close()
         except (KafkaError, OSError) as exc:
-            return KafkaView(reachable=False, error=f"{type(exc).__name__}: {exc}", **base)
+            return KafkaStatus(reachable=False, error=f"{type(exc).__name__}: {exc}", **base)
         finally:
             consumer.close()
         views = []
@@ -181,9 +181,9 @@ class PipelineSource:
             meta = committed.get(tp)
             offset = meta.offset if meta is not None and meta.offset >= 0 else None
             end = ends.get(tp, 0)
-            views.append(PartitionView(partition=tp.partition, end_offset=end, committed=offset,
+            views.append(PartitionStatus(partition=tp.partition, end_offset=end, committed=offset,
                                        lag=max(0, end - (offset or 0))))  # fmt: skip
-        return KafkaView(
+        return KafkaStatus(
             reachable=True,
             records_in_topic=sum(v.end_offset for v in views),
             total_lag=sum(v.lag for v in views),
@@ -191,7 +191,7 @@ class PipelineSource:
             **base,
         )
 
-    def batches(self) -> BatchView:
+    def batches(self) -> BatchStatus:
         files = list_batch_files(self.batch_dir)
         rows = 0
         for path in files:
@@ -204,7 +204,7 @@ class PipelineSource:
             with contextlib.suppress(OSError), path.open("rb") as fh:
                 rejected += sum(1 for _ in fh)
         newest = files[-1] if files else None
-        return BatchView(
+        return BatchStatus(
             folder=str(self.batch_dir),
             files=len(files),
             rows=rows,
@@ -214,7 +214,7 @@ class PipelineSource:
             checked_at=_now(),
         )
 
-    def model_sets(self) -> ModelSetsView:
+    def model_sets(self) -> ModelSetsStatus:
         sets = registry.list_sets(self.model_dir) if self.model_dir.is_dir() else []
         newest = sets[-1] if sets else None
         created, rows, error = None, None, None
@@ -225,7 +225,7 @@ class PipelineSource:
             except ContractError as exc:
                 error = str(exc)
         age = (_now() - created).total_seconds() if created else None
-        return ModelSetsView(
+        return ModelSetsStatus(
             folder=str(self.model_dir),
             count=len(sets),
             newest=newest.name if newest else None,
