@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from smarthome.devtools.processes import stop_children_at_exit
+
 HERE = Path(__file__).resolve().parent
 ASKED_FOR_BY_NAME = {"bench_scale"}
 
@@ -44,4 +46,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    stop_children_at_exit()  # no broker or stage left running after SIGTERM/Ctrl-C
     sys.exit(main())

@@ -27,6 +27,7 @@ from smarthome.config import env
 from smarthome.contracts import model_sets as registry
 from smarthome.contracts.batch_files import batch_file_name
 from smarthome.contracts.records import DEVICE_FEATURES
+from smarthome.devtools.processes import stop_children_at_exit
 from smarthome.devtools.servers import running_api
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -272,4 +273,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    stop_children_at_exit()  # no broker or stage left running after SIGTERM/Ctrl-C
     sys.exit(main())

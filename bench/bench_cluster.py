@@ -20,6 +20,7 @@ from typing import Any
 
 from smarthome.devtools.kafka_cluster import LocalKafkaCluster
 from smarthome.devtools.ports import free_base_port
+from smarthome.devtools.processes import stop_children_at_exit
 from smarthome.ingest import producer as kp
 from smarthome.ingest.batch_writer import BatchWriter
 from smarthome.ingest.consumer import BatchConsumer, ConsumerOptions
@@ -123,4 +124,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    stop_children_at_exit()  # no broker or stage left running after SIGTERM/Ctrl-C
     raise SystemExit(main())

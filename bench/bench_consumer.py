@@ -20,6 +20,7 @@ from pathlib import Path
 
 from smarthome.devtools.local_kafka import LocalKafka
 from smarthome.devtools.ports import free_port
+from smarthome.devtools.processes import stop_children_at_exit
 from smarthome.ingest.consumer import CLIENT_CONFIG, BatchConsumer, ConsumerOptions, parse_row
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,4 +125,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    stop_children_at_exit()  # no broker or stage left running after SIGTERM/Ctrl-C
     sys.exit(main())

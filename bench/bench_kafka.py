@@ -20,6 +20,7 @@ from pathlib import Path
 from smarthome.devtools.java import java_executable
 from smarthome.devtools.local_kafka import LOG4J2_CONFIG, LocalKafka
 from smarthome.devtools.ports import free_port
+from smarthome.devtools.processes import stop_children_at_exit
 from smarthome.ingest import producer as kp
 from smarthome.ingest.dataset import read_dataset
 
@@ -144,4 +145,5 @@ def _has_lz4() -> bool:
 
 
 if __name__ == "__main__":
+    stop_children_at_exit()  # no broker or stage left running after SIGTERM/Ctrl-C
     raise SystemExit(main())

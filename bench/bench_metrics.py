@@ -20,6 +20,7 @@ from pathlib import Path
 from bench.bench_api import dataset_rows, load, model_dir_with_a_set, wrk_load
 from smarthome.config import env
 from smarthome.contracts.records import DEVICE_FEATURES
+from smarthome.devtools.processes import stop_children_at_exit
 from smarthome.devtools.servers import running_api
 
 
@@ -64,4 +65,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    stop_children_at_exit()  # no broker or stage left running after SIGTERM/Ctrl-C
     sys.exit(main())

@@ -36,6 +36,7 @@ from smarthome.contracts.model_sets import MANIFEST, newest_set
 from smarthome.devtools.local_kafka import LocalKafka
 from smarthome.devtools.peakmem import MB, PeakSampler
 from smarthome.devtools.ports import free_port
+from smarthome.devtools.processes import stop_children_at_exit
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = [int(s) for s in os.environ.get("BENCH_SCALE_SIZES", "100000,300000,1000000").split(",")]
@@ -279,4 +280,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    stop_children_at_exit()  # no broker or stage left running after SIGTERM/Ctrl-C
     sys.exit(main())

@@ -20,6 +20,7 @@ import pandas as pd
 
 from smarthome.contracts.manifest import Manifest
 from smarthome.contracts.model_sets import MANIFEST
+from smarthome.devtools.processes import stop_children_at_exit
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = (1, 100, 1000)  # one record per request (the API's usual call), a list, a batch
@@ -109,4 +110,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    stop_children_at_exit()  # no broker or stage left running after SIGTERM/Ctrl-C
     sys.exit(main())

@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from smarthome.devtools.processes import stop_children_at_exit
+
 ROOT = Path(__file__).resolve().parent.parent
 
 from bench.bench_training import SPARK_SUBMIT, venv_env  # noqa: E402
@@ -88,4 +90,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    stop_children_at_exit()  # no broker or stage left running after SIGTERM/Ctrl-C
     sys.exit(main())

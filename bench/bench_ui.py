@@ -24,6 +24,7 @@ from streamlit.testing.v1 import AppTest
 from bench.bench_api import model_dir_with_a_set
 from smarthome.config import env
 from smarthome.devtools.ports import free_port
+from smarthome.devtools.processes import stop_children_at_exit
 from smarthome.devtools.servers import running_api
 from smarthome.ui import bulk
 from smarthome.ui.client import ApiClient
@@ -150,4 +151,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    stop_children_at_exit()  # no broker or stage left running after SIGTERM/Ctrl-C
     sys.exit(main())
