@@ -265,12 +265,23 @@ def close(producer: Any) -> None:
         producer.close(timeout=10)
     except KafkaError:
         # kafka-python could not flush batches the brokers never took (no leader, no ISR);
-        # they are counted as failed already. Stop its I/O thread now and keep its __del__
-        # from trying again at exit, where the only traceback the user would see comes from.
-        sender = getattr(producer, "_sender", None)
-        if sender is not None:
-            sender.force_close()
-        producer._closed = True
+        # they are counted as failed already. Its __del__ tries once more at exit and its
+        # error would be the only traceback the user sees: that one is not shown.
+        _quiet_failed_close()
+
+
+def _quiet_failed_close() -> None:
+    """Hide the KafkaError a producer's ``__del__`` raises at exit after a failed close
+    (Python's public hook for errors it cannot raise); every other error is shown as usual."""
+    from kafka.errors import KafkaError
+
+    shown = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if not isinstance(unraisable.exc_value, KafkaError):
+            shown(unraisable)
+
+    sys.unraisablehook = hook
 
 
 def _flush(producer: Any, timeout: float) -> None:
