@@ -37,6 +37,7 @@ from smarthome.devtools.local_kafka import LocalKafka
 from smarthome.devtools.peakmem import MB, PeakSampler
 from smarthome.devtools.ports import free_port
 from smarthome.devtools.processes import stop_children_at_exit
+from smarthome.devtools.workspace import venv_env
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = [int(s) for s in os.environ.get("BENCH_SCALE_SIZES", "100000,300000,1000000").split(",")]
@@ -55,14 +56,6 @@ class Result:
     records: int
     figures: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-
-
-def venv_env() -> dict[str, str]:
-    """An activated .venv: spark-submit runs the driver with this interpreter."""
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["PYSPARK_PYTHON"] = env["PYSPARK_DRIVER_PYTHON"] = sys.executable
-    return env
 
 
 def run_measured(cmd: list[str], log: Path, timeout: float) -> tuple[float, float, str]:

@@ -1,4 +1,5 @@
-"""No import cycles in ``smarthome``: neither between its modules nor between its packages.
+"""No import cycles in ``smarthome``: neither between its modules nor between its packages;
+and no test module imports another (what tests share lives in ``tests/helpers/`` or a conftest).
 
 The graphs come from the source (``ast``), not from importing it: every ``import`` counts,
 also one inside a function or under ``TYPE_CHECKING``, since a cycle that only lazy imports
@@ -14,6 +15,7 @@ import ast
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "smarthome"
+TESTS_DIR = Path(__file__).resolve().parent
 
 
 def module_files(package_dir: Path = PACKAGE_DIR) -> dict[str, Path]:
@@ -160,3 +162,16 @@ def test_no_import_cycle_between_packages() -> None:
         + "\n"
         + _why(cycle or [], graph, modules)
     )
+
+
+def test_no_test_module_imports_another() -> None:
+    modules = module_files(TESTS_DIR)
+    graph = module_graph(modules)
+    imports = sorted(
+        f"{name} imports {target}"
+        for name, targets in graph.items()
+        for target in targets
+        if target.rpartition(".")[2].startswith("test_")
+    )
+    assert len(modules) > 40, "the test sources were not found"
+    assert not imports, "move what they share to tests/helpers/: " + "; ".join(imports)

@@ -12,7 +12,7 @@ import requests
 from smarthome.api import create_app
 from smarthome.contracts import model_sets as registry
 from smarthome.devtools.servers import running_api
-from tests.observe.test_metrics_stream import samples
+from tests.helpers.metrics import samples
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 

@@ -16,9 +16,9 @@ import pytest
 
 from smarthome.api import create_app
 from smarthome.contracts import model_sets as registry
-from smarthome.contracts.manifest import Manifest
 from tests.conftest import ROOT
-from tests.contracts.samples import rename_key, sample_clusters, sample_manifest, write_set
+from tests.helpers.fake_sets import FakeSet
+from tests.helpers.samples import rename_key, sample_clusters, sample_manifest, write_set
 
 ROW = {
     "UserID": 1,
@@ -31,27 +31,6 @@ ROW = {
     "SmartHomeEfficiency": 1,
 }
 FEATURES = {k: v for k, v in ROW.items() if k not in ("UserID", "SmartHomeEfficiency")}
-
-
-class FakeSet:
-    """Duck-typed ServedSet: simple deterministic rules instead of trained models."""
-
-    def __init__(self, path: Path):
-        if (path / "broken").exists():
-            raise ValueError((path / "broken").read_text())
-        self.path = path
-        self.name = path.name
-        self.manifest = Manifest.read(path / registry.MANIFEST)
-        self.clusters = sample_clusters()
-
-    def predict_efficiency(self, rows: list[dict[str, Any]]) -> list[tuple[int, float]]:
-        return [(int(r["UsageHoursPerDay"] > 12), 0.75) for r in rows]
-
-    def predict_malfunction(self, rows: list[dict[str, Any]]) -> list[float]:
-        return [min(r["EnergyConsumption"], 1e6) * 2.0 for r in rows]
-
-    def segment(self, rows: list[dict[str, Any]]) -> list[int]:
-        return [0 if r["UsageHoursPerDay"] < 12 else 1 for r in rows]
 
 
 def publish(model_dir: Path, number: int, broken: str | None = None) -> Path:

@@ -17,7 +17,7 @@ from smarthome.contracts.batch_files import BatchName, batch_file_name
 from smarthome.contracts.clusters import Clusters
 from smarthome.contracts.manifest import Manifest, TrainSettings
 from smarthome.errors import UserError
-from tests.contracts.samples import rename_key, sample_clusters, sample_manifest, write_set
+from tests.helpers.samples import rename_key, sample_clusters, sample_manifest, write_set
 
 
 @pytest.mark.parametrize("make", [sample_manifest, sample_clusters], ids=["manifest", "clusters"])

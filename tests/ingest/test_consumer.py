@@ -1,20 +1,13 @@
-"""The batch consumer against a real broker: round trip, malformed messages, a consumer group.
-
-The helpers here are shared with ``test_consumer_crash.py``.
-"""
+"""The batch consumer against a real broker: round trip, malformed messages, a consumer group."""
 
 from __future__ import annotations
 
 import base64
-import csv
 import json
-import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,149 +15,24 @@ import pandas as pd
 import pytest
 
 from smarthome.contracts.batch_files import BatchName, list_batch_files
-from smarthome.contracts.records import RECORD_COLUMNS
 from smarthome.ingest.batch_writer import rejected_path
-
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "kafka_consumer_batch.py"
-_TYPES = {c: int for c in RECORD_COLUMNS} | {
-    "DeviceType": str,
-    "UsageHoursPerDay": float,
-    "EnergyConsumption": float,
-}
+from tests.conftest import ROOT
+from tests.helpers.consumer import (
+    assert_exactly_once,
+    group_for,
+    read_batches,
+    run_consumer,
+    start_consumer,
+)
+from tests.helpers.records import (
+    dataset_frame,
+    dataset_records,
+    message,
+    produce,
+    produce_in_background,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
-
-
-# -- helpers (also used by test_consumer_crash.py) ------------------------------------------
-def dataset_records(path: Path) -> list[dict[str, Any]]:
-    """The dataset as typed records; floats parsed from their exact text."""
-    with path.open(newline="") as fh:
-        return [{k: _TYPES[k](v) for k, v in row.items()} for row in csv.DictReader(fh)]
-
-
-def dataset_frame(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path, float_precision="round_trip")
-
-
-def message(record: dict[str, Any]) -> tuple[bytes, bytes]:
-    """A record as DESIGN §3's Kafka message: key UserID as text, value UTF-8 JSON."""
-    return str(record["UserID"]).encode(), json.dumps(record).encode()
-
-
-def produce(
-    bootstrap: str,
-    topic: str,
-    messages: Sequence[tuple[bytes | None, bytes | None]],
-    rate: float = 0,
-) -> list[tuple[int, int]]:
-    """Send messages in order (idempotent, acks=all), every future checked; (partition, offset)s."""
-    from kafka import KafkaProducer
-
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
-    )
-    try:
-        futures = []
-        started = time.monotonic()
-        for i, (key, value) in enumerate(messages):
-            if rate:
-                delay = started + i / rate - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-            futures.append(producer.send(topic, key=key, value=value))
-        producer.flush(60)
-        return [(m.partition, m.offset) for m in (f.get(timeout=60) for f in futures)]
-    finally:
-        producer.close()
-
-
-def produce_in_background(
-    bootstrap: str, topic: str, messages: Sequence[tuple[bytes, bytes]], rate: float
-) -> threading.Thread:
-    thread = threading.Thread(target=produce, args=(bootstrap, topic, messages, rate), daemon=True)
-    thread.start()
-    return thread
-
-
-def group_for(topic: str) -> str:
-    return f"batcher-{topic}"
-
-
-def start_consumer(
-    bootstrap: str,
-    topic: str,
-    batch_dir: Path,
-    *flags: str,
-    log: Path | None = None,
-    env: dict[str, str] | None = None,
-) -> subprocess.Popen[bytes]:
-    """kafka_consumer_batch.py as a subprocess (what a user runs), output to ``log``.
-
-    The group is private to the topic unless ``--group`` is given, so members killed by one
-    test never delay another test's rebalance on the shared broker.
-    """
-    if "--group" not in flags:
-        flags = (*flags, "--group", group_for(topic))
-    out = open(log or os.devnull, "ab")  # noqa: SIM115 - closed with the process
-    cmd = [
-        sys.executable,
-        str(SCRIPT),
-        "--bootstrap-servers",
-        bootstrap,
-        "--topic",
-        topic,
-        "--batch-dir",
-        str(batch_dir),
-        "--no-progress",
-        *flags,
-    ]
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
-    )
-    out.close()
-    return proc
-
-
-def run_consumer(bootstrap: str, topic: str, batch_dir: Path, *flags: str, log: Path) -> str:
-    """Run the consumer to its idle end; returns its output (assert it exited 0)."""
-    proc = start_consumer(bootstrap, topic, batch_dir, *flags, log=log)
-    assert proc.wait(timeout=240) == 0, log.read_text()
-    return log.read_text()
-
-
-def read_batches(batch_dir: Path) -> pd.DataFrame:
-    """Every published batch file, in file-name order, with a ``_file`` column."""
-    frames = []
-    for path in list_batch_files(batch_dir):
-        frame = pd.read_csv(path, float_precision="round_trip")
-        assert list(frame.columns) == RECORD_COLUMNS, path.name
-        frames.append(frame.assign(_file=path.name))
-    if not frames:
-        return pd.DataFrame(columns=[*RECORD_COLUMNS, "_file"])
-    return pd.concat(frames, ignore_index=True)
-
-
-def assert_exactly_once(batch_dir: Path, dataset: pd.DataFrame) -> pd.DataFrame:
-    """Each dataset row is in the files once, with identical values; file ranges never overlap."""
-    got = read_batches(batch_dir)
-    dupes = got["UserID"][got["UserID"].duplicated()].tolist()
-    assert not dupes, f"{len(dupes)} duplicated UserIDs, e.g. {dupes[:5]}"
-    missing = sorted(set(dataset["UserID"]) - set(got["UserID"]))
-    assert not missing, f"{len(missing)} UserIDs missing, e.g. {missing[:5]}"
-    assert len(got) == len(dataset)
-    by_id = got.drop(columns="_file").set_index("UserID").sort_index()
-    pd.testing.assert_frame_equal(by_id, dataset.set_index("UserID").sort_index())
-    ranges: dict[int, list[tuple[int, int]]] = {}
-    for path in list_batch_files(batch_dir):
-        name = BatchName.parse(path.name)
-        assert name is not None
-        ranges.setdefault(name.partition, []).append((name.start_offset, name.end_offset))
-    for partition, spans in ranges.items():
-        spans.sort()
-        for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
-            assert start > end, f"partition {partition}: overlapping files {spans}"
-    return got
 
 
 def _wait_for_group(bootstrap: str, group: str, members: int, proc: subprocess.Popen) -> None:
@@ -184,7 +52,6 @@ def _wait_for_group(bootstrap: str, group: str, members: int, proc: subprocess.P
         admin.close()
 
 
-# -- tests ----------------------------------------------------------------------------------
 def test_round_trip_producer_to_files_equals_the_dataset_rows_exactly(
     kafka_broker: Any, make_topic: Any, dataset_path: Path, tmp_path: Path
 ) -> None:

@@ -15,17 +15,10 @@ from kafka import KafkaConsumer
 
 from smarthome.contracts.batch_files import list_batch_files
 from smarthome.devtools.chaos import topic_user_ids
+from tests.conftest import ROOT
 from tests.fixtures_kafka import create_topic
-from tests.ingest.test_consumer import (
-    ROOT,
-    assert_exactly_once,
-    dataset_frame,
-    dataset_records,
-    message,
-    produce_in_background,
-    run_consumer,
-    start_consumer,
-)
+from tests.helpers.consumer import assert_exactly_once, run_consumer, start_consumer
+from tests.helpers.records import dataset_frame, dataset_records, message, produce_in_background
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -20,16 +20,8 @@ import pytest
 from smarthome.contracts.batch_files import BatchName, list_batch_files
 from smarthome.ingest.batch_writer import batch_resume_offset
 from tests.conftest import require
-from tests.ingest.test_consumer import (
-    SCRIPT,
-    assert_exactly_once,
-    dataset_frame,
-    dataset_records,
-    group_for,
-    message,
-    produce,
-    run_consumer,
-)
+from tests.helpers.consumer import SCRIPT, assert_exactly_once, group_for, run_consumer
+from tests.helpers.records import dataset_frame, dataset_records, message, produce
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -19,6 +19,7 @@ from smarthome.devtools.ports import free_port
 from smarthome.ingest.dataset import read_dataset
 from smarthome.ingest.producer import paced, replay
 from smarthome.ingest.synthetic import synthetic_records
+from tests.helpers.topics import read_topic
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "kafka_producer.py"
@@ -32,32 +33,6 @@ def producer(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[st
         timeout=timeout,
         cwd=ROOT,
     )
-
-
-def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 60) -> list[Any]:
-    """Every message in the topic (all partitions, from the start), as consumer records."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
-    )
-    try:
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
-        consumer.assign(parts)
-        consumer.seek_to_beginning()
-        ends = consumer.end_offsets(parts)
-        messages: list[Any] = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=500).values():
-                messages.extend(batch)
-            if all(consumer.position(tp) >= ends[tp] for tp in parts) and len(messages) >= min(
-                expected, sum(ends.values())
-            ):
-                break
-        return messages
-    finally:
-        consumer.close()
 
 
 def csv_rows(path: Path) -> list[dict[str, Any]]:

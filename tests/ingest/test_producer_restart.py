@@ -10,7 +10,10 @@ from collections import Counter
 
 import pytest
 
-from tests.ingest.test_producer import ROOT, SCRIPT, read_topic
+from tests.conftest import ROOT
+from tests.helpers.topics import read_topic
+
+SCRIPT = ROOT / "kafka_producer.py"
 
 
 @pytest.mark.kafka

@@ -14,27 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from smarthome.devtools.ports import free_port
 from smarthome.ingest import producer as kp
 from smarthome.observe.metrics import ProducerCollector, serve
 from tests.conftest import ROOT
-from tests.ingest.test_consumer import dataset_records, message
-
-
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample of a Prometheus text exposition by (name, sorted labels)."""
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample at http://127.0.0.1:port/metrics."""
-    return samples(requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text)
+from tests.helpers.metrics import scrape
+from tests.helpers.records import dataset_records, message
 
 
 def test_producer_counters_equal_the_records_sent(kafka_broker: Any, make_topic: Any) -> None:

@@ -19,8 +19,8 @@ from smarthome.devtools.batches import write_batches
 from smarthome.devtools.ports import free_port
 from smarthome.observe.metrics import TrainingCollector
 from tests.conftest import ROOT
-from tests.contracts.samples import sample_manifest, write_set
-from tests.observe.test_metrics_stream import samples, scrape
+from tests.helpers.metrics import samples, scrape
+from tests.helpers.samples import sample_manifest, write_set
 
 
 def scrape_collector(collector: TrainingCollector) -> dict[tuple[str, tuple], float]:

@@ -15,7 +15,7 @@ from smarthome.devtools.ports import free_port
 from smarthome.devtools.prometheus import LocalPrometheus, binary, write_config
 from smarthome.devtools.servers import running_api
 from tests.conftest import DEVICE, ROOT, require
-from tests.ingest.test_consumer import dataset_records, message
+from tests.helpers.records import dataset_records, message
 
 pytestmark = pytest.mark.slow
 

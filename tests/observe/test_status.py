@@ -13,8 +13,8 @@ from smarthome.devtools.ports import free_port
 from smarthome.ingest.batch_writer import BatchWriter
 from smarthome.ingest.consumer import BatchConsumer, ConsumerOptions
 from smarthome.observe.status import PipelineStatus, StatusSource
-from tests.contracts.samples import rename_key, sample_manifest, write_set
-from tests.ingest.test_consumer import dataset_records, message
+from tests.helpers.records import dataset_records, message
+from tests.helpers.samples import rename_key, sample_manifest, write_set
 
 ROW = [1, "Camera", 1.5, 2.5, 1, 0, 12, 1]
 

@@ -25,8 +25,9 @@ import pytest
 from smarthome.contracts import model_sets as registry
 from smarthome.devtools.ports import free_port
 from smarthome.devtools.spark import LocalSparkCluster
+from smarthome.devtools.workspace import venv_env
 from tests.conftest import ROOT, require
-from tests.training.test_training import SPARK_SUBMIT, assert_complete, quick_config, venv_env
+from tests.helpers.training import SPARK_SUBMIT, assert_complete, quick_config
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 SHARED_HINT = "must be on storage every node shares"

@@ -19,24 +19,11 @@ import pytest
 
 from smarthome.contracts import model_sets as registry
 from smarthome.devtools.batches import write_batches
+from smarthome.devtools.workspace import venv_env
 from tests.conftest import ROOT, require
+from tests.helpers.training import SPARK_SUBMIT, assert_complete, quick_config
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
-SPARK_SUBMIT = ROOT / ".venv" / "bin" / "spark-submit"
-
-
-def venv_env() -> dict[str, str]:
-    """The environment of an activated .venv: spark-submit finds pyspark via ``python3``."""
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["PYSPARK_PYTHON"] = env["PYSPARK_DRIVER_PYTHON"] = sys.executable
-    return env
-
-
-def quick_config():
-    from smarthome.training.config import TrainConfig
-
-    return TrainConfig(quick=True)
 
 
 def manifest(folder: Path) -> dict:
@@ -54,14 +41,6 @@ def cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
         timeout=timeout,
         check=False,
     )
-
-
-def assert_complete(folder: Path) -> None:
-    for name in (*registry.MODEL_NAMES, registry.MANIFEST, registry.SCORING, registry.CLUSTERS):
-        assert (folder / name).exists(), f"{folder.name} lacks {name}"
-    for model in registry.MODEL_NAMES:
-        assert (folder / model / "metadata").is_dir()
-        assert (folder / model / "stages").is_dir()
 
 
 def test_sets_are_cumulative_and_only_missing_ones_are_trained(

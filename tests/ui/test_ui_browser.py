@@ -16,11 +16,10 @@ import pytest
 import requests
 
 from smarthome.devtools.servers import free_port, serving
-from tests.conftest import DEVICE, require
+from tests.conftest import DEVICE
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
 #: `make screenshots` points this at docs/ to refresh the README's pictures; `make test`
 #: leaves them alone (the run's pictures go to a temporary folder)
 SHOTS_ENV = "SMARTHOME_SCREENSHOTS_DIR"
@@ -45,26 +44,6 @@ def ui_url(api: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     with serving(command, f"{url}/_stcore/health", log_path, env=env):
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    require(CHROMIUM.exists(), f"Chromium at {CHROMIUM} (run `make browser`)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-            ],
-        )
-        yield chromium
-        chromium.close()
 
 
 def _form(page, submit: str):

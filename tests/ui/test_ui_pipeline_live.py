@@ -19,7 +19,6 @@ import requests
 
 from smarthome.devtools.ports import free_port
 from tests.conftest import ROOT
-from tests.ui.test_ui_browser import browser  # noqa: F401 - the Chromium fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.kafka, pytest.mark.spark, pytest.mark.slow]
 
@@ -35,7 +34,7 @@ def _metric(panel, label: str) -> str:
 
 
 def test_pipeline_tab_follows_a_live_stream_without_a_reload(
-    browser,  # noqa: F811 - the fixture imported above
+    browser,
     java_available: None,
     tmp_path: Path,
 ) -> None:

@@ -25,9 +25,9 @@ from smarthome.ui import client as client_module
 from smarthome.ui.client import ApiClient, ApiError
 from smarthome.ui.forms import DEFAULTS
 from smarthome.ui.i18n import LANGUAGES, TEXTS, t
-from tests.api.test_api_unit import FakeSet
 from tests.conftest import ROOT
-from tests.contracts.samples import rename_key, sample_clusters, sample_manifest, write_set
+from tests.helpers.fake_sets import FakeSet
+from tests.helpers.samples import rename_key, sample_clusters, sample_manifest, write_set
 
 
 def entry(manifest: Manifest | None, error: str | None = None, name: str = "") -> SetEntry:
