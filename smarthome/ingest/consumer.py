@@ -41,7 +41,7 @@ from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata
 
 from smarthome.config import CONSUMER_GROUP
-from smarthome.contracts.records import RecordError, parse_record_json
+from smarthome.contracts.records import RecordError, parse_record_message
 from smarthome.errors import UserError
 from smarthome.ingest.batch_writer import (
     BatchWriter,
@@ -126,17 +126,7 @@ class PartitionBuffer:
 
 def parse_row(raw: bytes | None) -> list[Any]:
     """A validated message value as a batch-file row, or RecordError with its reason."""
-    if raw is None:
-        raise RecordError(["record: empty message (null value)"])
-    try:
-        return list(parse_record_json(raw).values())  # already in RECORD_COLUMNS order
-    except RecordError:
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError as exc:  # say so, rather than "invalid JSON"
-            reason = f"record: not valid UTF-8 ({exc.reason} at byte {exc.start})"
-            raise RecordError([reason]) from None
-        raise
+    return list(parse_record_message(raw).values())  # already in RECORD_COLUMNS order
 
 
 class _Listener(ConsumerRebalanceListener):
@@ -456,10 +446,19 @@ class Reachability:
     def _probe(owner: BatchConsumer) -> str:
         consumer = owner.consumer
         assigned = list(consumer.assignment())
-        if not assigned:  # nothing to ask offsets of: is the group coordinator known?
-            coordinator = getattr(consumer, "_coordinator", None)
-            unknown = coordinator is not None and coordinator.coordinator_unknown()
-            return "away" if unknown or owner.broker_away else "idle"
+        if not assigned:  # nothing of ours to ask about: do the topic's leaders answer?
+            topics = consumer.subscription() or set()
+            partitions = [
+                TopicPartition(topic, p)
+                for topic in topics
+                for p in consumer.partitions_for_topic(topic) or ()
+            ]
+            if partitions:
+                try:
+                    consumer.end_offsets(partitions, timeout_ms=3000)
+                except KafkaError:
+                    return "away"
+            return "away" if owner.broker_away else "idle"
         try:
             ends = consumer.end_offsets(assigned, timeout_ms=3000)
         except KafkaError:
