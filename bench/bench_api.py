@@ -161,7 +161,7 @@ def wrk_load(
     return rps, latency("50"), latency("99"), (int(errors.group(1)) if errors else 0) + failed
 
 
-#: rows in the list request of the bench (the issue's bar: >= 50,000 rows/s)
+#: rows in the list request of the bench (the bar it is held to: >= 50,000 rows/s)
 LIST_ROWS = 100
 
 

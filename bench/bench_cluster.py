@@ -3,7 +3,7 @@
 Both run in this one process, one after the other, with the same records (the dataset
 looped), the same 3-partition topic layout and the same client settings, so the ratio shows
 what replication costs here: with ``acks=all`` a batch is acknowledged only once two more
-nodes have copied it. Then the cost of fencing (issue 10) per batch file: the ``flock``
+nodes have copied it. Then the cost of fencing per batch file: the ``flock``
 check made before each publish next to publishing the file itself.
 ``python -m bench.bench_cluster [--records N]``
 """

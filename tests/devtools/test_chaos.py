@@ -1,4 +1,4 @@
-"""Exactly once under every fault (issue 10): pauses, kills, broker outages, a 3-node cluster.
+"""Exactly once under every fault: pauses, kills, broker outages, a 3-node cluster.
 
 Counts compare the batch files with what the producer reported delivered and with what
 the topic holds, by UserID: every record once, none missing, none twice.

@@ -1,4 +1,4 @@
-"""Scale (issue 7): 20,000 synthetic records, 3 partitions, 2 consumer processes in one group.
+"""Scale: 20,000 synthetic records, 3 partitions, 2 consumer processes in one group.
 
 Every synthetic record (by UserID, with its exact values) must land in the batch files exactly
 once, both consumer processes must have taken part, and one set trained on all the files
