@@ -1,7 +1,7 @@
 """Run the API under a production WSGI server: granian's worker processes, or waitress.
 
 granian (Rust HTTP, one Python process per worker) serves ~4x waitress's requests/s on two
-cores (README, "Benchmarks"): waitress runs every request in threads of one process, so the
+cores (docs/benchmarks.md): waitress runs every request in threads of one process, so the
 GIL caps it at one core. granian needs several processes only where it can share a socket
 between them; on Windows it would serve with one worker, so there ``auto`` picks waitress.
 
