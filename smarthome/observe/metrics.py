@@ -3,7 +3,7 @@
 The producer and the consumer already count everything for their summary line; a
 collector reads those counts when Prometheus scrapes, so metrics add nothing to the hot
 path. ``serve(port, collector)`` starts the ``/metrics`` server on 127.0.0.1 (``--metrics-port``,
-off by default). Names, units and labels are listed in docs/operations.md ("Metrics and Prometheus").
+off by default). Names, units and labels: docs/operations.md ("Metrics and Prometheus").
 """
 
 from __future__ import annotations
