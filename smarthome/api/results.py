@@ -11,9 +11,8 @@ from typing import Any
 
 from smarthome.api.validation import ApiError
 from smarthome.contracts.manifest import Manifest
+from smarthome.contracts.predictions import EFFICIENCY_LABELS
 from smarthome.scoring.served import ServedSet
-
-LABELS = {0: "Not efficient", 1: "Efficient"}
 
 
 def malfunction_note(manifest: Manifest) -> str | None:
@@ -37,7 +36,7 @@ def efficiency(model_set: ServedSet, rows: list[dict[str, Any]]) -> list[dict[st
     return [
         {
             "predicted_efficiency_class": int(cls),
-            "label": LABELS[int(cls)],
+            "label": EFFICIENCY_LABELS[int(cls)],
             "probability_of_predicted_class": float(prob),
             "model_set": model_set.name,
         }

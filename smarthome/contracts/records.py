@@ -147,6 +147,26 @@ def parse_record_json(raw: bytes | str) -> dict[str, Any]:
         raise RecordError([f"record: not valid UTF-8 ({exc.reason})"]) from None
 
 
+def parse_record_message(raw: bytes | None) -> dict[str, Any]:
+    """A Kafka message value as a validated record; RecordError says why it is not one.
+
+    Like :func:`parse_record_json`, and a null value or bytes that are not UTF-8 are named
+    as such rather than as invalid JSON.
+    """
+    if raw is None:
+        raise RecordError(["record: empty message (null value)"])
+    try:
+        return parse_record_json(raw)
+    except RecordError:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RecordError(
+                [f"record: not valid UTF-8 ({exc.reason} at byte {exc.start})"]
+            ) from None
+        raise
+
+
 def record_row(record: dict[str, Any]) -> list[Any]:
     """The record's values in dataset column order."""
     return [record[c] for c in RECORD_COLUMNS]

@@ -1,0 +1,216 @@
+"""The scorer's Kafka clients: a read_committed group member, a transactional producer, topics.
+
+Every expected failure (no broker, no input topic, a setting the client refuses) is a
+one-line ``UserError`` that says what to do.
+
+The transactional id names this process to the brokers' transaction coordinator. Two live
+processes must never share one (each would fence the other), but a process restarted after a
+crash should take its predecessor's: ``init_transactions`` then aborts whatever transaction
+the dead process left open at once, instead of the coordinator waiting for its timeout while
+read_committed readers of the output topics wait behind it. So the default id is
+``<group>-<host>-<slot>``, the slot being the lowest number whose lock file
+(``<tmp>/smarthome-stream-scorer/``) no live process holds: the kernel drops a dead
+process's lock, so its restart gets the same slot back.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import (
+    KafkaConfigurationError,
+    KafkaError,
+    KafkaTimeoutError,
+    TopicAlreadyExistsError,
+)
+
+from smarthome.errors import UserError
+
+#: the coordinator aborts a transaction left open this long (a paused or dead scorer's), so
+#: it bounds how long read_committed readers of a partition wait behind one; it must exceed
+#: a commit interval plus a commit through a leader failover (a few seconds)
+TRANSACTION_TIMEOUT_MS = 20_000
+#: big fetches so a busy partition fills a poll; small polls keep a transaction's latency low
+CONSUMER_CONFIG: dict[str, Any] = {
+    "max_partition_fetch_bytes": 8 * 1024 * 1024,
+    "fetch_max_bytes": 64 * 1024 * 1024,
+    "receive_buffer_bytes": 4 * 1024 * 1024,
+    "reconnect_backoff_max_ms": 2000,  # find a restarted broker within seconds
+}
+PRODUCER_CONFIG: dict[str, Any] = {
+    "linger_ms": 5,
+    "batch_size": 256 * 1024,
+    "reconnect_backoff_max_ms": 2000,
+}
+SLOT_DIR = Path(tempfile.gettempdir()) / "smarthome-stream-scorer"
+
+
+def no_broker(bootstrap_servers: str, waited: float | None = None) -> UserError:
+    after = f" after waiting {waited:g} s" if waited else ""
+    return UserError(
+        f"no Kafka broker at {bootstrap_servers}{after}; start one with `make kafka-up`"
+        " (or wait longer with --broker-wait)"
+    )
+
+
+def connect_consumer(
+    bootstrap_servers: str,
+    group: str,
+    session_timeout_ms: int,
+    broker_wait: float | None,
+    max_poll_records: int,
+) -> KafkaConsumer:
+    """A read_committed group member with manual commits, once a broker answers.
+
+    Waits up to ``broker_wait`` seconds (None: forever), saying so in one line.
+    """
+    deadline = None if broker_wait is None else time.monotonic() + broker_wait
+    said = False
+    while True:
+        left = 10.0 if deadline is None else deadline - time.monotonic()
+        try:  # a short first try, so a missing broker is reported within a second
+            return KafkaConsumer(
+                bootstrap_servers=bootstrap_servers.split(","),
+                group_id=group,
+                client_id=f"{group}-consumer",
+                isolation_level="read_committed",
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                allow_auto_create_topics=False,  # a typo in --topic must not create one
+                session_timeout_ms=session_timeout_ms,
+                heartbeat_interval_ms=max(1000, session_timeout_ms // 4),
+                max_poll_records=max_poll_records,
+                bootstrap_timeout_ms=int(max(1.0, min(10.0 if said else 1.0, left)) * 1000),
+                **CONSUMER_CONFIG,
+            )
+        except (KafkaConfigurationError, ValueError) as exc:
+            raise UserError(f"bad consumer setting: {exc}") from None
+        except KafkaError:
+            if deadline is not None and deadline - time.monotonic() <= 1:
+                raise no_broker(bootstrap_servers, broker_wait) from None
+            if not said:
+                limit = "as long as it takes" if broker_wait is None else f"up to {broker_wait:g} s"
+                print(
+                    f"waiting for a Kafka broker at {bootstrap_servers} ({limit}, --broker-wait)",
+                    file=sys.stderr,
+                )
+                said = True
+            time.sleep(1)
+
+
+def input_partitions(consumer: KafkaConsumer, topic: str, wait: bool) -> int:
+    """How many partitions ``topic`` has; UserError if it does not exist (unless ``wait``)."""
+    said = False
+    while True:
+        try:
+            exists = topic in consumer.topics()  # lists, never auto-creates
+        except KafkaError as exc:
+            raise UserError(f"cannot list the topics of the cluster: {exc}") from None
+        if exists:
+            return len(consumer.partitions_for_topic(topic))
+        if not wait:
+            raise UserError(
+                f"topic {topic} does not exist; start the producer (python kafka_producer.py)"
+                " first, pass the right --topic, or --follow to wait for it"
+            )
+        if not said:
+            print(f"waiting for topic {topic} to be created (--follow)", file=sys.stderr)
+            said = True
+        time.sleep(1)
+
+
+def ensure_output_topics(bootstrap_servers: str, topics: list[str], partitions: int) -> list[str]:
+    """Create each missing topic with ``partitions`` partitions; the names created."""
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap_servers.split(","),
+            client_id="smarthome-stream-scorer-admin",
+            bootstrap_timeout_ms=10_000,
+        )
+    except KafkaError:
+        raise no_broker(bootstrap_servers) from None
+    created = []
+    try:
+        for topic in topics:
+            try:
+                # replication -1: the brokers' default.replication.factor (3 on a cluster)
+                admin.create_topics([NewTopic(topic, partitions, replication_factor=-1)])
+                created.append(topic)
+            except TopicAlreadyExistsError:
+                pass
+            except KafkaError as exc:
+                raise UserError(f"cannot create output topic {topic}: {exc}") from None
+    finally:
+        admin.close()
+    return created
+
+
+def transactional_producer(bootstrap_servers: str, transactional_id: str) -> KafkaProducer:
+    """An initialised transactional producer (acks=all, idempotent by definition).
+
+    ``init_transactions`` fences any older producer with the same id and aborts its open
+    transaction.
+    """
+    try:
+        producer = KafkaProducer(
+            bootstrap_servers=bootstrap_servers.split(","),
+            client_id=transactional_id,
+            transactional_id=transactional_id,
+            transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
+            bootstrap_timeout_ms=10_000,
+            **PRODUCER_CONFIG,
+        )
+    except (KafkaConfigurationError, ValueError, AssertionError) as exc:
+        raise UserError(f"bad producer setting: {exc}") from None
+    except KafkaError:
+        raise no_broker(bootstrap_servers) from None
+    try:
+        producer.init_transactions()
+    except KafkaTimeoutError:
+        producer.close(timeout=1)
+        raise UserError(
+            f"the brokers at {bootstrap_servers} did not start a transaction for"
+            f" {transactional_id} within 60 s; are they up (`make kafka-status`), and do they"
+            " allow transactions (transaction.state.log.replication.factor <= brokers)?"
+        ) from None
+    return producer
+
+
+class SlotLock:
+    """This process's claim on ``<prefix>-<slot>``, the lowest slot no live process holds."""
+
+    def __init__(self, prefix: str, directory: Path = SLOT_DIR) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        slot = 0
+        while True:
+            path = directory / f"{_file_safe(prefix)}-{slot}.lock"
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                slot += 1
+                continue
+            self.fd, self.slot = fd, slot
+            self.transactional_id = f"{prefix}-{slot}"
+            return
+
+    def release(self) -> None:
+        os.close(self.fd)
+
+
+def default_transactional_id_prefix(group: str) -> str:
+    return f"{group}-{socket.gethostname()}"
+
+
+def _file_safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)

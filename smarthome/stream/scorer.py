@@ -1,0 +1,490 @@
+"""The stream scorer: consume, score, produce, in one Kafka transaction (DESIGN §14).
+
+The loop, as in any consume-transform-produce program with Kafka transactions::
+
+    producer.init_transactions()
+    while running:
+        records = consumer.poll()                   # read_committed, no auto-commit
+        producer.begin_transaction()                # on the first records of a transaction
+        producer.send(predictions / alerts / dead letters)
+        ...every --commit-interval-ms:
+        producer.send_offsets_to_transaction(next offsets, consumer.group_metadata())
+        producer.commit_transaction()               # outputs and offsets, all or nothing
+
+A transaction's outputs and the input offsets they cover are committed together, so a
+read_committed reader sees exactly one prediction (or dead letter) per input record, through
+a crash at any moment: what was not committed is aborted and read again.
+
+A member paused past its session timeout cannot commit after its partitions moved (KIP-447):
+its offsets go to the group coordinator with the group generation it consumed them in, and
+the coordinator refuses a stale generation, so that transaction aborts; the new owner reads
+the partition's committed offset with ``require_stable`` (kafka-python does for a
+read_committed consumer), which waits for a transaction still pending on it. The loop also
+aborts a transaction during which the group rebalanced, and after any abort it seeks every
+partition back to its committed offset.
+
+The model set is read from the holder when a transaction begins and used for all of it: a
+newer set (swapped in by the holder's thread) takes over at the next transaction, so every
+prediction names the set that made it and none is made twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from kafka import ConsumerRebalanceListener, TopicPartition
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from smarthome.contracts.predictions import ALERTS_TOPIC, DEAD_LETTER_TOPIC, PREDICTIONS_TOPIC
+from smarthome.errors import UserError
+from smarthome.ingest.producer import key_partitioner
+from smarthome.scoring.holder import ModelHolder
+from smarthome.stream import kafka_clients
+from smarthome.stream.alerts import AlertRules
+from smarthome.stream.outputs import score_messages
+
+SCORER_GROUP = "smart-home-scorer"
+#: a transaction's outputs become readable when it commits: every record waits up to this
+#: long for it, and each commit costs a few round trips to the coordinators (DESIGN §14)
+DEFAULT_COMMIT_INTERVAL_MS = 100
+#: end-to-end latency buckets (seconds): produce time -> committed prediction
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+@dataclass
+class ScorerOptions:
+    bootstrap_servers: str
+    topic: str = "smart_home_stream"
+    predictions_topic: str = PREDICTIONS_TOPIC
+    alerts_topic: str = ALERTS_TOPIC
+    dead_letter_topic: str = DEAD_LETTER_TOPIC
+    group: str = SCORER_GROUP
+    model_dir: Path = Path("spark_models")
+    #: None: ``<group>-<host>-<slot>`` (``kafka_clients``)
+    transactional_id: str | None = None
+    commit_interval_ms: int = DEFAULT_COMMIT_INTERVAL_MS
+    rules: AlertRules = field(default_factory=AlertRules)
+    idle_timeout: float = 30.0
+    follow: bool = False
+    #: stop once at least this many records are committed (0: no limit)
+    max_records: int = 0
+    session_timeout_ms: int = 10_000
+    #: seconds to wait for a broker at start (None: forever)
+    broker_wait: float | None = 60.0
+    reload_seconds: float = 2.0
+    max_poll_records: int = 2000
+
+
+@dataclass
+class ScorerStats:
+    """What the scorer has committed so far; metrics and the summary line read it."""
+
+    consumed: int = 0
+    scored: int = 0
+    alerts: int = 0
+    rejected: int = 0
+    transactions: int = 0
+    aborts: int = 0
+    #: end-to-end latency histogram of committed records: counts per LATENCY_BUCKETS (+Inf)
+    latency_counts: np.ndarray = field(
+        default_factory=lambda: np.zeros(len(LATENCY_BUCKETS) + 1, dtype=np.int64)
+    )
+    latency_sum: float = 0.0
+    model_set: str | None = None
+    waiting_for_model: bool = False
+    #: (topic, partition) -> (committed offset, high watermark or None) of owned partitions
+    partitions: dict[tuple[str, int], tuple[int, int | None]] = field(default_factory=dict)
+    stopped_by: str = ""
+
+    def observe_latency(self, seconds: np.ndarray) -> None:
+        self.latency_counts += np.bincount(
+            np.searchsorted(LATENCY_BUCKETS, seconds, side="left"),
+            minlength=len(LATENCY_BUCKETS) + 1,
+        )
+        self.latency_sum += float(seconds.sum())
+
+    def line(self, topic: str) -> str:
+        return (
+            f"scored {self.scored} records from {topic} in {self.transactions} transactions"
+            f" ({self.alerts} alerts, {self.rejected} dead letters, {self.aborts} aborted)"
+        )
+
+
+class _Listener(ConsumerRebalanceListener):
+    """Pauses every assigned partition until the loop has positioned it at its committed
+    offset. Runs on kafka-python's network thread: it asks the broker nothing."""
+
+    def __init__(self, scorer: StreamScorer) -> None:
+        self.scorer = scorer
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        for tp in revoked:
+            self.scorer.to_position.discard(tp)
+            self.scorer.stats.partitions.pop((tp.topic, tp.partition), None)
+
+    def on_partitions_lost(self, lost: Any) -> None:
+        self.on_partitions_revoked(lost)
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.scorer.to_position.update(assigned)
+        if assigned:
+            self.scorer.consumer.pause(*assigned)
+        self.scorer.idle_seconds = 0.0
+
+
+class StreamScorer:
+    """One scorer process of the group; ``run()`` until idle, ``max_records`` or a stop."""
+
+    def __init__(self, options: ScorerOptions, log: Any = None) -> None:
+        self.options = options
+        self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+        self.stats = ScorerStats()
+        self.stop_reason = ""
+        self.idle_seconds = 0.0
+        self.holder = ModelHolder(options.model_dir)
+        #: assigned partitions, paused until seeked to their committed offset
+        self.to_position: set[TopicPartition] = set()
+        self.consumer: Any = None
+        self.producer: Any = None
+        #: (topic, (key, source partition) -> partition) of the three output topics
+        self.partitioners: list[tuple[str, Any]] = []
+        self.transactional_id = ""
+        self._slot: kafka_clients.SlotLock | None = None
+        self._fenced_in_a_row = 0
+        # the open transaction
+        self.in_transaction = False
+        self.model_set: Any = None
+        self.generation: tuple[int, str] | None = None
+        self.began_at = 0.0
+        self.next_offsets: dict[TopicPartition, int] = {}
+        self.counts = [0, 0, 0, 0]  # consumed, scored, alerts, rejected
+        self.event_times_ms: list[int] = []
+        self._next_idle_probe = 0.0
+        self._idle_state = "idle"
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def run(self) -> ScorerStats:
+        """Score until a stop; every transaction is committed or aborted before returning."""
+        try:
+            self.start()
+            if self.wait_for_model_set():
+                self.consumer.subscribe([self.options.topic], listener=_Listener(self))
+                self.loop()
+        finally:
+            self.close()
+        self.stats.stopped_by = self.stop_reason
+        return self.stats
+
+    def loop(self) -> None:
+        opts = self.options
+        last = time.monotonic()
+        while not self.stop_reason:
+            self.position_assigned()
+            records = self.poll()
+            now = time.monotonic()
+            if records:
+                try:
+                    if not self.in_transaction:
+                        self.begin()
+                    self.process(records)
+                except KafkaError as exc:  # a send refused: the transaction cannot commit
+                    self.abort(f"{type(exc).__name__}: {exc}")
+                self.idle_seconds = 0.0
+            if self.in_transaction and (now - self.began_at) * 1000 >= opts.commit_interval_ms:
+                self.commit()
+            if not records and not self.in_transaction:
+                self.count_idle(now - last, now)
+            last = now
+            if opts.max_records and self.stats.consumed >= opts.max_records:
+                self.stop_reason = f"{opts.max_records} records scored (--max-records)"
+            elif not opts.follow and self.idle_seconds >= opts.idle_timeout:
+                self.stop_reason = f"no new record for {opts.idle_timeout:g} s"
+        if self.in_transaction:
+            self.commit()
+
+    def begin(self) -> None:
+        """Open a transaction; the set it scores with and the group generation are fixed now."""
+        self.producer.begin_transaction()
+        self.in_transaction = True
+        self.began_at = time.monotonic()
+        self.model_set = self.holder.current  # a newer set waits for the next transaction
+        metadata = self.consumer.group_metadata()
+        self.generation = (metadata.generation_id, metadata.member_id)
+
+    def process(self, records: list[Any]) -> None:
+        """Score one poll's records and send what they give, inside the open transaction."""
+        now_ms = int(time.time() * 1000)
+        out = score_messages(records, self.model_set, self.options.rules, now_ms)
+        send = self.producer.send
+        for (topic, partition_of), messages in zip(
+            self.partitioners, (out.predictions, out.alerts, out.dead_letters), strict=True
+        ):
+            for key, value, source in messages:
+                send(topic, key=key, value=value, partition=partition_of(key, source))
+        for record in records:  # in offset order within a partition: the last one wins
+            self.next_offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
+        counts = self.counts
+        counts[0] += len(records)
+        counts[1] += len(out.predictions)
+        counts[2] += len(out.alerts)
+        counts[3] += len(out.dead_letters)
+        self.event_times_ms.extend(out.event_times_ms)
+
+    def commit(self) -> None:
+        """Commit the outputs and the offsets they cover together, or abort both."""
+        metadata = self.consumer.group_metadata()
+        if (metadata.generation_id, metadata.member_id) != self.generation:
+            self.abort("the group rebalanced during the transaction")
+            return
+        offsets = {tp: OffsetAndMetadata(n, "", -1) for tp, n in self.next_offsets.items()}
+        try:
+            self.producer.send_offsets_to_transaction(offsets, metadata)
+            self.producer.commit_transaction()
+        except KafkaError as exc:
+            self.abort(f"{type(exc).__name__}: {exc}")
+            return
+        done_ms = time.time() * 1000
+        self._fenced_in_a_row = 0
+        stats = self.stats
+        stats.transactions += 1
+        stats.model_set = self.model_set.name
+        consumed, scored, alerts, rejected = self.counts
+        stats.consumed += consumed
+        stats.scored += scored
+        stats.alerts += alerts
+        stats.rejected += rejected
+        stats.observe_latency((done_ms - np.asarray(self.event_times_ms, dtype=np.float64)) / 1000)
+        for tp, offset in self.next_offsets.items():
+            key = (tp.topic, tp.partition)
+            if key in stats.partitions:  # still ours
+                stats.partitions[key] = (offset, self.consumer.highwater(tp))
+        self._reset_transaction()
+
+    def abort(self, reason: str) -> None:
+        """Abort the open transaction and go back to every partition's committed offset."""
+        self.log(f"transaction aborted, its records will be read again: {reason}")
+        self.stats.aborts += 1
+        try:
+            self.producer.abort_transaction()
+        except KafkaError as exc:  # fenced or failed for good: a new producer, same id
+            self.replace_producer(exc)
+        self._reset_transaction()
+        assigned = self.consumer.assignment()
+        self.to_position.update(assigned)
+        if assigned:
+            self.consumer.pause(*assigned)
+
+    def _reset_transaction(self) -> None:
+        self.in_transaction = False
+        self.next_offsets = {}
+        self.counts = [0, 0, 0, 0]
+        self.event_times_ms = []
+        self.model_set = None
+
+    # -- partitions ---------------------------------------------------------------------
+
+    def position_assigned(self) -> None:
+        """Seek each partition waiting in ``to_position`` to its committed offset, resume it.
+
+        ``committed`` waits while a transaction that sent offsets for the partition is still
+        open (require_stable): a previous owner's commit either lands first or is aborted.
+        """
+        for tp in list(self.to_position):
+            if tp not in self.consumer.assignment():
+                self.to_position.discard(tp)
+                continue
+            try:
+                committed = self.consumer.committed(tp, timeout_ms=5_000)
+            except KafkaError:
+                continue  # coordinator busy or away, or a transaction still pending: retry
+            if committed is None:
+                self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, committed)
+            self.stats.partitions[(tp.topic, tp.partition)] = (committed or 0, None)
+            self.to_position.discard(tp)
+            self.consumer.resume(tp)
+
+    def poll(self) -> list[Any]:
+        """One poll's records of positioned partitions; a broker away is waited for."""
+        wait_ms = 500
+        if self.in_transaction:
+            left = self.options.commit_interval_ms - (time.monotonic() - self.began_at) * 1000
+            wait_ms = max(0, int(left))
+        try:
+            polled = self.consumer.poll(timeout_ms=wait_ms)
+        except KafkaError as exc:
+            if not exc.retriable:
+                message = f"Kafka error, stopping (nothing uncommitted is lost): {exc}"
+                raise UserError(message) from None
+            self.log(f"warning: broker unreachable, retrying: {exc}")
+            time.sleep(0.5)
+            return []
+        records = []
+        for tp, batch in polled.items():
+            if tp not in self.to_position:
+                records.extend(batch)
+        return records
+
+    def count_idle(self, elapsed: float, now: float) -> None:
+        """Add ``elapsed`` to the idle clock if the broker answers and has nothing unread.
+
+        Asked at most once a second; an unreachable broker, or a partition not read to its
+        end yet, keeps the clock still.
+        """
+        if now < self._next_idle_probe:
+            self.idle_seconds += elapsed if self._idle_state == "idle" else 0.0
+            return
+        self._next_idle_probe = now + 1.0
+        self._idle_state = self._probe_idle()
+        if self._idle_state == "idle":
+            self.idle_seconds += elapsed
+        elif self._idle_state == "behind":
+            self.idle_seconds = 0.0
+
+    def _probe_idle(self) -> str:
+        if self.to_position:
+            return "behind"
+        assigned = list(self.consumer.assignment())
+        if not assigned:
+            return "idle"
+        try:
+            ends = self.consumer.end_offsets(assigned, timeout_ms=3000)
+            behind = any(end > self.consumer.position(tp) for tp, end in ends.items())
+        except KafkaError:
+            return "away"
+        return "behind" if behind else "idle"
+
+    # -- set-up and tear-down -----------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect, check the input topic, create missing outputs, start transactions."""
+        opts = self.options
+        self.consumer = kafka_clients.connect_consumer(
+            opts.bootstrap_servers,
+            opts.group,
+            opts.session_timeout_ms,
+            opts.broker_wait,
+            opts.max_poll_records,
+        )
+        partitions = kafka_clients.input_partitions(self.consumer, opts.topic, wait=opts.follow)
+        outputs = [opts.predictions_topic, opts.alerts_topic, opts.dead_letter_topic]
+        created = kafka_clients.ensure_output_topics(opts.bootstrap_servers, outputs, partitions)
+        if created:
+            self.log(f"created topic(s) {', '.join(created)} with {partitions} partition(s)")
+        if opts.transactional_id:
+            self.transactional_id = opts.transactional_id
+        else:
+            prefix = kafka_clients.default_transactional_id_prefix(opts.group)
+            self._slot = kafka_clients.SlotLock(prefix)
+            self.transactional_id = self._slot.transactional_id
+        self.producer = kafka_clients.transactional_producer(
+            opts.bootstrap_servers, self.transactional_id
+        )
+        self.partitioners = [(t, output_partitioner(self.producer, t, partitions)) for t in outputs]
+
+    def wait_for_model_set(self) -> bool:
+        """Load the newest set; with none yet, say so once and wait, consuming nothing.
+
+        Then the holder's thread keeps looking for newer sets. False if stopped first.
+        """
+        self.holder.check()
+        if self.holder.current is None:
+            self.stats.waiting_for_model = True
+            self.log(
+                f"waiting for a model set in {self.options.model_dir}/ (train one with"
+                " spark-submit spark_training.py); nothing is consumed until then"
+            )
+            while self.holder.current is None and not self.stop_reason:
+                time.sleep(1)
+                self.holder.check()
+            self.stats.waiting_for_model = False
+        if self.holder.current is None:
+            return False
+        self.stats.model_set = self.holder.current.name
+        self.log(
+            f"scoring {self.options.topic} with model set {self.holder.current.name}"
+            f" as {self.transactional_id}"
+        )
+        self.holder.on_loaded = lambda served: self.log(
+            f"model set {served.name} loaded; it scores from the next transaction on"
+        )
+        self.holder.start(self.options.reload_seconds)
+        return True
+
+    def replace_producer(self, cause: Exception) -> None:
+        """A producer that cannot abort is fenced or broken: start a new one, same id.
+
+        Its ``init_transactions`` aborts whatever the old one left open. Fenced twice in a
+        row means another live process uses this transactional id: stop, saying so.
+        """
+        self._fenced_in_a_row += 1
+        if self._fenced_in_a_row > 1:
+            raise UserError(
+                f"transactional id {self.transactional_id} is in use by another process"
+                f" ({type(cause).__name__}); give each scorer its own --transactional-id"
+            )
+        self.log(f"producer fenced or failed ({type(cause).__name__}); starting a new one")
+        _close_quietly(self.producer)
+        self.producer = kafka_clients.transactional_producer(
+            self.options.bootstrap_servers, self.transactional_id
+        )
+
+    def request_stop(self, reason: str) -> None:
+        self.stop_reason = reason
+
+    def close(self) -> None:
+        self.holder.stop()
+        if self.in_transaction:  # an error left it open: abort, so nothing waits on it
+            with contextlib.suppress(KafkaError):
+                self.producer.abort_transaction()
+        if self.consumer is not None:
+            self.consumer.close(autocommit=False)
+        _close_quietly(self.producer)
+        if self._slot is not None:
+            self._slot.release()
+
+
+def output_partitioner(producer: Any, topic: str, input_partitions: int) -> Any:
+    """Where a message for ``topic`` goes: a device's messages always on one partition.
+
+    With as many partitions as the input, that is the input record's partition: the same
+    partition Kafka's keyed partitioner gives the same key (murmur2 modulo the count), so a
+    device's predictions sit with its records, without hashing every key again. Otherwise
+    the keyed partitioner, memoised; a dead letter without a key goes where the client puts it.
+    """
+    by_key = key_partitioner(producer, topic)
+    if len(producer.partitions_for(topic)) == input_partitions:
+        return lambda _key, source: source
+    return lambda key, _source: by_key(key) if key is not None else None
+
+
+def _close_quietly(producer: Any) -> None:
+    if producer is None:
+        return
+    with contextlib.suppress(KafkaError):
+        producer.close(timeout=5)
+
+
+def install_stop_handlers(scorer: StreamScorer) -> None:
+    """First Ctrl-C/SIGTERM: commit the open transaction and stop. Second Ctrl-C: abort."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def stop(signum: int, _frame: Any) -> None:
+        if scorer.stop_reason and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        scorer.request_stop(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
