@@ -186,21 +186,20 @@ def fit_models(rows: Split, cfg: TrainConfig, tmp: Path) -> Fitted:
     They are independent small jobs: together they keep both cores busy while the forest (the
     long one) fits.
     """
-    save = save_and_export
     with ThreadPoolExecutor(max_workers=4) as pool:
         jobs = {
             "efficiency": pool.submit(
-                _fit_and_save_while_evaluating, save, tmp, "efficiency", train_efficiency,
+                _fit_and_save_while_evaluating, tmp, "efficiency", train_efficiency,
                 rows.train, rows.test, cfg, rows.majority, rows.test_rows,
                 device_types=rows.train_device_types,
             ),
             "malfunction": pool.submit(
-                _fit_and_save, save, tmp, "malfunction", train_malfunction,
+                _fit_and_save, tmp, "malfunction", train_malfunction,
                 rows.train, rows.test, cfg, rows.malfunction_mean,
                 device_types=rows.train_device_types,
             ),
             "clustering": pool.submit(
-                _fit_and_save, save, tmp, "clustering", train_clustering, rows.every_row, cfg,
+                _fit_and_save, tmp, "clustering", train_clustering, rows.every_row, cfg,
                 device_types=rows.all_device_types, count_sizes=False,
             ),
         }  # fmt: skip
@@ -218,11 +217,7 @@ def fit_models(rows: Split, cfg: TrainConfig, tmp: Path) -> Fitted:
         )
 
 
-Save = Callable[[Path, str, Any], Any]
-
-
 def _fit_and_save(
-    save: Save,
     tmp: Path,
     name: str,
     train: Callable[..., tuple[Any, dict]],
@@ -230,13 +225,12 @@ def _fit_and_save(
     **kwargs: Any,
 ) -> tuple[Any, dict[str, Any], Any]:
     """(model, manifest section, scoring export) of ``train(*args, **kwargs)``, saved in
-    ``tmp/name`` by ``save`` (:func:`_save_and_export`)."""
+    ``tmp/name`` (:func:`save_and_export`)."""
     model, section = train(*args, **kwargs)
-    return model, section, save(tmp, name, model)
+    return model, section, save_and_export(tmp, name, model)
 
 
 def _fit_and_save_while_evaluating(
-    save: Save,
     tmp: Path,
     name: str,
     train: Callable[..., tuple[Any, dict]],
@@ -249,7 +243,7 @@ def _fit_and_save_while_evaluating(
         saving: list[Future] = []
         model, section = train(
             *args,
-            fitted=lambda m: saving.append(saver.submit(save, tmp, name, m)),
+            fitted=lambda m: saving.append(saver.submit(save_and_export, tmp, name, m)),
             **kwargs,
         )
         return model, section, saving[0].result()
