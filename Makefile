@@ -6,9 +6,10 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 JARS_STAMP := .cache/kafka-jars/.resolved
+SPARK_KAFKA_STAMP := .cache/spark-kafka-jars/.resolved
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser prometheus wrk screenshots jars kafka-up kafka-down kafka-status spark-up spark-down spark-status test test-fast lint format bench demo clean bench-scale chaos
+.PHONY: help install browser prometheus wrk screenshots jars kafka-up kafka-down kafka-status spark-kafka-jars spark-up spark-down spark-status test test-fast lint format bench demo clean bench-scale chaos
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -46,6 +47,13 @@ $(JARS_STAMP): kafka/pom.xml
 	touch $(JARS_STAMP)
 
 jars: $(JARS_STAMP) ## resolve the Kafka broker jars from Maven Central into .cache/
+
+$(SPARK_KAFKA_STAMP): bench/spark-kafka/pom.xml
+	rm -f .cache/spark-kafka-jars/*.jar
+	mvn -q -B -f bench/spark-kafka/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/.cache/spark-kafka-jars -DincludeScope=runtime
+	touch $(SPARK_KAFKA_STAMP)
+
+spark-kafka-jars: $(SPARK_KAFKA_STAMP) ## resolve Spark's Kafka connector (bench_stream's Spark query) into .cache/
 
 KAFKA_PARTITIONS ?= $(or $(PARTITIONS),1)
 BROKERS ?= 1
@@ -85,7 +93,7 @@ format: install ## ruff format and fix
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: install wrk ## run the benchmarks and print a table
+bench: install wrk spark-kafka-jars ## run the benchmarks and print a table
 	$(PY) -m bench
 
 bench-scale: install jars ## 100k/300k/1M synthetic records: producer, 2 consumers, one Spark set (about 10 min)
