@@ -18,8 +18,19 @@ from pathlib import Path
 
 from smarthome.cli import add_metrics_flag, run
 from smarthome.config import env, help_default
+from smarthome.training.config import K_CANDIDATES
 
 PROG = "spark_training.py"
+
+
+def _segments(value: str) -> int | None:
+    """``--k``: a whole number, or 'auto' (None: training chooses)."""
+    if value.strip().lower() == "auto":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number or 'auto': {value!r}") from None
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,7 +47,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Spark master; default: spark-submit's when run by spark-submit, else "
         f"{help_default('SPARK_MASTER')}",
     )
-    parser.add_argument("--k", type=int, default=4, help="KMeans segments (default: 4)")
+    parser.add_argument(
+        "--k",
+        type=_segments,
+        default=None,
+        metavar="N|auto",
+        help="KMeans segments: N, or auto = the count of "
+        f"{', '.join(map(str, K_CANDIDATES))} whose segments have the highest silhouette "
+        "(default: auto)",
+    )
     parser.add_argument(
         "--min-rows", type=int, default=50, help="skip sets with fewer rows (default: 50)"
     )
@@ -71,8 +90,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="small models (few shallow trees) for smoke tests; not for real use",
     )
     args = parser.parse_args(argv)
-    if args.k < 2:
-        parser.error("--k must be at least 2")
+    if args.k is not None and args.k < 2:
+        parser.error("--k must be at least 2, or auto")
     if args.min_rows < 1:
         parser.error("--min-rows must be at least 1")
     if args.poll_seconds <= 0:

@@ -1,10 +1,10 @@
-"""Cluster profiles and their generated one-sentence descriptions (``clusters.json``).
+"""Cluster profiles and their generated names and descriptions (``clusters.json``).
 
 A profile is built from small per-(cluster, device type) aggregates (:class:`GroupStats`), so
 training and ``analyze_clusters.py`` compute them in Spark (``analysis/profile.py``) and collect
 only k x device-type rows, never the records; ``profile_clusters`` computes the same aggregates
 with pandas for a small frame. Both write the same file, and the UI never needs hand-copied
-descriptions.
+descriptions (their wording: ``analysis/segment_words.py``).
 """
 
 from __future__ import annotations
@@ -15,71 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from smarthome.analysis.segment_words import words_of
 from smarthome.contracts.clusters import Clusters, Overall, Segment
 from smarthome.contracts.records import DEVICE_TYPES, EFFICIENCY_LABEL, NUMERIC_FEATURES
-
-#: (above average, below average) wording per feature
-TRAITS: dict[str, tuple[str, str]] = {
-    "UsageHoursPerDay": ("heavy daily use", "light daily use"),
-    "EnergyConsumption": ("high energy use", "low energy use"),
-    "UserPreferences": ("user preferences mostly on", "user preferences mostly off"),
-    "MalfunctionIncidents": ("frequent malfunctions", "few malfunctions"),
-    "DeviceAgeMonths": ("older devices", "newer devices"),
-}
-UNITS = {
-    "UsageHoursPerDay": " h/day",
-    "EnergyConsumption": " kWh/day",
-    "DeviceAgeMonths": " months",
-}
-#: a feature is a trait of a segment when its mean is this many overall std-devs off the mean
-TRAIT_Z = 0.3
-MAX_TRAITS = 3
-
-
-def _plural(device_type: str) -> str:
-    return device_type if device_type.endswith("s") else f"{device_type}s"
-
-
-def _value(feature: str, value: float) -> str:
-    if feature == "UserPreferences":
-        return f"{value:.0%} on"
-    if feature == "MalfunctionIncidents":
-        return f"{value:.1f}"
-    return f"{value:.1f}{UNITS.get(feature, '')}"
-
-
-def describe(segment: Segment, overall: Overall) -> str:
-    """One sentence: share, dominant device type, strongest traits, efficiency vs overall."""
-    if not segment.size:
-        return f"Segment {segment.id}: no device in the training data."
-    means = {f: m for f, m in segment.means.items() if m is not None}
-    scored = []
-    for feature in NUMERIC_FEATURES:
-        std = overall.stds[feature]
-        if std <= 0:
-            continue
-        z = (means[feature] - overall.means[feature]) / std
-        if abs(z) >= TRAIT_Z:
-            scored.append((abs(z), feature, z))
-    scored.sort(reverse=True)
-    traits = [
-        f"{TRAITS[f][0 if z > 0 else 1]} ({_value(f, means[f])} vs {_value(f, overall.means[f])})"
-        for _, f, z in scored[:MAX_TRAITS]
-    ]
-    ranked = sorted(segment.device_type_shares.items(), key=lambda kv: -kv[1])
-    top_type, top_share = ranked[0]
-    if top_share >= 0.995:
-        who = f"all {_plural(top_type)}"
-    elif top_share >= 0.8:
-        who = f"mostly {_plural(top_type)} ({top_share:.0%})"
-    else:
-        main = [f"{_plural(t)} ({s:.0%})" for t, s in ranked if s >= 0.2]
-        who = " and ".join(main[:3]) if main else "a mix of device types"
-    how = ", ".join(traits) if traits else "close to the average on every feature"
-    return (
-        f"Segment {segment.id} ({segment.share:.0%} of devices): {who}, {how}; "
-        f"{segment.efficiency_rate:.0%} efficient (overall {overall.efficiency_rate:.0%})."
-    )
 
 
 @dataclass(frozen=True)
@@ -129,7 +67,8 @@ def _means(pooled: _Pooled) -> dict[str, float]:
 
 
 def profile_from_groups(groups: Iterable[GroupStats], k: int) -> Clusters:
-    """Per-cluster size, share, feature means, device-type mix, efficiency rate, description.
+    """Per-cluster size, share, feature means, device-type mix, efficiency rate, name and
+    description.
 
     ``groups`` holds one :class:`GroupStats` per (cluster id, device type) with rows; a
     cluster id in 0..k-1 that no group names is listed with size 0.
@@ -161,7 +100,7 @@ def profile_from_groups(groups: Iterable[GroupStats], k: int) -> Clusters:
             efficiency_rate=round(part.efficient / size, 6) if size else 0.0,
             description="",
         )
-        segments.append(segment.model_copy(update={"description": describe(segment, overall)}))
+        segments.append(segment.model_copy(update=words_of(segment, overall)))
     return Clusters(k=k, overall=overall, clusters=segments)
 
 
@@ -189,10 +128,8 @@ def profile_clusters(records: pd.DataFrame, cluster_col: str, k: int) -> Cluster
 
 
 def redescribe(profile: Clusters) -> Clusters:
-    """Every description regenerated from the stored statistics (no data needed)."""
-    segments = [
-        s.model_copy(update={"description": describe(s, profile.overall)}) for s in profile.clusters
-    ]
+    """Every name and description regenerated from the stored statistics (no data needed)."""
+    segments = [s.model_copy(update=words_of(s, profile.overall)) for s in profile.clusters]
     return profile.model_copy(update={"clusters": segments})
 
 

@@ -41,6 +41,16 @@ FeatureValues = Annotated[dict[str, float], _exactly(NUMERIC_FEATURES)]
 FeatureMeans = Annotated[dict[str, float | None], _exactly(NUMERIC_FEATURES)]
 #: per device type (``contracts.records.DEVICE_TYPES``), 0..1
 DeviceShares = Annotated[dict[str, float], _exactly(DEVICE_TYPES)]
+#: the languages a segment is described in: English, Bahasa Indonesia (the UI's)
+LANGUAGES: tuple[str, ...] = ("en", "id")
+
+
+def _every_language_or_none(value: dict) -> dict:
+    return _exactly(LANGUAGES).func(value) if value else value
+
+
+#: per language (:data:`LANGUAGES`); empty in a profile that holds only ``description``
+Texts = Annotated[dict[str, str], AfterValidator(_every_language_or_none)]
 
 
 class Overall(BaseModel):
@@ -63,7 +73,22 @@ class Segment(BaseModel):
     overall_means: FeatureValues
     device_type_shares: DeviceShares
     efficiency_rate: float
-    description: str = Field(description="Generated one-sentence profile")
+    description: str = Field(description="Generated one-sentence profile, in English")
+    name: Texts = Field(
+        default_factory=dict,
+        description="A few generated words on what sets the segment apart, per language",
+    )
+    descriptions: Texts = Field(
+        default_factory=dict, description="``description`` in every language, per language"
+    )
+
+    def describe(self, lang: str = "en") -> str:
+        """The generated description in ``lang`` (English when the profile has no other)."""
+        return self.descriptions.get(lang) or self.description
+
+    def named(self, lang: str = "en") -> str:
+        """The segment's generated name in ``lang`` (English, else empty, when missing)."""
+        return self.name.get(lang) or self.name.get("en", "")
 
 
 class Clusters(Artefact):
@@ -85,3 +110,13 @@ class Clusters(Artefact):
     def descriptions(self) -> dict[int, str]:
         """Segment id -> its generated description."""
         return {c.id: c.description for c in self.clusters}
+
+    def by_id(self) -> dict[int, Segment]:
+        """Segment id -> its profile."""
+        return {c.id: c for c in self.clusters}
+
+    def efficiency_spread(self) -> float:
+        """The efficient share of the most efficient segment minus the least's, 0..1, over
+        the segments holding a device (0 with fewer than two)."""
+        rates = [c.efficiency_rate for c in self.clusters if c.size]
+        return round(max(rates) - min(rates), 6) if len(rates) > 1 else 0.0

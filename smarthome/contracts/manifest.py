@@ -38,6 +38,13 @@ class RegressionMetrics(_Strict):
 
 class ClusteringMetrics(_Strict):
     silhouette: float
+    efficient_share_spread: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Efficient share of the most efficient segment minus the least efficient's "
+        "(0..1): how much the segments tell apart efficient use; None when not recorded",
+    )
 
 
 class ClassificationBaseline(_Strict):
@@ -96,6 +103,18 @@ class MalfunctionSection(_Strict):
     tried: list[TriedModel]
 
 
+class KCandidate(_Strict):
+    k: int = Field(ge=1)
+    silhouette: float
+
+
+class KSelection(_Strict):
+    """How the number of segments was chosen: the rule and every k fitted."""
+
+    rule: str
+    tried: list[KCandidate]
+
+
 class ClusteringSection(_Strict):
     algorithm: str
     params: dict[str, ParamValue]
@@ -105,6 +124,10 @@ class ClusteringSection(_Strict):
     baseline: NoBaseline
     k: int = Field(ge=1)
     cluster_sizes: list[int]
+    #: the columns the segments are computed on; None when not recorded
+    features: list[str] | None = None
+    #: None when not recorded
+    k_selection: KSelection | None = None
 
 
 class Models(_Strict):
@@ -124,7 +147,8 @@ class Split(_Strict):
 class TrainSettings(_Strict):
     """``TrainConfig`` as recorded (kept apart: the contract must not import pyspark)."""
 
-    k: int
+    #: the number of segments asked for; None: chosen by silhouette (``models.clustering``)
+    k: int | None
     seed: int
     test_percent: int
     quick: bool

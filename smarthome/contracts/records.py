@@ -37,7 +37,7 @@ NUMERIC_FEATURES: list[str] = [
     "MalfunctionIncidents",
     "DeviceAgeMonths",
 ]
-#: inputs of the efficiency classifier and of the KMeans segments
+#: inputs of the efficiency classifier (the segments use NUMERIC_FEATURES only: DESIGN §6)
 DEVICE_FEATURES: list[str] = ["DeviceType", *NUMERIC_FEATURES]
 #: inputs of the malfunction regressor (everything but its own label)
 MALFUNCTION_FEATURES: list[str] = [c for c in DEVICE_FEATURES if c != "MalfunctionIncidents"]

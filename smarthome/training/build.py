@@ -22,6 +22,7 @@ from pyspark.sql import functions as F
 
 from smarthome.analysis.profile import profile_segments
 from smarthome.contracts import model_sets as registry
+from smarthome.contracts.clusters import Clusters
 from smarthome.contracts.records import EFFICIENCY_LABEL, MALFUNCTION_LABEL
 from smarthome.errors import UserError
 from smarthome.training import artefacts, pipelines
@@ -152,9 +153,6 @@ def split_rows(data: Batches, cfg: TrainConfig, label: str) -> Split:
     if not train_rows or not test_rows:
         raise UserError(f"{label}: {data.rows} rows leave an empty training or held-out split")
     train, test = split(every_row, cfg.seed, cfg.test_percent)
-    every: dict[str, int] = {}
-    for g in groups:
-        every[g["DeviceType"]] = every.get(g["DeviceType"], 0) + g["rows"]
     return Split(
         train.cache(),
         test.cache(),
@@ -167,7 +165,6 @@ def split_rows(data: Batches, cfg: TrainConfig, label: str) -> Split:
         train_device_types=pipelines.labels_by_frequency(
             {g["DeviceType"]: g["rows"] for g in train_groups}
         ),
-        all_device_types=pipelines.labels_by_frequency(every),
     )
 
 
@@ -200,20 +197,25 @@ def fit_models(rows: Split, cfg: TrainConfig, tmp: Path) -> Fitted:
             ),
             "clustering": pool.submit(
                 _fit_and_save, tmp, "clustering", train_clustering, rows.every_row, cfg,
-                device_types=rows.all_device_types, count_sizes=False,
+                count_sizes=False,
             ),
         }  # fmt: skip
-        clusters = pool.submit(
-            lambda: profile_segments(jobs["clustering"].result()[0], rows.every_row, cfg.k)
-        )
+
+        def profile() -> Clusters:
+            model, section, _ = jobs["clustering"].result()
+            return profile_segments(model, rows.every_row, section["k"])
+
+        clusters = pool.submit(profile)
         fitted = {name: job.result() for name, job in jobs.items()}
+        segments = clusters.result()
         # the profile counted every segment's rows: the sizes KMeans' summary would count
-        fitted["clustering"][1]["cluster_sizes"] = [c.size for c in clusters.result().clusters]
+        fitted["clustering"][1]["cluster_sizes"] = [c.size for c in segments.clusters]
+        fitted["clustering"][1]["metrics"]["efficient_share_spread"] = segments.efficiency_spread()
         return Fitted(
             models={name: model for name, (model, _, _) in fitted.items()},
             sections={name: section for name, (_, section, _) in fitted.items()},
             exports={name: exported for name, (_, _, exported) in fitted.items()},
-            clusters=clusters.result(),
+            clusters=segments,
         )
 
 

@@ -22,6 +22,10 @@ TRAINING_SQL_CONF: dict[str, str] = {"spark.sql.adaptive.enabled": "false"}
 ROWS_PER_PARTITION = 50_000
 #: small models for smoke tests (``--quick``): same pipeline, a fraction of the work
 QUICK_EFFICIENCY_PARAMS: dict[str, Any] = {"numTrees": 8, "maxDepth": 4, "maxBins": 32}
+#: the segment counts tried when no k is given: the one whose segments have the highest
+#: silhouette (Spark's ClusteringEvaluator, on every row) is kept, the smaller k on a tie. Few
+#: enough to read, and each is one more small KMeans fit per set
+K_CANDIDATES: tuple[int, ...] = (3, 4, 5, 6)
 #: a LinearRegression whose huge L1 penalty zeroes every coefficient: predicts the train mean
 MEAN_REGRESSION_PARAMS: dict[str, Any] = {"regParam": 1e9, "elasticNetParam": 1.0}
 
@@ -30,7 +34,8 @@ MEAN_REGRESSION_PARAMS: dict[str, Any] = {"regParam": 1e9, "elasticNetParam": 1.
 class TrainConfig:
     """What a run trains with; recorded in every manifest."""
 
-    k: int = 4
+    #: the number of segments; None: chosen from :data:`K_CANDIDATES` by silhouette
+    k: int | None = None
     seed: int = 42
     test_percent: int = 20
     quick: bool = False
@@ -46,6 +51,11 @@ class TrainConfig:
     @property
     def sql_conf(self) -> dict[str, str]:
         return dict(TRAINING_SQL_CONF)
+
+    @property
+    def k_candidates(self) -> tuple[int, ...]:
+        """The segment counts to fit: the one given, or :data:`K_CANDIDATES`."""
+        return K_CANDIDATES if self.k is None else (self.k,)
 
     @property
     def kmeans_params(self) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pyspark.ml import PipelineModel
+from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.evaluation import ClusteringEvaluator
 from pyspark.sql import DataFrame
 
@@ -140,35 +140,55 @@ def train_malfunction(
 
 
 def train_clustering(
-    df: DataFrame,
-    cfg: TrainConfig,
-    device_types: list[str] | None = None,
-    count_sizes: bool = True,
+    df: DataFrame, cfg: TrainConfig, count_sizes: bool = True
 ) -> tuple[PipelineModel, dict[str, Any]]:
-    """KMeans on every row (no label, so no held-out split), silhouette on every row.
+    """KMeans on every row (no label, so no held-out split), k chosen by silhouette.
 
+    The behaviour columns are standardised once; KMeans is fitted on them for each of
+    ``cfg.k_candidates`` and the fit whose segments have the highest silhouette (on every row,
+    Spark's ClusteringEvaluator) is kept, the smaller k on a tie. The saved model is the
+    feature stages plus that KMeans: one pipeline, as ``Pipeline.fit`` would give it.
     ``count_sizes=False`` leaves ``cluster_sizes`` to the caller, who counts the segments
     anyway (the summary would count them in a Spark job of its own).
     """
     start = time.perf_counter()
-    pipeline = pipelines.clustering_pipeline(
-        cfg.k, cfg.seed, device_types=device_types, **cfg.kmeans_params
-    )
-    model = pipeline.fit(df)
-    seconds = time.perf_counter() - start
-    predictions = model.transform(df)
-    silhouette = ClusteringEvaluator(
+    prepared = Pipeline(stages=pipelines.segment_feature_stages()).fit(df)
+    scaled = prepared.transform(df).select(pipelines.FEATURES).cache()
+    evaluator = ClusteringEvaluator(
         featuresCol=pipelines.FEATURES, predictionCol=pipelines.PREDICTION
-    ).evaluate(predictions)
-    kmeans = model.stages[-1]
+    )
+    tried: list[dict[str, Any]] = []
+    best: tuple[float, Any, Any] | None = None
+    try:
+        for k in cfg.k_candidates:
+            estimator = pipelines.segment_kmeans(k, cfg.seed, **cfg.kmeans_params)
+            kmeans = estimator.fit(scaled)
+            silhouette = float(evaluator.evaluate(kmeans.transform(scaled)))
+            tried.append({"k": k, "silhouette": silhouette})
+            if best is None or silhouette > best[0]:
+                best = (silhouette, estimator, kmeans)
+    finally:
+        scaled.unpersist()
+    assert best is not None  # k_candidates is never empty
+    silhouette, estimator, kmeans = best
+    model = PipelineModel([*prepared.stages, kmeans])
+    seconds = time.perf_counter() - start
+    k = kmeans.getK()
     section = {
         "algorithm": "KMeans",
-        "params": _params(pipeline.getStages()[-1]),
+        "params": _params(estimator),
         "fit_on": "all rows",
         "training_seconds": round(seconds, 3),
-        "metrics": {"silhouette": float(silhouette)},
+        "metrics": {"silhouette": silhouette},
         "baseline": {"kind": "none (unsupervised; silhouette ranges -1..1, higher is better)"},
-        "k": cfg.k,
+        "k": k,
+        "features": list(pipelines.SEGMENT_FEATURES),
+        "k_selection": {
+            "rule": "highest silhouette on every row, the smaller k on a tie"
+            if len(tried) > 1
+            else "given (--k)",
+            "tried": tried,
+        },
     }
     if count_sizes:
         section["cluster_sizes"] = [int(s) for s in kmeans.summary.clusterSizes]

@@ -1,8 +1,9 @@
-"""The three Spark ML pipelines (DESIGN §6), each the same feature stages plus an estimator.
+"""The three Spark ML pipelines (DESIGN §6): feature stages plus an estimator.
 
-StringIndexer(handleInvalid='keep') -> OneHotEncoder -> VectorAssembler -> StandardScaler ->
-estimator. The scorer without Spark (``smarthome/scoring/``) supports exactly these stage
-types, so keep to them.
+The two predictors: StringIndexer(handleInvalid='keep') -> OneHotEncoder -> VectorAssembler ->
+StandardScaler -> estimator. The segments: VectorAssembler -> StandardScaler -> KMeans on the
+behaviour columns only (:data:`SEGMENT_FEATURES`). The scorer without Spark
+(``smarthome/scoring/``) supports exactly these stage types, so keep to them.
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ from smarthome.contracts.records import (
 
 FEATURES = "features"
 PREDICTION = "prediction"
+#: what the segments are made of: how a device is used, never its type. A one-hot DeviceType
+#: among the coordinates dominates KMeans' distances (five 0/1 columns, standardised, against
+#: five numbers), and the segments become the device types again; the type mix of each segment
+#: is described instead (``analysis/segments.py``)
+SEGMENT_FEATURES: list[str] = list(NUMERIC_FEATURES)
 
 
 def feature_stages(columns: list[str], device_types: list[str] | None = None) -> list[Any]:
@@ -118,10 +124,20 @@ def malfunction_regression(**params: Any) -> LinearRegression:
     return regression.setParams(**params)
 
 
-def clustering_pipeline(
-    k: int, seed: int, device_types: list[str] | None = None, **params: Any
-) -> Pipeline:
-    """KMeans segments on DEVICE_FEATURES (standardised, so no column dominates)."""
+def segment_feature_stages() -> list[Any]:
+    """The behaviour columns assembled and standardised (mean 0, std 1): each counts alike."""
+    return [
+        VectorAssembler(inputCols=SEGMENT_FEATURES, outputCol="rawFeatures"),
+        StandardScaler(inputCol="rawFeatures", outputCol=FEATURES, withMean=True, withStd=True),
+    ]
+
+
+def segment_kmeans(k: int, seed: int, **params: Any) -> KMeans:
+    """The last stage of :func:`clustering_pipeline`."""
     kmeans = KMeans(featuresCol=FEATURES, predictionCol=PREDICTION, k=k, seed=seed)
-    kmeans.setParams(**params)
-    return Pipeline(stages=[*feature_stages(DEVICE_FEATURES, device_types), kmeans])
+    return kmeans.setParams(**params)
+
+
+def clustering_pipeline(k: int, seed: int, **params: Any) -> Pipeline:
+    """KMeans segments on :data:`SEGMENT_FEATURES` (standardised, so no column dominates)."""
+    return Pipeline(stages=[*segment_feature_stages(), segment_kmeans(k, seed, **params)])

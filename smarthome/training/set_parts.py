@@ -22,10 +22,9 @@ class Split:
     test_rows: int
     majority: int  # the efficiency classifier's baseline: the majority class of train
     malfunction_mean: float  # the regressor's baseline: the train mean
-    #: DeviceType labels in StringIndexer's order, of train and of every row (counted in the
-    #: split's job, so the indexers need no job of their own); None: the indexers are fitted
+    #: train's DeviceType labels in StringIndexer's order (counted in the split's job, so the
+    #: indexers need no job of their own); None: the indexers are fitted
     train_device_types: list[str] | None = None
-    all_device_types: list[str] | None = None
 
     def release(self) -> None:
         self.train.unpersist()

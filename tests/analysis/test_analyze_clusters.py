@@ -43,20 +43,69 @@ def test_profile_sizes_means_mix_and_description() -> None:
     assert first.device_type_shares["Camera"] == 1.0
     assert second.efficiency_rate == 1.0 and first.efficiency_rate == 0.0
     assert profile.overall.efficiency_rate == pytest.approx(0.5)
+    assert profile.efficiency_spread() == 1.0
     text = first.description
-    assert text.startswith("Segment 0 (50% of devices): all Cameras")
+    assert text.startswith("Segment 0 (50% of devices): ")
     high = ["heavy daily use", "high energy use", "prefer", "frequent malfunctions", "older"]
     assert sum(trait in text for trait in high) == 3  # every feature is 1 std off: top 3 named
     assert not any(w in text for w in ("light daily", "low energy", "few malf", "newer"))
-    assert "0% efficient (overall 50%)" in text
+    # by how much: energy 9.0 against the average 5.0 is 80% above; preferences in points
+    assert "high energy use (9.0 kWh/day, 80% above the average 5.0 kWh/day)" in text
+    assert "(100% on, 50 points above the average 50% on)" in text
+    assert "0% efficient, 50 points below the overall 50%" in text
+    assert text.endswith("; all Cameras.")
     assert "all Thermostats" in second.description
+    assert "100% efficient, 50 points above the overall 50%" in second.description
+    assert first.describe("en") == text
+    assert second.named("en") == "Low energy use, user preferences mostly off: 100% efficient"
     assert "no device" in empty.description and empty.means["UsageHoursPerDay"] is None
     assert Clusters.from_data(json.loads(profile.to_json()), "x") == profile  # strict JSON
 
 
+def test_descriptions_in_bahasa_indonesia_say_the_same_with_comma_decimals() -> None:
+    first, second, empty = profile_clusters(synthetic(), "prediction", k=3).clusters
+    text = first.describe("id")
+    assert text.startswith("Segmen 0 (50% perangkat): ")
+    assert "konsumsi energi tinggi (9,0 kWh/hari, 80% di atas rata-rata 5,0 kWh/hari)" in text
+    assert "0% efisien, 50 poin di bawah keseluruhan 50%" in text
+    assert text.endswith("; semuanya Camera.")
+    assert second.named("id") == (
+        "Konsumsi energi rendah, preferensi pengguna sebagian besar mati: 100% efisien"
+    )
+    assert "tidak ada perangkat" in empty.describe("id")
+
+
+def test_a_segment_of_every_device_type_says_so_and_a_plain_one_says_average() -> None:
+    rows = synthetic()
+    # the same behaviour for every device type: each segment mixes all five types
+    types = ["Camera", "Lights", "Security System", "Smart Speaker", "Thermostat"]
+    rows["DeviceType"] = [types[i % 5] for i in range(len(rows))]
+    first, _ = profile_clusters(rows, "prediction", k=2).clusters
+    assert first.description.endswith("; every device type, 20% each.")
+    assert first.describe("id").endswith("; semua jenis perangkat, masing-masing 20%.")
+    alike = rows.assign(prediction=0)
+    (only,) = profile_clusters(alike, "prediction", k=1).clusters
+    assert "close to the average device on every feature" in only.description
+    assert "50% efficient, as overall" in only.description
+    assert only.named() == "Close to the average device: 50% efficient"
+
+
+def test_a_profile_holding_only_the_english_description_still_reads() -> None:
+    data = json.loads(profile_clusters(synthetic(), "prediction", k=2).to_json())
+    for cluster in data["clusters"]:
+        del cluster["name"], cluster["descriptions"]
+    profile = Clusters.from_data(data, "x")
+    first = profile.clusters[0]
+    assert first.describe("id") == first.description  # English when nothing else is stored
+    assert first.named("id") == ""
+
+
 def test_redescribe_rebuilds_descriptions_from_stored_statistics() -> None:
     profile = profile_clusters(synthetic(), "prediction", k=2)
-    blank = [c.model_copy(update={"description": ""}) for c in profile.clusters]
+    blank = [
+        c.model_copy(update={"description": "", "name": {}, "descriptions": {}})
+        for c in profile.clusters
+    ]
     assert redescribe(profile.model_copy(update={"clusters": blank})) == profile
 
 
