@@ -30,7 +30,9 @@ from smarthome.api.serve import (
 )
 from smarthome.cli import add_kafka_flags, number, run
 from smarthome.config import CONSUMER_GROUP, MULTIPROC_ENV, env, help_default
+from smarthome.contracts.predictions import ALERTS_TOPIC, PREDICTIONS_TOPIC
 from smarthome.errors import UserError
+from smarthome.stream.scorer import SCORER_GROUP
 
 PROG = "app_api.py"
 
@@ -84,6 +86,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"the consumer group GET /pipeline reports the lag of (default: {CONSUMER_GROUP})",
     )
     parser.add_argument(
+        "--scorer-group",
+        default=SCORER_GROUP,
+        help=f"the stream scorer's consumer group, for GET /pipeline (default: {SCORER_GROUP})",
+    )
+    parser.add_argument(
+        "--predictions-topic",
+        default=PREDICTIONS_TOPIC,
+        help=f"the stream scorer's predictions, for GET /pipeline and GET /live"
+        f" (default: {PREDICTIONS_TOPIC})",
+    )
+    parser.add_argument(
+        "--alerts-topic",
+        default=ALERTS_TOPIC,
+        help=f"the stream scorer's alerts, for GET /live (default: {ALERTS_TOPIC})",
+    )
+    parser.add_argument(
         "--no-metrics",
         action="store_true",
         help="do not count requests nor serve GET /metrics (Prometheus)",
@@ -122,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         bootstrap_servers=args.bootstrap_servers,
         topic=args.topic,
         group=args.group,
+        scorer_group=args.scorer_group,
+        predictions_topic=args.predictions_topic,
+        alerts_topic=args.alerts_topic,
     )
     # every worker process writes its metrics here and a scrape adds them up; set before any
     # import of prometheus_client, which reads it once (so never import it in this process)

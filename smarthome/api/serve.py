@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from smarthome.contracts.predictions import ALERTS_TOPIC, PREDICTIONS_TOPIC
 from smarthome.errors import UserError
+from smarthome.stream.scorer import SCORER_GROUP
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -50,6 +52,10 @@ class AppSettings:
     bootstrap_servers: str = "localhost:9092"
     topic: str = "smart_home_stream"
     group: str = "smart-home-batcher"
+    #: where GET /pipeline and GET /live look for the stream scorer
+    scorer_group: str = SCORER_GROUP
+    predictions_topic: str = PREDICTIONS_TOPIC
+    alerts_topic: str = ALERTS_TOPIC
 
 
 def build_app(settings: AppSettings) -> Flask:
@@ -62,6 +68,9 @@ def build_app(settings: AppSettings) -> Flask:
         settings.group,
         Path(settings.batch_dir),
         Path(settings.model_dir),
+        scorer_group=settings.scorer_group,
+        predictions_topic=settings.predictions_topic,
+        alerts_topic=settings.alerts_topic,
     )
     return create_app(
         Path(settings.model_dir),

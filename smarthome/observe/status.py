@@ -1,4 +1,5 @@
-"""The status of every stage in one typed answer: Kafka topic and group, batch files, model sets.
+"""The status of every stage in one typed answer: Kafka topic and groups, batch files, model
+sets, the stream scorer.
 
 ``GET /pipeline`` (the API) serves it and the UI's Pipeline tab shows it. Each part says when it was
 looked at, and a part that cannot be read (Kafka down) says so while the rest still shows.
@@ -16,6 +17,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -23,7 +25,9 @@ from smarthome.contracts import model_sets as registry
 from smarthome.contracts.artefact import ContractError
 from smarthome.contracts.batch_files import list_batch_files
 from smarthome.contracts.manifest import Manifest
+from smarthome.contracts.predictions import ALERTS_TOPIC, PREDICTIONS_TOPIC
 from smarthome.ingest.batch_writer import REJECTED_DIR
+from smarthome.stream.scorer import SCORER_GROUP
 
 
 class PartitionStatus(BaseModel):
@@ -63,7 +67,32 @@ class ModelSetsStatus(BaseModel):
     newest_age_seconds: float | None = None
     newest_rows: int | None = None
     newest_error: str | None = None  # the newest set's manifest does not match its contract
-    training: bool  # a spark_training.py process holds the model folder's lock right now
+    #: a set is being built right now: a spark_training.py holds the folder's lock and a set
+    #: folder is in ``.tmp/`` (a ``--watch`` waiting for batches holds the lock too)
+    training: bool
+    #: a spark_training.py process holds the model folder's lock (a run, or a ``--watch``)
+    trainer_running: bool = False
+    #: the sets being built, by folder name (``.tmp/<name>``), oldest first
+    training_sets: list[str] = []
+    checked_at: datetime
+
+
+class ScorerStatus(BaseModel):
+    """The stream scorer's group (``kafka_stream_predict.py``) and the predictions topic."""
+
+    reachable: bool
+    error: str | None = None
+    group: str
+    topic: str  # the topic it scores
+    #: members of the group right now (scorer processes); None when it cannot be asked
+    members: int | None = None
+    total_lag: int | None = None
+    partitions: list[PartitionStatus] = []
+    predictions_topic: str
+    #: the predictions topic's end offsets, summed: its size in offsets. Transaction markers
+    #: and aborted records take offsets too, so this is at least the number of predictions;
+    #: None while the topic does not exist
+    predictions_end_offsets: int | None = None
     checked_at: datetime
 
 
@@ -71,6 +100,7 @@ class PipelineStatus(BaseModel):
     kafka: KafkaStatus
     batches: BatchStatus
     model_sets: ModelSetsStatus
+    scorer: ScorerStatus
     checked_at: datetime
 
 
@@ -87,7 +117,7 @@ class StatusSource:
     """Where the stages keep their state; ``status()`` looks at all of it.
 
     Kafka is asked at most once a second (every 5 s while it does not answer), in a
-    background thread.
+    background thread: one look covers the batch consumer's group and the stream scorer's.
     """
 
     bootstrap_servers: str
@@ -95,26 +125,40 @@ class StatusSource:
     group: str
     batch_dir: Path
     model_dir: Path
+    scorer_group: str = SCORER_GROUP
+    predictions_topic: str = PREDICTIONS_TOPIC
+    #: not looked at here: ``GET /live`` reads it on the same brokers
+    alerts_topic: str = ALERTS_TOPIC
 
     def __post_init__(self) -> None:
         # the status says whether Kafka answers; kafka-python's own connection errors, every
         # few seconds while it is down, would only flood the server's log
         logging.getLogger("kafka").setLevel(logging.CRITICAL)
         self._rows: dict[str, int] = {}
-        self._kafka: tuple[float, KafkaStatus] | None = None
+        self._kafka: tuple[float, KafkaView] | None = None
         self._lock = threading.Lock()
         self._looking = False
         self._first = threading.Event()
 
     def status(self) -> PipelineStatus:
+        view = self._kafka_view()
         return PipelineStatus(
-            kafka=self.kafka(),
+            kafka=view.kafka,
             batches=self.batches(),
             model_sets=self.model_sets(),
+            scorer=view.scorer,
             checked_at=_now(),
         )
 
     def kafka(self) -> KafkaStatus:
+        """The newest look at the topic and the batch consumer's group."""
+        return self._kafka_view().kafka
+
+    def scorer(self) -> ScorerStatus:
+        """The newest look at the stream scorer's group and the predictions topic."""
+        return self._kafka_view().scorer
+
+    def _kafka_view(self) -> KafkaView:
         """The newest look at Kafka; an older one starts a new look in the background.
 
         Only the very first call waits for Kafka (its timeouts when Kafka is down), so a
@@ -131,14 +175,12 @@ class StatusSource:
             with self._lock:
                 cached = self._kafka
         if cached is None:
-            return KafkaStatus(reachable=False, error="Kafka did not answer within 15 s",
-                             bootstrap_servers=self.bootstrap_servers, topic=self.topic,
-                             group=self.group, checked_at=_now())  # fmt: skip
+            return self._unreachable("Kafka did not answer within 15 s")
         return cached[1]
 
     @staticmethod
-    def _max_age(view: KafkaStatus) -> float:
-        return 1.0 if view.reachable else 5.0  # a look at a Kafka that is down takes seconds
+    def _max_age(view: KafkaView) -> float:
+        return 1.0 if view.kafka.reachable else 5.0  # a look at a Kafka that is down takes s
 
     def _refresh(self) -> None:
         try:
@@ -149,46 +191,73 @@ class StatusSource:
             self._looking = False
             self._first.set()
 
-    def _look_at_kafka(self) -> KafkaStatus:
+    def _unreachable(self, error: str) -> KafkaView:
+        now = _now()
+        return KafkaView(
+            KafkaStatus(reachable=False, error=error, bootstrap_servers=self.bootstrap_servers,
+                        topic=self.topic, group=self.group, checked_at=now),
+            ScorerStatus(reachable=False, error=error, group=self.scorer_group, topic=self.topic,
+                         predictions_topic=self.predictions_topic, checked_at=now),
+        )  # fmt: skip
+
+    def _look_at_kafka(self) -> KafkaView:
         from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
         from kafka.errors import KafkaError
 
-        base = {"bootstrap_servers": self.bootstrap_servers, "topic": self.topic}
-        base.update(group=self.group, checked_at=_now())
         servers = self.bootstrap_servers.split(",")
         timeouts = {"request_timeout_ms": 3000, "bootstrap_timeout_ms": 2000}
         try:
-            consumer = KafkaConsumer(bootstrap_servers=servers, **timeouts)
+            consumer = KafkaConsumer(
+                bootstrap_servers=servers, allow_auto_create_topics=False, **timeouts
+            )
         except Exception as exc:  # kafka-python raises several kinds when nobody answers
-            return KafkaStatus(reachable=False, error=f"no Kafka broker answers: {exc}", **base)
+            return self._unreachable(f"no Kafka broker answers: {exc}")
         try:
-            partitions = sorted(consumer.partitions_for_topic(self.topic) or ())
-            tps = [TopicPartition(self.topic, p) for p in partitions]
+
+            def partitions(topic: str) -> list[TopicPartition]:
+                numbers = sorted(consumer.partitions_for_topic(topic) or ())
+                return [TopicPartition(topic, p) for p in numbers]
+
+            tps = partitions(self.topic)
             ends = consumer.end_offsets(tps, timeout_ms=3000) if tps else {}
+            outputs = partitions(self.predictions_topic)
+            output_ends = consumer.end_offsets(outputs, timeout_ms=3000) if outputs else {}
             admin = KafkaAdminClient(bootstrap_servers=servers, **timeouts)
             try:
-                committed = admin.list_group_offsets(self.group).get(self.group, {})
-            except KafkaError:  # e.g. no such group yet: nothing committed
-                committed = {}
+                committed = _committed(admin, self.group)
+                scorer_committed = _committed(admin, self.scorer_group)
+                members = _members(admin, self.scorer_group)
             finally:
                 admin.close()
         except (KafkaError, OSError) as exc:
-            return KafkaStatus(reachable=False, error=f"{type(exc).__name__}: {exc}", **base)
+            return self._unreachable(f"{type(exc).__name__}: {exc}")
         finally:
             consumer.close()
-        views = []
-        for tp in tps:
-            meta = committed.get(tp)
-            offset = meta.offset if meta is not None and meta.offset >= 0 else None
-            end = ends.get(tp, 0)
-            views.append(PartitionStatus(partition=tp.partition, end_offset=end, committed=offset,
-                                       lag=max(0, end - (offset or 0))))  # fmt: skip
-        return KafkaStatus(
-            reachable=True,
-            records_in_topic=sum(v.end_offset for v in views),
-            total_lag=sum(v.lag for v in views),
-            partitions=views,
-            **base,
+        now = _now()
+        views = _lag(tps, ends, committed)
+        scorer_views = _lag(tps, ends, scorer_committed)
+        return KafkaView(
+            KafkaStatus(
+                reachable=True,
+                bootstrap_servers=self.bootstrap_servers,
+                topic=self.topic,
+                group=self.group,
+                records_in_topic=sum(v.end_offset for v in views),
+                total_lag=sum(v.lag for v in views),
+                partitions=views,
+                checked_at=now,
+            ),
+            ScorerStatus(
+                reachable=True,
+                group=self.scorer_group,
+                topic=self.topic,
+                members=members,
+                total_lag=sum(v.lag for v in scorer_views),
+                partitions=scorer_views,
+                predictions_topic=self.predictions_topic,
+                predictions_end_offsets=sum(output_ends.values()) if outputs else None,
+                checked_at=now,
+            ),
         )
 
     def batches(self) -> BatchStatus:
@@ -225,6 +294,9 @@ class StatusSource:
             except ContractError as exc:
                 error = str(exc)
         age = (_now() - created).total_seconds() if created else None
+        running = flock_held(self.model_dir / registry.TRAINING_LOCK)
+        # what a killed run left in .tmp/ is no set in progress: only the lock holder builds
+        building = sets_in_progress(self.model_dir) if running else []
         return ModelSetsStatus(
             folder=str(self.model_dir),
             count=len(sets),
@@ -233,9 +305,27 @@ class StatusSource:
             newest_age_seconds=age,
             newest_rows=rows,
             newest_error=error,
-            training=flock_held(self.model_dir / registry.TRAINING_LOCK),
+            training=bool(building),
+            trainer_running=running,
+            training_sets=building,
             checked_at=_now(),
         )
+
+
+def sets_in_progress(model_dir: Path) -> list[str]:
+    """The set folders in ``<model_dir>/.tmp/``, oldest name first.
+
+    A run builds each set in ``.tmp/<set name>`` and renames it into place once complete
+    (``smarthome.training.build``); a ``--retrain-all`` keeps the built ones there until all
+    are published.
+    """
+    tmp = registry.tmp_dir(model_dir)
+    try:
+        return sorted(
+            p.name for p in tmp.iterdir() if p.is_dir() and registry.SET_NAME.match(p.name)
+        )
+    except OSError:  # no .tmp/ (nothing in progress), or it vanished while listed
+        return []
 
 
 def flock_held(path: Path) -> bool:
@@ -254,3 +344,44 @@ def flock_held(path: Path) -> bool:
         len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == where
         for fields in (line.split() for line in locks.splitlines())
     )
+
+
+@dataclass(frozen=True)
+class KafkaView:
+    """One look at Kafka: the batch consumer's side and the stream scorer's."""
+
+    kafka: KafkaStatus
+    scorer: ScorerStatus
+
+
+def _committed(admin: Any, group: str) -> dict:
+    """The group's committed offsets by partition ({} when it has committed nothing yet)."""
+    from kafka.errors import KafkaError
+
+    try:
+        return admin.list_group_offsets(group).get(group, {})
+    except KafkaError:  # e.g. no such group yet: nothing committed
+        return {}
+
+
+def _members(admin: Any, group: str) -> int | None:
+    """How many members the group has right now; None if the broker does not say."""
+    from kafka.errors import KafkaError
+
+    try:
+        described = admin.describe_groups([group]).get(group) or {}
+    except KafkaError:
+        return None
+    members = described.get("members")
+    return len(members) if isinstance(members, list) else None
+
+
+def _lag(tps: list, ends: dict, committed: dict) -> list[PartitionStatus]:
+    views = []
+    for tp in tps:
+        meta = committed.get(tp)
+        offset = meta.offset if meta is not None and meta.offset >= 0 else None
+        end = ends.get(tp, 0)
+        views.append(PartitionStatus(partition=tp.partition, end_offset=end, committed=offset,
+                                     lag=max(0, end - (offset or 0))))  # fmt: skip
+    return views

@@ -208,9 +208,11 @@ TEXTS: dict[str, dict[str, str]] = {
     "tab_pipeline": {"en": "Pipeline", "id": "Pipeline"},
     "pipe_intro": {
         "en": "The stream, live: records flow from the producer through the Kafka topic and "
-        "the consumer into batch files, Spark trains model sets, the API serves the newest.",
+        "the consumer into batch files, Spark trains model sets, the API serves the newest; "
+        "the stream scorer predicts each record as it arrives.",
         "id": "Stream secara langsung: record mengalir dari producer melalui topik Kafka dan "
-        "consumer ke file batch, Spark melatih set model, API menyajikan yang terbaru.",
+        "consumer ke file batch, Spark melatih set model, API menyajikan yang terbaru; "
+        "scorer stream memprediksi setiap record saat tiba.",
     },
     "pipe_producer": {"en": "Producer", "id": "Producer"},
     "pipe_topic": {"en": "Topic", "id": "Topik"},
@@ -224,7 +226,28 @@ TEXTS: dict[str, dict[str, str]] = {
     "pipe_lag": {"en": "records not yet in a batch file", "id": "record belum di file batch"},
     "pipe_rows": {"en": "{rows} rows", "id": "{rows} baris"},
     "pipe_training_now": {"en": "set {set}…", "id": "set {set}…"},
-    "pipe_idle": {"en": "idle", "id": "diam"},
+    "pipe_trainer_waiting": {"en": "waiting", "id": "menunggu"},
+    "pipe_trainer_waiting_caption": {
+        "en": "spark_training.py waits for new batch files; {count} model sets",
+        "id": "spark_training.py menunggu file batch baru; {count} set model",
+    },
+    "pipe_trainer_stopped": {"en": "not running", "id": "tidak berjalan"},
+    "pipe_scorer": {"en": "Stream scorer: lag", "id": "Scorer stream: lag"},
+    "pipe_scorer_unknown": {
+        "en": "unknown while Kafka does not answer",
+        "id": "tidak diketahui selama Kafka tidak menjawab",
+    },
+    "pipe_scorer_offsets": {"en": "{count} offsets in {topic}", "id": "{count} offset di {topic}"},
+    "pipe_scorer_members": {
+        "en": "{count} scorer process(es); {size}",
+        "id": "{count} proses scorer; {size}",
+    },
+    "pipe_scorer_none": {
+        "en": "no scorer running; {size}",
+        "id": "tidak ada scorer yang berjalan; {size}",
+    },
+    "pipe_scorer_committed": {"en": "Scorer committed", "id": "Scorer di-commit"},
+    "pipe_scorer_lag": {"en": "Scorer lag", "id": "Lag scorer"},
     "pipe_sets": {"en": "{count} model sets", "id": "{count} set model"},
     "pipe_newest_age": {"en": "trained {age} ago", "id": "dilatih {age} lalu"},
     "pipe_no_set": {"en": "no model set yet", "id": "belum ada set model"},
