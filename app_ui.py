@@ -1,4 +1,6 @@
-"""Streamlit UI: the three prediction forms, model history, segments, status, bulk CSV.
+"""Streamlit UI: prediction forms, model history, segments, bulk CSV, pipeline status, live.
+
+The Live tab shows the stream scorer's newest predictions and alerts as they arrive.
 
 Run with ``streamlit run app_ui.py`` (port 8501); it talks only to the API at ``API_URL``
 (environment or the sidebar). ``python app_ui.py [--port N] [--api-url URL]`` starts the same
@@ -20,7 +22,7 @@ from smarthome.config import env, help_default
 
 def page() -> None:
     """One run of the page (Streamlit reruns this on every interaction)."""
-    from smarthome.ui import forms, sections, status  # Streamlit-only: `--help` stays quiet
+    from smarthome.ui import forms, live, sections, status  # Streamlit-only: `--help` quiet
     from smarthome.ui.common import tr
     from smarthome.ui.i18n import LANGUAGES
 
@@ -42,11 +44,14 @@ def page() -> None:
     st.caption(tr("subtitle"))
     sections.main_notice()
     names = ["efficiency", "malfunction", "segment", "bulk", "history", "segments"]
-    # the Pipeline tab comes first while a stream runs, last otherwise
-    names = ["pipeline", *names] if status.stream_running() else [*names, "pipeline"]
+    # the Pipeline and Live tabs come first while a stream runs, last otherwise
+    watch = ["pipeline", "live"]
+    names = [*watch, *names] if status.stream_running() else [*names, *watch]
     tabs = dict(zip(names, st.tabs([tr(f"tab_{n}") for n in names]), strict=True))
     with tabs["pipeline"]:
         status.status_section()
+    with tabs["live"]:
+        live.live_section()
     with tabs["efficiency"]:
         forms.efficiency_form()
     with tabs["malfunction"]:

@@ -12,6 +12,7 @@ from flask import Flask, Response, jsonify
 from flask_cors import CORS
 from werkzeug.exceptions import HTTPException
 
+from smarthome.api.live import bp as live_bp
 from smarthome.api.routes import bp, healthz_post
 from smarthome.api.status import bp as status_bp
 from smarthome.api.validation import MAX_BATCH, MAX_BODY_BYTES, ApiError
@@ -60,7 +61,8 @@ def create_app(
     """The API serving the newest set in ``model_dir``, re-checked every ``reload_seconds``.
 
     ``reload_seconds=0`` disables the background watcher (tests call ``holder.check()``).
-    ``status_source`` says where ``GET /pipeline`` looks (default: the environment's settings).
+    ``status_source`` says where ``GET /pipeline`` and ``GET /live`` look (default: the
+    environment's settings).
     ``bench_noop`` adds ``POST /healthz``, a no-op the benchmark compares predictions with.
     ``metrics`` counts every request and serves ``GET /metrics`` (``smarthome.api.metrics``).
     """
@@ -74,6 +76,7 @@ def create_app(
     app.extensions["status_source"] = status_source or default_status_source(Path(model_dir))
     app.register_blueprint(bp)
     app.register_blueprint(status_bp)
+    app.register_blueprint(live_bp)
     if metrics:
         from smarthome.api.metrics import install
 

@@ -13,6 +13,7 @@ from pydantic.json_schema import models_json_schema
 
 from smarthome.api.validation import MAX_BATCH, DeviceRequest, MalfunctionRequest
 from smarthome.contracts import api as bodies
+from smarthome.observe.live import DEFAULT_LIMIT, MAX_LIMIT, LiveView
 from smarthome.observe.status import PipelineStatus
 
 REF = "#/components/schemas/{model}"
@@ -29,6 +30,7 @@ _MODELS: list[tuple[type[BaseModel], str]] = [
     (bodies.SegmentsResponse, "serialization"),
     (bodies.Health, "serialization"),
     (PipelineStatus, "serialization"),
+    (LiveView, "serialization"),
 ]
 
 _ERRORS = {
@@ -80,6 +82,27 @@ def _get(summary: str, model: type[BaseModel], *codes: str) -> dict[str, Any]:
     return {"get": {"summary": summary, "responses": responses}}
 
 
+def _live() -> dict[str, Any]:
+    limit = {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "description": "How many of the newest predictions (and alerts) to list",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+    }
+    summary = (
+        "The stream scorer's newest committed predictions and alerts, newest first, with their"
+        " rate and latency; Kafka unreachable or a topic not created yet is said, not an error"
+    )
+    responses = {
+        "200": _json(_ref(LiveView), summary),
+        "422": _json(
+            _ref(bodies.ErrorResponse), f"limit is not a whole number from 1 to {MAX_LIMIT}"
+        ),
+    }
+    return {"get": {"summary": summary, "parameters": [limit], "responses": responses}}
+
+
 def build_document(server_url: str | None = None) -> dict[str, Any]:
     """The whole OpenAPI document."""
     _, defs = models_json_schema(_MODELS, ref_template=REF)
@@ -112,6 +135,7 @@ def build_document(server_url: str | None = None) -> dict[str, Any]:
                 " looked at; Kafka unreachable is said, not an error",
                 PipelineStatus,
             ),
+            "/live": _live(),
             "/metrics": {
                 "get": {
                     "summary": "Prometheus metrics (text format) of every worker process",

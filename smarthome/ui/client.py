@@ -25,6 +25,7 @@ from smarthome.contracts.api import (
     read_response,
 )
 from smarthome.contracts.artefact import ContractError
+from smarthome.observe.live import LiveView
 from smarthome.observe.status import PipelineStatus
 
 #: a POST body: one record, or a list of records
@@ -120,6 +121,10 @@ class ApiClient:
     def pipeline(self) -> PipelineStatus:
         """``GET /pipeline``: topic, consumer lag, batch files, model sets."""
         return self._read(PipelineStatus, "/pipeline")
+
+    def live(self, limit: int) -> LiveView:
+        """``GET /live``: the stream scorer's newest predictions and alerts."""
+        return self._read(LiveView, f"/live?limit={int(limit)}")
 
     def segments(self) -> SegmentsResponse:
         """``GET /segments``: the loaded set's cluster profiles."""

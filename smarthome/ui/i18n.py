@@ -264,6 +264,50 @@ TEXTS: dict[str, dict[str, str]] = {
         "id": "{count} pesan ditolak (di rejected/)",
     },
     "pipe_partition": {"en": "Partition", "id": "Partisi"},
+    # live
+    "tab_live": {"en": "Live", "id": "Langsung"},
+    "live_intro": {
+        "en": "Every record scored as it arrives: the stream scorer's newest predictions and "
+        "alerts, as committed to Kafka (refreshed every couple of seconds).",
+        "id": "Setiap record dinilai saat tiba: prediksi dan peringatan terbaru dari scorer "
+        "stream, sebagaimana di-commit ke Kafka (diperbarui setiap beberapa detik).",
+    },
+    "live_predictions": {"en": "Predictions", "id": "Prediksi"},
+    "live_alerts": {"en": "Alerts", "id": "Peringatan"},
+    "live_newest_n": {"en": "the newest {n} at most", "id": "paling banyak {n} terbaru"},
+    "live_rate": {"en": "Predictions/s", "id": "Prediksi/detik"},
+    "live_rate_caption": {"en": "no prediction yet", "id": "belum ada prediksi"},
+    "live_newest_age": {
+        "en": "newest scored {age} s ago",
+        "id": "terbaru dinilai {age} detik lalu",
+    },
+    "live_latency_p50": {"en": "Latency (median)", "id": "Latensi (median)"},
+    "live_latency_max": {
+        "en": "record produced → scored; max {max}",
+        "id": "record dikirim → dinilai; maks {max}",
+    },
+    "live_alerts_title": {"en": "Newest alerts ({topic})", "id": "Peringatan terbaru ({topic})"},
+    "live_predictions_title": {
+        "en": "Newest predictions ({topic})",
+        "id": "Prediksi terbaru ({topic})",
+    },
+    "live_none": {"en": "None yet.", "id": "Belum ada."},
+    "live_kafka_down": {
+        "en": "Kafka does not answer at {servers}: {error}",
+        "id": "Kafka tidak menjawab di {servers}: {error}",
+    },
+    "live_unreadable": {
+        "en": "{count} messages do not match their format and are not shown",
+        "id": "{count} pesan tidak sesuai formatnya dan tidak ditampilkan",
+    },
+    "live_scored_at": {"en": "Scored at", "id": "Dinilai pukul"},
+    "live_user": {"en": "User", "id": "Pengguna"},
+    "live_label": {"en": "Efficiency", "id": "Efisiensi"},
+    "live_probability": {"en": "Probability", "id": "Probabilitas"},
+    "live_malfunctions": {"en": "Malfunctions", "id": "Kerusakan"},
+    "live_segment": {"en": "Segment", "id": "Segmen"},
+    "live_latency": {"en": "Latency (ms)", "id": "Latensi (ms)"},
+    "live_reasons": {"en": "Why", "id": "Alasan"},
     "pipe_end_offset": {"en": "End offset", "id": "Offset akhir"},
     "pipe_committed": {"en": "Committed", "id": "Di-commit"},
 }
