@@ -119,7 +119,6 @@ class RunResult:
     outputs: int = 0
     duplicates: int = 0
     missing: int = 0
-    note: str = ""
 
 
 # -- the reader of the predictions ------------------------------------------------------------
