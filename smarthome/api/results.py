@@ -53,12 +53,15 @@ def malfunction(model_set: ServedSet, rows: list[dict[str, Any]]) -> list[dict[s
 
 
 def segment(model_set: ServedSet, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    descriptions = model_set.clusters.descriptions()
-    return [
-        {
-            "device_segment_id": int(cid),
-            "description": descriptions[int(cid)],
+    answers = {
+        s.id: {
+            "description": s.description,
             "model_set": model_set.name,
+            "description_id": s.describe("id"),
+            "segment_name": s.named("en"),
+            "segment_name_id": s.named("id"),
+            "efficient_share": s.efficiency_rate,
         }
-        for cid in model_set.segment(rows)
-    ]
+        for s in model_set.clusters.clusters
+    }
+    return [{"device_segment_id": int(cid), **answers[int(cid)]} for cid in model_set.segment(rows)]

@@ -50,6 +50,16 @@ class SegmentResult(_Response):
     device_segment_id: int = Field(ge=0, description="KMeans cluster id")
     description: str = Field(description="Generated one-sentence profile of the segment")
     model_set: str
+    description_id: str = Field(
+        default="", description="The same profile in Bahasa Indonesia (English if none)"
+    )
+    segment_name: str = Field(
+        default="", description="A few words on what sets the segment apart (English)"
+    )
+    segment_name_id: str = Field(default="", description="The same in Bahasa Indonesia")
+    efficient_share: float | None = Field(
+        default=None, ge=0, le=1, description="Share of efficient devices in the segment"
+    )
 
 
 class ErrorResponse(_Response):

@@ -17,14 +17,19 @@ from smarthome.contracts.manifest import Manifest
 from smarthome.contracts.model_sets import set_number
 from smarthome.contracts.records import DEVICE_TYPES, NUMERIC_FEATURES
 
-#: chart metric -> (held-out value, baseline value or None) of a set's manifest
-HISTORY_METRICS: dict[str, Callable[[Manifest], tuple[float, float | None]]] = {
+#: chart metric -> (held-out value, baseline value or None) of a set's manifest; a value of
+#: None is a metric the set's manifest does not record (it is left out of the chart)
+HISTORY_METRICS: dict[str, Callable[[Manifest], tuple[float | None, float | None]]] = {
     "accuracy": lambda m: (
         m.models.efficiency.metrics.accuracy,
         m.models.efficiency.baseline.accuracy,
     ),
     "rmse": lambda m: (m.models.malfunction.metrics.rmse, m.models.malfunction.baseline.rmse),
     "silhouette": lambda m: (m.models.clustering.metrics.silhouette, None),
+    "efficient_share_spread": lambda m: (
+        m.models.clustering.metrics.efficient_share_spread,
+        None,
+    ),
 }
 HISTORY_COLUMNS = ["set", "set_name", "rows", "metric", "value", "baseline"]
 
@@ -37,6 +42,8 @@ def history_frame(sets: list[SetEntry]) -> pd.DataFrame:
             continue
         for metric, read in HISTORY_METRICS.items():
             value, baseline = read(entry.manifest)
+            if value is None:
+                continue
             rows.append(
                 {
                     "set": entry.manifest.set,

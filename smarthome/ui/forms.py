@@ -105,7 +105,12 @@ def _show_malfunction(answer: MalfunctionResult, _: dict[str, Any]) -> None:
 def _show_segment(answer: SegmentResult, values: dict[str, Any]) -> None:
     sid = answer.device_segment_id
     st.metric(tr("segment_id"), str(sid))
-    st.info(answer.description)
+    name = answer.segment_name_id if lang() == "id" else answer.segment_name
+    if name:
+        st.markdown(f"**{name}**")
+    st.info(
+        answer.description_id if lang() == "id" and answer.description_id else answer.description
+    )
     segments, _ = load_segments()
     if segments is None or segments.model_set != answer.model_set:
         return  # profiles of another set (the API just swapped sets): not this answer's

@@ -184,6 +184,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Device segments: silhouette",
         "id": "Segmen perangkat: silhouette",
     },
+    "metric_efficient_share_spread": {
+        "en": "Device segments: efficient share, most minus least efficient segment",
+        "id": "Segmen perangkat: porsi efisien, segmen paling efisien dikurangi "
+        "yang paling tidak efisien",
+    },
     "rows": {"en": "Rows trained on", "id": "Baris latih"},
     "model": {"en": "Model", "id": "Model"},
     "baseline": {"en": "Baseline", "id": "Baseline"},
@@ -191,10 +196,12 @@ TEXTS: dict[str, dict[str, str]] = {
     "set": {"en": "Set", "id": "Set"},
     # segments
     "segments_intro": {
-        "en": "The KMeans segments of the loaded model set: how each differs from the "
-        "average device, its device-type mix, and its generated description.",
-        "id": "Segmen KMeans dari set model yang dimuat: perbedaannya dengan rata-rata "
-        "perangkat, komposisi jenis perangkat, dan deskripsi yang dihasilkan.",
+        "en": "The KMeans segments of the loaded model set, grouped by how devices are used "
+        "(not by their type): how each differs from the average device, its share of "
+        "efficient devices, its device-type mix, and its generated description.",
+        "id": "Segmen KMeans dari set model yang dimuat, dikelompokkan menurut cara perangkat "
+        "digunakan (bukan jenisnya): perbedaannya dengan rata-rata perangkat, porsi perangkat "
+        "efisien, komposisi jenis perangkat, dan deskripsi yang dihasilkan.",
     },
     "segment_header": {
         "en": "Segment {id}: {size} devices ({share})",

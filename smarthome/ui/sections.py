@@ -148,7 +148,9 @@ def segments_section() -> None:
         st.subheader(
             tr("segment_header", id=segment.id, size=segment.size, share=f"{segment.share:.0%}")
         )
-        st.info(segment.description)
+        if name := segment.named(lang()):
+            st.markdown(f"**{name}**")
+        st.info(segment.describe(lang()))
         left, right = st.columns(2)
         profile = data.profile_frame(segment, overall)
         if not profile.empty:

@@ -74,6 +74,17 @@ def test_each_endpoint_answers_with_the_original_field_names(client) -> None:
     assert seg["description"] == sample_clusters().clusters[0].description
 
 
+def test_segment_answer_adds_its_name_bahasa_text_and_efficient_share(client) -> None:
+    seg = post(client, "/get_device_segment", {**FEATURES, "UsageHoursPerDay": 1.0}).get_json()
+    profile = sample_clusters().clusters[0]
+    assert type(seg["device_segment_id"]) is int
+    assert seg["description"] == profile.description  # the original field, in English
+    assert seg["description_id"] == profile.descriptions["id"] != profile.description
+    assert seg["description_id"].startswith("Segmen 0 (")
+    assert (seg["segment_name"], seg["segment_name_id"]) == (profile.name["en"], profile.name["id"])
+    assert seg["efficient_share"] == profile.efficiency_rate
+
+
 def test_list_request_answers_a_list_in_order(client) -> None:
     rows = [{**FEATURES, "UsageHoursPerDay": h} for h in (1.0, 20.0, 3.0)]
     answer = post(client, "/predict_efficiency", rows)

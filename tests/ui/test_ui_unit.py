@@ -61,6 +61,20 @@ def test_history_frame_reads_metrics_and_baselines_oldest_first() -> None:
         assert charts.learning_curve(frame, metric, "id").to_dict()
 
 
+def test_history_charts_the_segments_efficient_share_spread_where_recorded() -> None:
+    older = sample_manifest(1, rows=1000)  # a manifest that does not record the spread
+    recorded = sample_manifest(2, rows=2000).model_dump()
+    recorded["models"]["clustering"]["metrics"]["efficient_share_spread"] = 0.73
+    newer = Manifest.model_validate(recorded)
+    frame = data.history_frame([entry(newer), entry(older)])
+    spread = frame[frame["metric"] == "efficient_share_spread"]
+    assert list(spread["set"]) == [2] and list(spread["value"]) == [0.73]
+    assert charts.learning_curve(frame, "efficient_share_spread", "en").to_dict()
+    table = data.sets_table([entry(newer), entry(older)])
+    assert table["efficient_share_spread"].iloc[0] == 0.73
+    assert table["efficient_share_spread"].isna().iloc[1]
+
+
 def test_an_unreadable_set_is_a_row_with_its_error_not_a_gap() -> None:
     good = sample_manifest(1)
     error = "spark_models/x/manifest.json: field models.efficiency.metrics.accuracy: missing"
