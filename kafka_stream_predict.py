@@ -1,4 +1,4 @@
-"""Score every record of the stream as it arrives, exactly once, with alerts (DESIGN §14).
+"""Score every record of the stream as it arrives, exactly once, with alerts (DESIGN §15).
 
 Reads the smart-home topic as a member of a consumer group (read_committed), scores each
 record with the three models of the newest model set, and writes one prediction per record
@@ -17,7 +17,7 @@ import argparse
 from pathlib import Path
 
 from smarthome.cli import add_kafka_flags, add_metrics_flag, number, run
-from smarthome.config import env, help_default
+from smarthome.config import SCORER_GROUP, env, help_default
 from smarthome.contracts.predictions import ALERTS_TOPIC, DEAD_LETTER_TOPIC, PREDICTIONS_TOPIC
 from smarthome.errors import UserError
 from smarthome.stream.alerts import (
@@ -27,7 +27,6 @@ from smarthome.stream.alerts import (
 )
 from smarthome.stream.scorer import (
     DEFAULT_COMMIT_INTERVAL_MS,
-    SCORER_GROUP,
     ScorerOptions,
     StreamScorer,
     install_stop_handlers,

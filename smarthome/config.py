@@ -20,6 +20,7 @@ DEFAULTS: dict[str, str] = {
 }
 
 CONSUMER_GROUP = "smart-home-batcher"
+SCORER_GROUP = "smart-home-scorer"  # kafka_stream_predict.py (DESIGN §15)
 
 #: Not a user setting: app_api.py sets it for its granian workers, whose metrics then go to
 #: files one scrape adds up; prometheus_client reads it once, when first imported.

@@ -1,4 +1,4 @@
-"""The stream scorer's messages (DESIGN §14): a prediction, an alert, a dead letter.
+"""The stream scorer's messages (DESIGN §15): a prediction, an alert, a dead letter.
 
 Each is one Kafka message, value = UTF-8 JSON of the class below. A prediction and an alert
 are keyed by ``UserID`` as a string (like the record they come from, so one device's

@@ -1,4 +1,4 @@
-"""Scoring the stream as it flows (DESIGN §14): each record's predictions on a Kafka topic.
+"""Scoring the stream as it flows (DESIGN §15): each record's predictions on a Kafka topic.
 
 ``scorer`` is the consume-score-produce loop in Kafka transactions (``StreamScorer``),
 ``outputs`` turns one poll's messages into predictions, alerts and dead letters, ``alerts``

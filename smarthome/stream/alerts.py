@@ -1,4 +1,4 @@
-"""When a scored record is also an alert, and why, in words (DESIGN §14).
+"""When a scored record is also an alert, and why, in words (DESIGN §15).
 
 Two thresholds, both inclusive: predicted inefficient with a probability of at least
 ``inefficient_probability``, and at least ``malfunctions`` predicted malfunction incidents.

@@ -1,4 +1,4 @@
-"""The stream scorer: consume, score, produce, in one Kafka transaction (DESIGN §14).
+"""The stream scorer: consume, score, produce, in one Kafka transaction (DESIGN §15).
 
 The loop, as in any consume-transform-produce program with Kafka transactions::
 
@@ -44,6 +44,7 @@ from kafka import ConsumerRebalanceListener, TopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
+from smarthome.config import SCORER_GROUP
 from smarthome.contracts.predictions import ALERTS_TOPIC, DEAD_LETTER_TOPIC, PREDICTIONS_TOPIC
 from smarthome.errors import UserError
 from smarthome.ingest.producer import key_partitioner
@@ -52,9 +53,8 @@ from smarthome.stream import kafka_clients
 from smarthome.stream.alerts import AlertRules
 from smarthome.stream.outputs import score_messages
 
-SCORER_GROUP = "smart-home-scorer"
 #: a transaction's outputs become readable when it commits: every record waits up to this
-#: long for it, and each commit costs a few round trips to the coordinators (DESIGN §14)
+#: long for it, and each commit costs a few round trips to the coordinators (DESIGN §15)
 DEFAULT_COMMIT_INTERVAL_MS = 100
 #: end-to-end latency buckets (seconds): produce time -> committed prediction
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -198,7 +198,7 @@ class StreamScorer:
                         self.begin()
                     self.process(records)
                 except KafkaError as exc:  # a send refused: the transaction cannot commit
-                    self.abort(f"{type(exc).__name__}: {exc}")
+                    self.abort(describe(exc))
                 self.idle_seconds = 0.0
             if self.in_transaction and (now - self.began_at) * 1000 >= opts.commit_interval_ms:
                 self.commit()
@@ -251,7 +251,7 @@ class StreamScorer:
             self.producer.send_offsets_to_transaction(offsets, metadata)
             self.producer.commit_transaction()
         except KafkaError as exc:
-            self.abort(f"{type(exc).__name__}: {exc}")
+            self.abort(describe(exc))
             return
         done_ms = time.time() * 1000
         self._fenced_in_a_row = 0
@@ -453,6 +453,12 @@ class StreamScorer:
         _close_quietly(self.producer)
         if self._slot is not None:
             self._slot.release()
+
+
+def describe(exc: Exception) -> str:
+    """``Name: message`` of an exception, the name once (Kafka's errors repeat it)."""
+    name, text = type(exc).__name__, str(exc)
+    return text if text.startswith(name) else f"{name}: {text}"
 
 
 def output_partitioner(producer: Any, topic: str, input_partitions: int) -> Any:

@@ -1,0 +1,84 @@
+"""Exactly one prediction per delivered record under faults: scorer kills and pauses, broker kills.
+
+Two scorer processes in one group score a synthetic stream on a private broker (or a 3-node
+cluster) while the faults of ``make chaos`` hit them; a read_committed reader then counts
+the committed predictions and dead letters per input (source partition and offset).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from smarthome.contracts import model_sets as registry
+from smarthome.devtools.chaos import ChaosConfig, Fault
+from smarthome.devtools.stream_chaos import ScorerChaos
+from tests.conftest import require
+
+pytestmark = [pytest.mark.kafka]
+
+
+@pytest.fixture(autouse=True)
+def _java() -> None:
+    require(shutil.which("java") is not None, "Java 17 (java on PATH) for local Kafka")
+
+
+@pytest.fixture
+def served_set(trained_model_dir: Path) -> Path:
+    return registry.list_sets(trained_model_dir)[-1]
+
+
+def test_three_scorer_kills_and_two_pauses_past_the_session_timeout_score_each_record_once(
+    tmp_path: Path, served_set: Path
+) -> None:
+    # a pause blocks the schedule for its 9 s: the next fault comes after it
+    faults = [
+        Fault(10, "kill-consumer", 0),
+        Fault(20, "pause-consumer", 1),
+        Fault(33, "kill-consumer", 1),
+        Fault(43, "pause-consumer", 0),
+        Fault(58, "kill-consumer", 0),
+    ]
+    config = ChaosConfig(
+        records=20_000, rate=250, brokers=1, partitions=3, faults=faults, work_dir=tmp_path
+    )
+    chaos = ScorerChaos(config, served_set, log=lambda _: None)
+    result = chaos.run()
+    done, logs = result.faults_done, chaos.scorer_logs()
+    assert sum("SIGKILL consumer" in d for d in done) == 3, done
+    assert sum("SIGSTOP" in d for d in done) == 2, done
+    assert result.producer_exit == 0 and result.delivered == 20_000, result.producer_output
+    assert result.tally.duplicates == 0, f"{result.line()}\n{done}\n{logs}"
+    assert result.tally.missing == 0, f"{result.line()}\n{done}\n{logs}"
+    assert result.tally.inputs == 20_000 and result.tally.predictions == 20_000, result.line()
+    assert result.tally.dead_letters == 0
+    # the faults did what they are for: transactions open at a kill, a pause or the
+    # rebalance after one were aborted and their records scored again, once
+    assert "transaction aborted" in logs, logs
+
+
+@pytest.mark.slow
+def test_three_brokers_the_busiest_leader_killed_twice_scores_each_record_once(
+    tmp_path: Path, served_set: Path
+) -> None:
+    # a broker is killed only once the last one killed has rejoined and caught up; a restart
+    # takes 6-38 s depending on the machine, so 100 s of stream leaves room for both kills
+    records = 10_000
+    config = ChaosConfig(
+        records=records,
+        rate=100,
+        brokers=3,
+        partitions=6,
+        faults=[Fault(15, "kill-broker"), Fault(45, "kill-broker")],
+        broker_down_seconds=2,
+        work_dir=tmp_path,
+    )
+    chaos = ScorerChaos(config, served_set, log=lambda _: None)
+    result = chaos.run()
+    done = result.faults_done
+    assert sum("SIGKILL broker" in d for d in done) == 2, done
+    assert result.producer_exit == 0 and result.delivered == records, result.producer_output
+    assert result.exactly_once, f"{result.line()}\n{done}\n{chaos.scorer_logs()}"
+    assert result.tally.predictions == records
