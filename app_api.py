@@ -29,10 +29,9 @@ from smarthome.api.serve import (
     serve_waitress,
 )
 from smarthome.cli import add_kafka_flags, number, run
-from smarthome.config import CONSUMER_GROUP, MULTIPROC_ENV, env, help_default
+from smarthome.config import CONSUMER_GROUP, MULTIPROC_ENV, SCORER_GROUP, env, help_default
 from smarthome.contracts.predictions import ALERTS_TOPIC, PREDICTIONS_TOPIC
 from smarthome.errors import UserError
-from smarthome.stream.scorer import SCORER_GROUP
 
 PROG = "app_api.py"
 

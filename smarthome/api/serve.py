@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from smarthome.config import SCORER_GROUP
 from smarthome.contracts.predictions import ALERTS_TOPIC, PREDICTIONS_TOPIC
 from smarthome.errors import UserError
-from smarthome.stream.scorer import SCORER_GROUP
 
 if TYPE_CHECKING:
     from flask import Flask

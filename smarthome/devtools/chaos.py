@@ -9,7 +9,12 @@ are compared with what the producer reported delivered and what the topic holds:
 
     delivered 40000 | in the topic 40000 | in the files 40000 | duplicates 0 | missing 0
 
-and the run exits 1 on any loss or duplicate. Tests run the same code with their own
+Beside them, two stream scorers (``kafka_stream_predict.py``, one group, a model set from
+--model-dir or one trained first) score the same topic under the same faults: a consumer's
+kill or pause hits the scorer of the same number at the same moment. Their committed
+predictions are read as a read_committed consumer reads them and counted per input record
+(``stream_outputs``): one prediction (or dead letter) per delivered record, none twice.
+The run exits 1 on any loss or duplicate in either. Tests run the same code with their own
 schedules (tests/devtools/test_chaos.py).
 """
 
@@ -18,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,9 +38,12 @@ from typing import Any
 import pandas as pd
 
 from smarthome.cli import run
+from smarthome.config import env
+from smarthome.contracts import model_sets as registry
 from smarthome.contracts.batch_files import list_batch_files
 from smarthome.devtools.kafka_cluster import LocalKafkaCluster
 from smarthome.devtools.ports import free_base_port
+from smarthome.devtools.stream_outputs import Tally, committed_outputs
 from smarthome.devtools.workspace import CHECKOUT
 from smarthome.errors import UserError
 
@@ -61,6 +70,9 @@ class ChaosConfig:
     broker_down_seconds: float = 3.0
     seed: int = 7
     work_dir: Path | None = None
+    #: stream scorers beside the consumers (0: none), serving a copy of this model set
+    scorers: int = 0
+    model_set: Path | None = None
 
 
 @dataclass
@@ -73,16 +85,31 @@ class ChaosResult:
     missing: int
     faults_done: list[str]
     producer_output: str = ""
+    #: the scorers' committed predictions and dead letters per input (None: no scorers)
+    scoring: Tally | None = None
 
     @property
     def exactly_once(self) -> bool:
-        return self.duplicates == 0 and self.missing == 0 and self.in_files == self.in_topic
+        batches = self.duplicates == 0 and self.missing == 0 and self.in_files == self.in_topic
+        return batches and self.scored_once
+
+    @property
+    def scored_once(self) -> bool:
+        """One committed prediction or dead letter per record in the topic (or no scorers)."""
+        tally = self.scoring
+        return tally is None or (tally.exactly_once and tally.inputs == self.in_topic)
 
     def line(self) -> str:
         return (
             f"delivered {self.delivered} | in the topic {self.in_topic} | in the files"
             f" {self.in_files} | duplicates {self.duplicates} | missing {self.missing}"
         )
+
+    def scoring_line(self) -> str:
+        """The scorers' count: delivered inputs against committed predictions."""
+        if self.scoring is None:
+            return "no scorers"
+        return f"scored: delivered {self.delivered} | {self.scoring.line()}"
 
 
 def seeded_schedule(
@@ -140,6 +167,25 @@ class ConsumerSlot:
             self.proc.send_signal(signal.SIGSTOP)
             time.sleep(seconds)
             self.proc.send_signal(signal.SIGCONT)
+
+
+class ScorerProcess(ConsumerSlot):
+    """One stream scorer of the group: a process, restarted after a kill, one log."""
+
+    def __init__(self, index: int, args: list[str], log: Path) -> None:
+        self.index, self.args, self.log = index, args, log
+        self.proc = None
+        self.lives = 0
+
+
+def pause_together(slots: list[ConsumerSlot], seconds: float) -> None:
+    """SIGSTOP every running slot, wait ``seconds``, SIGCONT them: one pause for all."""
+    stopped = [s.proc for s in slots if s.proc is not None and s.proc.poll() is None]
+    for proc in stopped:
+        proc.send_signal(signal.SIGSTOP)
+    time.sleep(seconds)
+    for proc in stopped:
+        proc.send_signal(signal.SIGCONT)
 
 
 def topic_user_ids(bootstrap: str, topic: str, timeout: float = 180.0) -> list[int]:
@@ -202,6 +248,11 @@ class Chaos:
             die_with_parent=True,
         )
         self.done: list[str] = []
+        #: the stream scorers, by the consumer slot number whose faults they share
+        self.scorer_slots: list[ScorerProcess] = []
+        self.model_dir = self.work / "spark_models"
+        self.predictions_topic = f"{self.topic}-predictions"
+        self.dead_letter_topic = f"{self.topic}-rejected"
         self._restarter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-restart")
         self._restart: Future[None] | None = None
 
@@ -222,21 +273,54 @@ class Chaos:
             ]
             for slot in slots:
                 slot.start()
+            self._start_scorers(logs)
             producer = self._start_producer(logs / "producer.log")
             self._inject(slots, producer)
             producer_exit = producer.wait()
             output = (logs / "producer.log").read_text(errors="replace")
             self._wait_recovered()
             self.log("stream done; waiting for the consumers to drain and stop when idle")
-            for slot in slots:
+            for slot in [*slots, *self.scorer_slots]:
                 if slot.proc is not None:
                     slot.proc.wait(timeout=300)
             return self._count(producer_exit, output)
         finally:
-            for slot in slots:
+            for slot in [*slots, *self.scorer_slots]:
                 slot.kill()
             self.cluster.stop()
             self._restarter.shutdown(wait=True)
+
+    def _start_scorers(self, logs: Path) -> None:
+        """``config.scorers`` scorers of one group on the topic, serving a copy of the set."""
+        cfg = self.config
+        if not cfg.scorers:
+            return
+        if cfg.model_set is None:
+            raise ValueError("scorers need a model set (ChaosConfig.model_set)")
+        shutil.copytree(cfg.model_set, self.model_dir / cfg.model_set.name, dirs_exist_ok=True)
+        args = [
+            sys.executable, str(CHECKOUT / "kafka_stream_predict.py"),
+            "--bootstrap-servers", self.cluster.bootstrap_servers,
+            "--topic", self.topic,
+            "--predictions-topic", self.predictions_topic,
+            "--alerts-topic", f"{self.topic}-alerts",
+            "--dead-letter-topic", self.dead_letter_topic,
+            "--group", f"chaos-scorer-{self.topic}",
+            "--model-dir", str(self.model_dir),
+            # longer than a pause plus the rebalance after it: the idle clock runs while stopped
+            "--idle-timeout", "20",
+            "--session-timeout", f"{SESSION_TIMEOUT:g}",
+            "--broker-wait", "120",
+        ]  # fmt: skip
+        self.scorer_slots = [
+            ScorerProcess(i, args, logs / f"scorer{i}.log") for i in range(cfg.scorers)
+        ]
+        for slot in self.scorer_slots:
+            slot.start()
+
+    def _scorer(self, index: int) -> list[ScorerProcess]:
+        """The scorer that shares consumer slot ``index``'s faults, if there is one."""
+        return [s for s in self.scorer_slots if s.index == index]
 
     def _create_topic(self) -> None:
         from kafka import KafkaAdminClient
@@ -281,19 +365,29 @@ class Chaos:
                 self.log(f"stream over before {fault.kind} at {fault.at:.0f} s: not done")
                 continue
             when = f"{time.monotonic() - t0:5.1f} s"
+            logged = len(self.done)
             if fault.kind == "kill-consumer":
-                slot = slots[fault.target]
-                slot.kill()
+                hit = [slots[fault.target], *self._scorer(fault.target)]
+                for slot in hit:
+                    slot.kill()
                 time.sleep(1)
-                slot.start()
+                for slot in hit:
+                    slot.start()
                 self.done.append(f"{when}: SIGKILL consumer {fault.target}, restarted")
+                if len(hit) > 1:
+                    self.done.append(f"{when}: SIGKILL scorer {fault.target}, restarted")
             elif fault.kind == "pause-consumer":
-                slot = slots[fault.target]
-                slot.pause(self.config.pause_seconds)
+                hit = [slots[fault.target], *self._scorer(fault.target)]
+                pause_together(hit, self.config.pause_seconds)
                 self.done.append(
                     f"{when}: SIGSTOP consumer {fault.target} for"
                     f" {self.config.pause_seconds:g} s (session timeout {SESSION_TIMEOUT:g} s)"
                 )
+                if len(hit) > 1:
+                    self.done.append(
+                        f"{when}: SIGSTOP scorer {fault.target} for"
+                        f" {self.config.pause_seconds:g} s, with consumer {fault.target}"
+                    )
             elif fault.kind == "kill-broker":
                 # one node down at a time, as the cluster promises: the last one killed has
                 # rejoined and caught up before the next goes (a rolling fault, not two down)
@@ -316,7 +410,8 @@ class Chaos:
                 self._restart = self._restarter.submit(self.cluster.wait_ready, 180, [node])
             else:
                 raise ValueError(f"unknown fault {fault.kind!r}")
-            self.log(self.done[-1])
+            for line in self.done[logged:]:  # a consumer's fault and its scorer's
+                self.log(line)
 
     def _wait_recovered(self) -> float:
         """Seconds spent waiting for the last restarted broker to be back and in sync (its
@@ -336,6 +431,14 @@ class Chaos:
         in_files = file_user_ids(self.batch_dir)
         counts = Counter(in_files)
         topic_ids = set(in_topic)
+        scoring = None
+        if self.scorer_slots:
+            scoring = committed_outputs(
+                self.cluster.bootstrap_servers,
+                self.topic,
+                self.predictions_topic,
+                self.dead_letter_topic,
+            )
         return ChaosResult(
             delivered=delivered,
             producer_exit=producer_exit,
@@ -345,7 +448,34 @@ class Chaos:
             missing=len(topic_ids - counts.keys()),
             faults_done=self.done,
             producer_output=output,
+            scoring=scoring,
         )
+
+
+def model_set_for_scorers(model_dir: Path, work: Path, log: Any = print) -> Path:
+    """The newest set in ``model_dir``; with none, one trained on the dataset (small models:
+    the run tests delivery, not accuracy) in ``work``."""
+    newest = registry.newest_set(model_dir) if model_dir.is_dir() else None
+    if newest is not None:
+        return newest
+    from smarthome.devtools.batches import write_batches
+
+    batch_dir, trained = work / "training-batches", work / "training-models"
+    write_batches(Path(env("DATASET_PATH")), batch_dir, parts=1)
+    log(f"no model set in {model_dir}: training one for the scorers (spark_training.py --quick)")
+    done = subprocess.run(
+        [sys.executable, str(CHECKOUT / "spark_training.py"), "--batch-dir", str(batch_dir),
+         "--model-dir", str(trained), "--quick"],
+        cwd=CHECKOUT, capture_output=True, text=True,
+    )  # fmt: skip
+    newest = registry.newest_set(trained) if trained.is_dir() else None
+    if done.returncode != 0 or newest is None:
+        raise UserError(
+            f"could not train a model set for the scorers (spark_training.py exited"
+            f" {done.returncode}: {done.stderr.strip()[-300:]}); train one into {model_dir}"
+            " or pass --scorers 0"
+        )
+    return newest
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -358,7 +488,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kills", type=int, default=3, help="consumer SIGKILLs")
     parser.add_argument("--pauses", type=int, default=3, help="consumer pauses past the timeout")
     parser.add_argument("--broker-kills", type=int, default=2)
+    parser.add_argument(
+        "--scorers",
+        type=int,
+        default=2,
+        help="stream scorers beside the consumers, hit by the same faults (0: none; default 2)",
+    )
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        default=Path(env("MODEL_DIR")),
+        help="the scorers serve a copy of its newest set; with none, a small one is trained"
+        " first (default: MODEL_DIR or spark_models)",
+    )
     args = parser.parse_args(argv)
+    if args.scorers not in (0, 1, 2):
+        parser.error("--scorers must be 0, 1 or 2 (one per consumer at most)")
     duration = args.records / args.rate
     faults = seeded_schedule(
         args.seed, duration, args.kills, args.pauses, args.broker_kills, consumers=2
@@ -370,17 +515,32 @@ def main(argv: list[str] | None = None) -> int:
         partitions=args.partitions,
         faults=faults,
         seed=args.seed,
+        scorers=args.scorers,
     )
     chaos = Chaos(config)
     print(
-        f"chaos: {args.records} records at {args.rate:g}/s, {len(faults)} faults, in {chaos.work}"
+        f"chaos: {args.records} records at {args.rate:g}/s, {len(faults)} faults,"
+        f" {args.scorers} scorer(s), in {chaos.work}"
     )
+    if args.scorers:
+        config.model_set = model_set_for_scorers(args.model_dir, chaos.work)
+        print(f"scorers serve {config.model_set.name}")
     result = chaos.run()
     if result.producer_exit != 0:
         print(f"producer exited {result.producer_exit}: {result.producer_output[-500:]}")
     print(result.line())
     ok = result.exactly_once and result.producer_exit == 0 and result.delivered == args.records
-    print("exactly once: yes" if ok else "exactly once: NO (see the logs in the folder above)")
+    scored = ""
+    if result.scoring is not None:
+        tally = result.scoring
+        ok = ok and tally.inputs == result.delivered
+        scored = (
+            f" | predictions: delivered {result.delivered}, predictions {tally.predictions},"
+            f" dead letters {tally.dead_letters}, duplicates {tally.duplicates},"
+            f" missing {tally.missing}"
+        )
+    verdict = "yes" if ok else "NO (see the logs in the folder above)"
+    print(f"exactly once: {verdict}{scored}")
     return 0 if ok else 1
 
 

@@ -1,9 +1,11 @@
 """``make demo``: the whole pipeline live on one machine, stopped cleanly by Ctrl-C.
 
 Starts (or reuses) a Kafka broker, then the producer, the consumer in ``--follow`` mode,
-``spark_training.py --watch``, the API and the UI, each logging to ``logs/<stage>.log``.
-Running it again resumes: the topic keeps its records, the consumer its offsets, the trainer
-trains only the missing sets. ``make clean`` starts over.
+``spark_training.py --watch``, the stream scorer (``kafka_stream_predict.py --follow``: every
+record's predictions on smart_home_predictions once a model set exists), the API and the UI,
+each logging to ``logs/<stage>.log``. Running it again resumes: the topic keeps its records,
+the consumer and the scorer their offsets, the trainer trains only the missing sets.
+``make clean`` starts over.
 """
 
 from __future__ import annotations
@@ -244,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     from smarthome.devtools.prometheus import LocalPrometheus, binary, write_config
 
     metrics = {"producer": free_port(), "consumer": free_port(), "training": free_port()}
+    metrics["scorer"] = free_port()
     metrics["api"] = args.api_port
     scrape_config = write_config(state / ".run" / "prometheus.yml", metrics)
     prometheus = None
@@ -283,6 +286,11 @@ def main(argv: list[str] | None = None) -> int:
         stage(
             "training", py, "spark_training.py", "--watch", "--latest-only", *master,
             "--metrics-port", str(metrics["training"]),
+        )  # fmt: skip
+        # waits for the first model set, then scores every record from the topic's start
+        stage(
+            "scorer", py, "kafka_stream_predict.py", "--follow",
+            "--metrics-port", str(metrics["scorer"]),
         )  # fmt: skip
         stage("api", py, "app_api.py", "--port", str(args.api_port))
         stage(

@@ -21,13 +21,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from smarthome.config import SCORER_GROUP
 from smarthome.contracts import model_sets as registry
 from smarthome.contracts.artefact import ContractError
 from smarthome.contracts.batch_files import list_batch_files
 from smarthome.contracts.manifest import Manifest
 from smarthome.contracts.predictions import ALERTS_TOPIC, PREDICTIONS_TOPIC
 from smarthome.ingest.batch_writer import REJECTED_DIR
-from smarthome.stream.scorer import SCORER_GROUP
 
 
 class PartitionStatus(BaseModel):

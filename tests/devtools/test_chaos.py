@@ -61,6 +61,30 @@ def test_each_consumer_paused_past_its_session_timeout_twice_writes_nothing_twic
     assert ids == list(range(FIRST_SYNTHETIC_ID, FIRST_SYNTHETIC_ID + 8000))
 
 
+def test_scorers_beside_the_consumers_take_the_same_kill_and_pause_and_score_each_record_once(
+    tmp_path: Path, trained_model_dir: Path
+) -> None:
+    from smarthome.contracts import model_sets as registry
+
+    faults = [Fault(5, "kill-consumer", 0), Fault(10, "pause-consumer", 1)]
+    config = ChaosConfig(
+        records=5000, rate=250, brokers=1, partitions=3, faults=faults, work_dir=tmp_path,
+        scorers=2, model_set=registry.newest_set(trained_model_dir),
+    )  # fmt: skip
+    chaos = Chaos(config, log=lambda _: None)
+    result = chaos.run()
+    done = result.faults_done
+    assert any("SIGKILL scorer 0, restarted" in d for d in done), done
+    assert any("SIGSTOP scorer 1" in d for d in done), done
+    assert result.producer_exit == 0 and result.delivered == 5000, result.producer_output
+    assert result.scoring is not None, result.line()
+    scorer_logs = "\n".join(p.read_text() for p in sorted((chaos.work / "logs").glob("scorer*")))
+    assert result.scoring.duplicates == 0, f"{result.scoring_line()}\n{done}\n{scorer_logs}"
+    assert result.scoring.missing == 0, f"{result.scoring_line()}\n{done}\n{scorer_logs}"
+    assert result.scoring.inputs == result.scoring.predictions == 5000, result.scoring_line()
+    assert result.exactly_once, f"{result.line()}\n{consumer_logs(chaos)}"
+
+
 def test_three_brokers_leader_kills_consumer_kills_and_a_pause_exactly_once(
     tmp_path: Path,
 ) -> None:

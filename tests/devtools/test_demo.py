@@ -63,7 +63,7 @@ def test_demo_trains_on_every_record_serves_a_prediction_and_leaves_nothing_runn
     prediction = re.search(r"prediction: (\{.*\})", first)
     assert prediction and "'predicted_efficiency_class'" in prediction.group(1)
     assert "http://localhost:" in first  # the URLs a person opens
-    for stage in ("producer", "consumer", "training", "api", "ui"):
+    for stage in ("producer", "consumer", "training", "scorer", "api", "ui"):
         assert (state / "logs" / f"{stage}.log").is_file()
     assert _processes_of(state) == []
     sets_after_first = sorted(p.name for p in (state / "spark_models").glob("*_set*"))
