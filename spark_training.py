@@ -83,6 +83,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--poll-seconds", type=float, default=5.0, help="--watch: batch folder poll interval"
     )
+    parser.add_argument(
+        "--no-gate",
+        action="store_true",
+        help="serve every new set at once (the champion pointer follows the newest set); the "
+        "gate's checks are still recorded in each set's promotion.json",
+    )
+    parser.add_argument(
+        "--gate-tolerance",
+        type=float,
+        default=None,
+        metavar="T",
+        help="promotion gate: how much lower a candidate's held-out accuracy and F1 may be "
+        "than the champion's (default: 0.02)",
+    )
     add_metrics_flag(parser)
     parser.add_argument(
         "--quick",
@@ -96,6 +110,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--min-rows must be at least 1")
     if args.poll_seconds <= 0:
         parser.error("--poll-seconds must be positive")
+    if args.gate_tolerance is not None and not 0 <= args.gate_tolerance <= 1:
+        parser.error("--gate-tolerance must be between 0 and 1")
     if args.max_sets < 0:
         parser.error("--max-sets must be >= 0 (0 = every set)")
     if args.watch and args.max_sets:
@@ -109,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     batch_dir, model_dir = Path(args.batch_dir), Path(args.model_dir)
     # imported late so that --help and flag errors answer without starting Java
+    from smarthome.drift.reports import check_new_batches
+    from smarthome.promotion.gate import DEFAULT_TOLERANCE, GateSettings, current_champion
     from smarthome.training.batches import check_header
     from smarthome.training.config import TrainConfig
     from smarthome.training.planner import Selection, batch_files, describe, nothing_new, plan
@@ -118,10 +136,13 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg = TrainConfig(k=args.k, seed=args.seed, quick=args.quick)
     selection = Selection(args.retrain_all, args.latest_only, args.max_sets)
+    tolerance = DEFAULT_TOLERANCE if args.gate_tolerance is None else args.gate_tolerance
+    gate = GateSettings(tolerance=tolerance, enforce=not args.no_gate)
     if args.metrics_port:
+        from smarthome.observe.drift_metrics import DriftCollector
         from smarthome.observe.metrics import TrainingCollector, serve
 
-        serve(args.metrics_port, TrainingCollector(model_dir))
+        serve(args.metrics_port, TrainingCollector(model_dir), DriftCollector(model_dir))
     if not args.watch:  # fail fast, before starting Spark
         files = batch_files(batch_dir)
         for path in files:
@@ -147,13 +168,24 @@ def main(argv: list[str] | None = None) -> int:
                         poll_seconds=args.poll_seconds,
                         min_rows=args.min_rows,
                         latest_only=args.latest_only,
+                        gate=gate,
                     )
                 except KeyboardInterrupt:
                     print("stopped watching", flush=True)
                 return 0
             if (cost := describe(todo, len(files), selection)) is not None:
                 print(cost, flush=True)
-            train(spark, todo, model_dir, cfg, min_rows=args.min_rows, retrain=args.retrain_all)
+            if files:
+                check_new_batches(files, model_dir, batch_dir, current_champion(model_dir))
+            train(
+                spark,
+                todo,
+                model_dir,
+                cfg,
+                min_rows=args.min_rows,
+                retrain=args.retrain_all,
+                gate=gate,
+            )
         finally:
             clean_tmp(model_dir)
             with contextlib.suppress(Exception):  # may fail after Ctrl-C; nothing to keep

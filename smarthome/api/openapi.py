@@ -28,6 +28,7 @@ _MODELS: list[tuple[type[BaseModel], str]] = [
     (bodies.StatusResponse, "serialization"),
     (bodies.ModelsResponse, "serialization"),
     (bodies.SegmentsResponse, "serialization"),
+    (bodies.DriftResponse, "serialization"),
     (bodies.Health, "serialization"),
     (PipelineStatus, "serialization"),
     (LiveView, "serialization"),
@@ -129,6 +130,7 @@ def build_document(server_url: str | None = None) -> dict[str, Any]:
             "/": _get("Status, the loaded model set and its metrics", bodies.StatusResponse),
             "/models": _get("Every model set's manifest, newest first", bodies.ModelsResponse),
             "/segments": _get("The loaded set's cluster profiles", bodies.SegmentsResponse, "503"),
+            "/drift": _get("Every batch file's drift report, oldest first", bodies.DriftResponse),
             "/healthz": _get("No-op liveness check", bodies.Health),
             "/pipeline": _get(
                 "Topic, consumer group lag, batch files and model sets, each with when it was"

@@ -20,6 +20,7 @@ from smarthome.api.validation import (
 )
 from smarthome.contracts import model_sets as registry
 from smarthome.contracts.api import (
+    DriftResponse,
     ModelsResponse,
     NoScores,
     SegmentsResponse,
@@ -29,7 +30,9 @@ from smarthome.contracts.api import (
     dump,
 )
 from smarthome.contracts.artefact import ContractError
+from smarthome.contracts.drift import read_batch_reports
 from smarthome.contracts.manifest import Manifest
+from smarthome.contracts.promotion import ChampionPointer, Promotion, read_champion, read_promotion
 from smarthome.scoring.holder import ModelHolder
 
 bp = Blueprint("api", __name__)
@@ -91,8 +94,25 @@ def status() -> Response:
         skipped_sets=dict(h.failed),
         hint=None if loaded else no_model_message(h.model_dir),
         worker_pid=os.getpid(),
+        champion=_champion(h.model_dir),
+        promotion=_promotion(h.model_dir / model_set.name) if loaded else None,
     )
     return jsonify(dump(body))
+
+
+def _champion(model_dir: Path) -> ChampionPointer | None:
+    """The pointer; None also when it is unreadable (the holder logs why and keeps serving)."""
+    try:
+        return read_champion(model_dir)
+    except ContractError:
+        return None
+
+
+def _promotion(set_dir: Path) -> Promotion | None:
+    try:
+        return read_promotion(set_dir)
+    except ContractError:
+        return None
 
 
 @bp.get("/healthz")
@@ -109,7 +129,9 @@ def healthz_post() -> Response:
     return jsonify({"status": "ok"})
 
 
-def _entry(set_dir: Path, loaded: str | None, failed: dict[str, str]) -> SetEntry:
+def _entry(
+    set_dir: Path, loaded: str | None, failed: dict[str, str], champion: str | None
+) -> SetEntry:
     """One set of ``GET /models``: its manifest, or why it cannot be read or served."""
     manifest, error = None, None
     try:
@@ -121,14 +143,35 @@ def _entry(set_dir: Path, loaded: str | None, failed: dict[str, str]) -> SetEntr
         loaded=set_dir.name == loaded,
         manifest=manifest,
         error=failed.get(set_dir.name, error),
+        champion=set_dir.name == champion,
+        promotion=_promotion(set_dir),
     )
 
 
 @bp.get("/models")
 def models() -> Response:
     h = holder()
-    sets = [_entry(d, h.current_name, h.failed) for d in reversed(registry.list_sets(h.model_dir))]
-    return jsonify(dump(ModelsResponse(model_dir=str(h.model_dir), sets=sets)))
+    pointer = _champion(h.model_dir)
+    champion = pointer.set if pointer else None
+    sets = [
+        _entry(d, h.current_name, h.failed, champion)
+        for d in reversed(registry.list_sets(h.model_dir))
+    ]
+    body = ModelsResponse(model_dir=str(h.model_dir), sets=sets, champion=champion)
+    return jsonify(dump(body))
+
+
+@bp.get("/drift")
+def drift() -> Response:
+    """Every batch file's drift report, oldest first (DESIGN §17)."""
+    h = holder()
+    pointer = _champion(h.model_dir)
+    body = DriftResponse(
+        model_dir=str(h.model_dir),
+        champion=pointer.set if pointer else None,
+        batches=read_batch_reports(h.model_dir),
+    )
+    return jsonify(dump(body))
 
 
 @bp.get("/segments")

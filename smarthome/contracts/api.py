@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from smarthome.contracts.artefact import STRICT, ContractError, describe
 from smarthome.contracts.clusters import Clusters
+from smarthome.contracts.drift import BatchDrift
 from smarthome.contracts.manifest import (
     ClassificationBaseline,
     ClassificationMetrics,
@@ -22,6 +23,7 @@ from smarthome.contracts.manifest import (
     RegressionBaseline,
     RegressionMetrics,
 )
+from smarthome.contracts.promotion import ChampionPointer, Promotion
 
 Body = TypeVar("Body", bound=BaseModel)
 
@@ -130,6 +132,14 @@ class StatusResponse(_Response):
     worker_pid: int = Field(
         description="The server process that answered: each worker loads and reloads on its own"
     )
+    champion: ChampionPointer | None = Field(
+        default=None,
+        description="champion.json: the set to serve, who chose it, the past champions "
+        "(null: no pointer, the newest set is served)",
+    )
+    promotion: Promotion | None = Field(
+        default=None, description="The loaded set's promotion gate decision, with its reasons"
+    )
 
 
 class SetEntry(_Response):
@@ -137,11 +147,28 @@ class SetEntry(_Response):
     loaded: bool = Field(description="True for the set answering predictions")
     manifest: Manifest | None = Field(description="manifest.json, null if unreadable")
     error: str | None = Field(description="Why the set is not usable, if it is not")
+    champion: bool = Field(default=False, description="True for the set champion.json names")
+    promotion: Promotion | None = Field(
+        default=None,
+        description="Why the set was or was not promoted (null: no decision, e.g. a set "
+        "trained before the gate)",
+    )
 
 
 class ModelsResponse(_Response):
     model_dir: str
     sets: list[SetEntry] = Field(description="Every published set, newest first")
+    champion: str | None = Field(
+        default=None, description="The champion's name (null: no pointer, newest is served)"
+    )
+
+
+class DriftResponse(_Response):
+    model_dir: str
+    champion: str | None = Field(description="The set new batches are compared with now")
+    batches: list[BatchDrift] = Field(
+        description="Every checked batch file, oldest first, against the champion of its time"
+    )
 
 
 class SegmentsResponse(_Response):

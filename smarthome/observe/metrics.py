@@ -26,10 +26,11 @@ if TYPE_CHECKING:
     from smarthome.ingest.producer import Counts
 
 
-def serve(port: int, collector: Collector, host: str = "127.0.0.1") -> Any:
-    """Serve ``collector`` on http://host:port/metrics in a daemon thread; the server."""
+def serve(port: int, *collectors: Collector, host: str = "127.0.0.1") -> Any:
+    """Serve ``collectors`` on http://host:port/metrics in a daemon thread; the server."""
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(collector)
+    for collector in collectors:
+        registry.register(collector)
     try:
         server, _thread = start_http_server(port, addr=host, registry=registry)
     except OSError as exc:

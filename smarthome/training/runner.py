@@ -17,7 +17,15 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from smarthome.contracts import model_sets as registry
+from smarthome.drift.reports import check_new_batches
 from smarthome.errors import UserError
+from smarthome.promotion.gate import (
+    GateSettings,
+    adopt_newest,
+    after_retrain,
+    current_champion,
+    decide,
+)
 from smarthome.training.build import build_set, log_print, publish_set
 from smarthome.training.config import TrainConfig
 from smarthome.training.planner import (
@@ -67,12 +75,29 @@ def train(
     min_rows: int = 50,
     retrain: bool = False,
     log: Log = log_print,
+    gate: GateSettings | None = None,
 ) -> list[Path]:
-    """Build and publish the planned sets, oldest first; the published folders."""
+    """Build and publish the planned sets, oldest first; the published folders.
+
+    With ``gate`` each published set is decided on at once (``smarthome.promotion.gate``):
+    the champion pointer moves only to a set that passes (every set with ``--no-gate``).
+    """
+    if gate is not None:
+        adopt_newest(model_dir, log)
     if retrain:
-        return _retrain(spark, todo, model_dir, cfg, min_rows, log)
-    built = [build_set(spark, planned, model_dir, cfg, min_rows, log) for planned in todo]
-    return [b.path for b in built if b.path is not None]
+        published = _retrain(spark, todo, model_dir, cfg, min_rows, log)
+        if gate is not None:
+            after_retrain(published, model_dir, log)
+        return published
+    published = []
+    for planned in todo:
+        built = build_set(spark, planned, model_dir, cfg, min_rows, log)
+        if built.path is None:
+            continue
+        published.append(built.path)
+        if gate is not None and planned.files:
+            decide(built.path, model_dir, planned.files[0].parent, gate, log)
+    return published
 
 
 def run_once(
@@ -87,10 +112,18 @@ def run_once(
     max_sets: int = 0,
     log: Log = log_print,
     quiet_when_idle: bool = False,
+    gate: GateSettings | None = None,
 ) -> list[Path]:
-    """Plan and train the sets a run asks for; the published folders, oldest first."""
+    """Plan and train the sets a run asks for; the published folders, oldest first.
+
+    With ``gate``, every batch file is first checked for drift against the champion
+    (``smarthome.drift``), then each published set goes through the gate."""
     selection = Selection(retrain_all, latest_only, max_sets)
     files = batch_files(batch_dir)
+    if gate is not None:
+        check_new_batches(
+            files, model_dir, batch_dir, current_champion(model_dir), gate.thresholds, log
+        )
     todo = plan(files, model_dir, selection, log)
     if not todo:
         if not quiet_when_idle:
@@ -98,7 +131,9 @@ def run_once(
         return []
     if (cost := describe(todo, len(files), selection)) is not None:
         log(cost)
-    return train(spark, todo, model_dir, cfg, min_rows=min_rows, retrain=retrain_all, log=log)
+    return train(
+        spark, todo, model_dir, cfg, min_rows=min_rows, retrain=retrain_all, log=log, gate=gate
+    )
 
 
 def _retrain(
@@ -144,6 +179,7 @@ def watch(
     latest_only: bool = False,
     log: Log = log_print,
     stop: Callable[[], bool] = lambda: False,
+    gate: GateSettings | None = None,
 ) -> int:
     """Keep one SparkSession warm; train a set whenever a batch is published, until stopped.
 
@@ -162,6 +198,7 @@ def watch(
                 latest_only=latest_only,
                 log=log,
                 quiet_when_idle=not first,
+                gate=gate,
             )
             count += len(published)
             waiting = False
