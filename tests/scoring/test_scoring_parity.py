@@ -68,13 +68,18 @@ def _frame(spark: Any, rows: list[dict[str, Any]], first: int = 0) -> Any:
 def _pipeline(estimator: Any, features: list[str], variant: str) -> Any:
     """StringIndexer(keep) -> OneHotEncoder -> VectorAssembler -> StandardScaler -> estimator.
 
-    ``variant`` picks the encoder/scaler settings, or 'nominal' (index fed to the assembler
-    directly, so trees see a categorical feature and make categorical splits: refused).
+    ``variant`` picks the encoder/scaler settings, 'numbers' (VectorAssembler -> StandardScaler
+    on numbers only, as the segments), or 'nominal' (index fed to the assembler directly, so
+    trees see a categorical feature and make categorical splits: refused).
     """
     from pyspark.ml import Pipeline
     from pyspark.ml.feature import OneHotEncoder, StandardScaler, StringIndexer, VectorAssembler
 
     numbers = [c for c in features if c != "DeviceType"]
+    if variant == "numbers":  # the segments' pipeline: no device-type stage at all
+        assembler = VectorAssembler(inputCols=numbers, outputCol="raw")
+        scaler = StandardScaler(inputCol="raw", outputCol="features", withMean=True, withStd=True)
+        return Pipeline(stages=[assembler, scaler, estimator])
     indexer = StringIndexer(inputCol="DeviceType", outputCol="dt_index", handleInvalid="keep")
     if variant == "nominal":
         assembler = VectorAssembler(inputCols=["dt_index", *numbers], outputCol="features")
@@ -121,6 +126,7 @@ def _estimators() -> dict[str, tuple[Callable[[], Any], list[str], str]]:
             "default",
         ),
         "kmeans": (lambda: k.KMeans(k=4, seed=1), DEVICE_FEATURES, "default"),
+        "kmeans-numbers": (lambda: k.KMeans(k=5, seed=1), NUMERIC_FEATURES, "numbers"),
         "kmeans-cosine": (
             lambda: k.KMeans(k=3, seed=1, distanceMeasure="cosine"),
             DEVICE_FEATURES,
