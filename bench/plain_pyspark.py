@@ -28,6 +28,7 @@ from smarthome.contracts.records import (
     EFFICIENCY_LABEL,
     MALFUNCTION_FEATURES,
     MALFUNCTION_LABEL,
+    NUMERIC_FEATURES,
 )
 from smarthome.training.config import EFFICIENCY_PARAMS, TrainConfig
 
@@ -38,6 +39,13 @@ def _features(columns: list[str]) -> list:
         StringIndexer(inputCol="DeviceType", outputCol="DeviceTypeIndex", handleInvalid="keep"),
         OneHotEncoder(inputCols=["DeviceTypeIndex"], outputCols=["DeviceTypeVec"]),
         VectorAssembler(inputCols=["DeviceTypeVec", *numeric], outputCol="rawFeatures"),
+        StandardScaler(inputCol="rawFeatures", outputCol="features", withMean=True, withStd=True),
+    ]
+
+
+def _segment_features() -> list:
+    return [
+        VectorAssembler(inputCols=NUMERIC_FEATURES, outputCol="rawFeatures"),
         StandardScaler(inputCol="rawFeatures", outputCol="features", withMean=True, withStd=True),
     ]
 
@@ -62,9 +70,15 @@ def train_set(spark: SparkSession, batch_files: list[Path], out: Path, cfg: Trai
     )
     malfunction.save(str(out / "malfunction"))
 
-    kmeans = KMeans(k=cfg.k, seed=cfg.seed, **cfg.kmeans_params)
-    clustering = Pipeline(stages=[*_features(DEVICE_FEATURES), kmeans]).fit(df)
-    silhouette = ClusteringEvaluator().evaluate(clustering.transform(df))
+    # the segments: every k of the range fitted as a pipeline, the best silhouette kept
+    best = None
+    for k in cfg.k_candidates:
+        kmeans = KMeans(k=k, seed=cfg.seed, **cfg.kmeans_params)
+        fitted = Pipeline(stages=[*_segment_features(), kmeans]).fit(df)
+        score = ClusteringEvaluator().evaluate(fitted.transform(df))
+        if best is None or score > best[0]:
+            best = (score, fitted)
+    silhouette, clustering = best
     clustering.save(str(out / "clustering"))
 
     train.unpersist()
