@@ -188,7 +188,8 @@ def _mix(segment: Segment, lang: str) -> str:
         return words["mostly"].format(type=_plural(top_type, lang), share=_percent(top_share, lang))
     if top_share <= MIXED_SHARE and all(s > 0 for _, s in ranked):
         low, high = _percent(ranked[-1][1], lang), _percent(top_share, lang)
-        return words["mixed"].format(shares=high if low == high else f"{low[:-1]}–{high}")
+        # an ASCII hyphen: clusters.json stays plain ASCII, searchable as written
+        return words["mixed"].format(shares=high if low == high else f"{low[:-1]}-{high}")
     shares = [f"{_plural(t, lang)} {_percent(s, lang)}" for t, s in ranked if s > 0]
     return words["some"].format(mix=", ".join(shares[:3]))
 

@@ -56,6 +56,8 @@ def test_full_dataset_segments_differ_in_efficiency_and_mix_every_device_type(
         assert "efisien" in segment.describe("id")
         assert segment.named("en") and segment.named("id")
         assert "close to the average" not in segment.description  # each has a trait
+        assert segment.description.endswith("each.")  # "every device type, 19-22% each."
+        assert segment.description.isascii()
 
 
 @pytest.mark.spark
