@@ -22,7 +22,7 @@ from smarthome.config import env, help_default
 
 def page() -> None:
     """One run of the page (Streamlit reruns this on every interaction)."""
-    from smarthome.ui import forms, live, sections, status  # Streamlit-only: `--help` quiet
+    from smarthome.ui import drift, forms, live, sections, status  # Streamlit-only
     from smarthome.ui.common import tr
     from smarthome.ui.i18n import LANGUAGES
 
@@ -43,7 +43,7 @@ def page() -> None:
     st.title(tr("title"))
     st.caption(tr("subtitle"))
     sections.main_notice()
-    names = ["efficiency", "malfunction", "segment", "bulk", "history", "segments"]
+    names = ["efficiency", "malfunction", "segment", "bulk", "history", "segments", "drift"]
     # the Pipeline and Live tabs come first while a stream runs, last otherwise
     watch = ["pipeline", "live"]
     names = [*watch, *names] if status.stream_running() else [*names, *watch]
@@ -64,6 +64,8 @@ def page() -> None:
         sections.history_section()
     with tabs["segments"]:
         sections.segments_section()
+    with tabs["drift"]:
+        drift.drift_section()
 
 
 def main() -> int:

@@ -21,6 +21,7 @@ from smarthome.contracts.artefact import ContractError
 from smarthome.contracts.drift import BatchDrift, SetDrift, Thresholds
 from smarthome.contracts.manifest import Manifest
 from smarthome.drift.stats import DEFAULT_THRESHOLDS, column_drift
+from smarthome.errors import UserError
 from smarthome.scoring.batch_rows import batch_paths, read_rows, split_rows
 
 Log = Callable[[str], None]
@@ -94,13 +95,21 @@ def check_new_batches(
     nothing to compare with: no report."""
     if champion_dir is None:
         return []
-    trained_on = set(Manifest.read(champion_dir / registry.MANIFEST).batch_files)
+    try:
+        trained_on = set(Manifest.read(champion_dir / registry.MANIFEST).batch_files)
+    except ContractError as exc:
+        log(f"drift check skipped: {exc}")
+        return []
     todo = [
         p for p in batch_files if p.name not in trained_on and stored(model_dir, p.name) is None
     ]
     if not todo:
         return []
-    reference = Reference(champion_dir, batch_dir)
+    try:
+        reference = Reference(champion_dir, batch_dir)
+    except (UserError, ContractError) as exc:  # training goes on; the gate will say why
+        log(f"drift check skipped: {exc}")
+        return []
     reports = []
     for path in todo:
         report = compare(path, reference, thresholds)

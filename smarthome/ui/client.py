@@ -15,6 +15,7 @@ from pydantic import RootModel
 
 from smarthome.contracts.api import (
     Body,
+    DriftResponse,
     EfficiencyResult,
     MalfunctionResult,
     ModelsResponse,
@@ -125,6 +126,10 @@ class ApiClient:
     def live(self, limit: int) -> LiveView:
         """``GET /live``: the stream scorer's newest predictions and alerts."""
         return self._read(LiveView, f"/live?limit={int(limit)}")
+
+    def drift(self) -> DriftResponse:
+        """``GET /drift``: every checked batch file's drift report, oldest first."""
+        return self._read(DriftResponse, "/drift")
 
     def segments(self) -> SegmentsResponse:
         """``GET /segments``: the loaded set's cluster profiles."""

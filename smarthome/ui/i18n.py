@@ -317,6 +317,50 @@ TEXTS: dict[str, dict[str, str]] = {
     "live_reasons": {"en": "Why", "id": "Alasan"},
     "pipe_end_offset": {"en": "End offset", "id": "Offset akhir"},
     "pipe_committed": {"en": "Committed", "id": "Di-commit"},
+    # the Drift tab (smarthome/ui/drift.py)
+    "tab_drift": {"en": "Drift", "id": "Drift"},
+    "drift_intro": {
+        "en": "Each new batch file compared with the rows the champion set was trained on "
+        "(Kolmogorov-Smirnov or chi-squared test, and PSI per column), and why each model set "
+        "was or was not promoted to champion.",
+        "id": "Setiap file batch baru dibandingkan dengan baris latih set champion (uji "
+        "Kolmogorov-Smirnov atau chi-kuadrat, dan PSI per kolom), serta alasan setiap set "
+        "model dipromosikan menjadi champion atau tidak.",
+    },
+    "drift_champion": {"en": "Champion (served set)", "id": "Champion (set yang dilayani)"},
+    "drift_none": {
+        "en": "No batch has been checked yet: batches are checked once a champion exists.",
+        "id": "Belum ada batch yang diperiksa: batch diperiksa setelah ada champion.",
+    },
+    "drift_alarm": {
+        "en": "Drift alarm on the newest batch {batch}: {columns}",
+        "id": "Alarm drift pada batch terbaru {batch}: {columns}",
+    },
+    "drift_ok": {
+        "en": "No drift in the newest batch {batch}.",
+        "id": "Tidak ada drift pada batch terbaru {batch}.",
+    },
+    "drift_rule": {
+        "en": "A column drifts when its test's p-value is below {alpha} and its PSI is at "
+        "least {psi} (dashed line).",
+        "id": "Sebuah kolom dianggap drift bila p-value ujinya di bawah {alpha} dan PSI-nya "
+        "paling sedikit {psi} (garis putus-putus).",
+    },
+    "drift_psi_title": {"en": "PSI per column, batch by batch", "id": "PSI per kolom per batch"},
+    "drift_alarm_title": {"en": "Drifted columns", "id": "Kolom yang drift"},
+    "drift_batch": {"en": "Batch (checked order)", "id": "Batch (urutan diperiksa)"},
+    "drift_batch_file": {"en": "Batch file", "id": "File batch"},
+    "drift_column": {"en": "Column", "id": "Kolom"},
+    "drift_test": {"en": "Test", "id": "Uji"},
+    "drift_reference": {"en": "Compared with", "id": "Dibandingkan dengan"},
+    "drift_drifted": {"en": "drifted", "id": "drift"},
+    "drift_steady": {"en": "steady", "id": "stabil"},
+    "drift_champion_col": {"en": "Champion", "id": "Champion"},
+    "drift_verdict": {"en": "Gate", "id": "Gerbang"},
+    "drift_reasons": {"en": "Why", "id": "Alasan"},
+    "drift_promoted": {"en": "promoted", "id": "dipromosikan"},
+    "drift_held": {"en": "not promoted", "id": "tidak dipromosikan"},
+    "drift_undecided": {"en": "no decision", "id": "belum diputuskan"},
 }
 
 

@@ -177,3 +177,36 @@ def test_retrain_moves_the_champion_to_the_retrained_folder_of_its_number(
     after_retrain(retrained, model_dir, log=lambda _: None)
     assert read_champion(model_dir).set == retrained[1].name
     assert [read_promotion(p).promoted for p in retrained] == [False, True, False]
+
+
+def test_api_says_which_set_is_champion_and_lists_drift(model_dir: Path, dataset_path) -> None:
+    from smarthome.api import create_app
+    from smarthome.contracts.drift import BatchDrift, Thresholds
+    from smarthome.contracts.promotion import PROMOTION, Promotion
+    from smarthome.drift.reports import save
+
+    one, _, three = _names(model_dir)
+    move_champion(model_dir, one, "first")
+    Promotion(
+        set=three, decided_at="2026-01-01T00:00:00+00:00", mode="gate", promoted=False,
+        champion_before=one, tolerance=0.02, held_out_rows=10, checks=[],
+        reasons=["efficiency accuracy: 0.70 against the champion's 0.80"],
+    ).write(model_dir / three / PROMOTION)  # fmt: skip
+    report = BatchDrift(
+        batch="smart_home_batch_x.csv", reference_set=one, reference_rows=5, rows=5,
+        checked_at="2026-01-01T00:00:00+00:00", thresholds=Thresholds(alpha=0.01, psi=0.2, bins=10),
+        columns=[], alarm=False, drifted_columns=[],
+    )  # fmt: skip
+    save(model_dir, report)
+    app = create_app(model_dir, reload_seconds=0, loader=FakeSet, metrics=False)
+    client = app.test_client()
+    status = client.get("/").get_json()
+    assert status["model_set"] == one and status["champion"]["set"] == one
+    assert status["loaded_model_set"] == 1
+    models = client.get("/models").get_json()
+    assert models["champion"] == one
+    entries = {e["name"]: e for e in models["sets"]}
+    assert entries[one]["champion"] and not entries[three]["champion"]
+    assert entries[three]["promotion"]["reasons"][0].startswith("efficiency accuracy")
+    drift = client.get("/drift").get_json()
+    assert drift["champion"] == one and [b["batch"] for b in drift["batches"]] == [report.batch]

@@ -129,7 +129,8 @@ def test_language_switch_translates_the_page_and_keeps_results(page: AppTest) ->
     assert [t.label for t in page.tabs] == [
         TEXTS[f"tab_{n}"]["id"]
         # no stream runs against this API, so the Pipeline tab comes last
-        for n in ("efficiency", "malfunction", "segment", "bulk", "history", "segments", "pipeline")
+        for n in ("efficiency", "malfunction", "segment", "bulk", "history", "segments")
+        + ("drift", "pipeline", "live")
     ]
     shown = metrics(page)
     assert shown["Probabilitas"] == english["Probability"]
