@@ -108,7 +108,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--idle-timeout",
         type=number(float, "--idle-timeout", exclusive=True),
         default=30.0,
-        help="stop after this many seconds without a new record (default: 30)",
+        help="stop after this many seconds without a new record (default: 30; time spent"
+        " waiting for a model set or an unreachable broker does not count)",
     )
     parser.add_argument(
         "--follow", action="store_true", help="never stop on idle; run until Ctrl-C"

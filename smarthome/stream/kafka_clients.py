@@ -20,7 +20,9 @@ import os
 import socket
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,9 @@ PRODUCER_CONFIG: dict[str, Any] = {
     "batch_size": 256 * 1024,
     "reconnect_backoff_max_ms": 2000,
 }
+#: a transaction call still blocked after this long is given up (``within``): by then the
+#: coordinator has aborted the transaction anyway
+TRANSACTION_CALL_TIMEOUT = TRANSACTION_TIMEOUT_MS / 1000 + 10
 SLOT_DIR = Path(tempfile.gettempdir()) / "smarthome-stream-scorer"
 
 
@@ -183,6 +188,38 @@ def transactional_producer(bootstrap_servers: str, transactional_id: str) -> Kaf
             " allow transactions (transaction.state.log.replication.factor <= brokers)?"
         ) from None
     return producer
+
+
+class TransactionStuck(Exception):
+    """A transaction call that did not return in time; its producer must be replaced."""
+
+
+def within(seconds: float, call: Callable[..., Any], *args: Any) -> Any:
+    """``call(*args)``'s result or exception, or TransactionStuck after ``seconds``.
+
+    kafka-python's transaction calls wait without a deadline. After a broker failover, its
+    producer can bump its epoch on a produce error (KIP-360) and forget the open
+    transaction while a call waits on it: that call would never return. So each runs on a
+    daemon thread and is given up after ``seconds``; a given-up thread stays blocked until
+    the process exits.
+    """
+    outcome: list[tuple[bool, Any]] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, call(*args)))
+        except BaseException as exc:  # handed to the caller below
+            outcome.append((False, exc))
+
+    worker = threading.Thread(target=run, name=f"kafka-{call.__name__}", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if not outcome:
+        raise TransactionStuck(f"{call.__name__} did not return within {seconds:g} s")
+    ok, value = outcome[0]
+    if ok:
+        return value
+    raise value
 
 
 class SlotLock:

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 from kafka import ConsumerRebalanceListener, TopicPartition
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, ProducerFencedError
 from kafka.structs import OffsetAndMetadata
 
 from smarthome.config import SCORER_GROUP
@@ -51,11 +51,13 @@ from smarthome.ingest.producer import key_partitioner
 from smarthome.scoring.holder import ModelHolder
 from smarthome.stream import kafka_clients
 from smarthome.stream.alerts import AlertRules
+from smarthome.stream.kafka_clients import TransactionStuck, within
 from smarthome.stream.outputs import score_messages
 
 #: a transaction's outputs become readable when it commits: every record waits up to this
 #: long for it, and each commit costs a few round trips to the coordinators (DESIGN §15)
 DEFAULT_COMMIT_INTERVAL_MS = 100
+CALL_TIMEOUT = kafka_clients.TRANSACTION_CALL_TIMEOUT
 #: end-to-end latency buckets (seconds): produce time -> committed prediction
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -248,10 +250,10 @@ class StreamScorer:
             return
         offsets = {tp: OffsetAndMetadata(n, "", -1) for tp, n in self.next_offsets.items()}
         try:
-            self.producer.send_offsets_to_transaction(offsets, metadata)
-            self.producer.commit_transaction()
-        except KafkaError as exc:
-            self.abort(describe(exc))
+            within(CALL_TIMEOUT, self.producer.send_offsets_to_transaction, offsets, metadata)
+            within(CALL_TIMEOUT, self.producer.commit_transaction)
+        except (KafkaError, TransactionStuck) as exc:
+            self.abort(describe(exc), stuck=isinstance(exc, TransactionStuck))
             return
         done_ms = time.time() * 1000
         self._fenced_in_a_row = 0
@@ -270,13 +272,20 @@ class StreamScorer:
                 stats.partitions[key] = (offset, self.consumer.highwater(tp))
         self._reset_transaction()
 
-    def abort(self, reason: str) -> None:
-        """Abort the open transaction and go back to every partition's committed offset."""
+    def abort(self, reason: str, stuck: bool = False) -> None:
+        """Abort the open transaction and go back to every partition's committed offset.
+
+        A producer that cannot abort, or whose last call is ``stuck``, is replaced: the new
+        one's ``init_transactions`` aborts the transaction (or waits for a commit already
+        under way to finish, which the committed offsets then show).
+        """
         self.log(f"transaction aborted, its records will be read again: {reason}")
         self.stats.aborts += 1
         try:
-            self.producer.abort_transaction()
-        except KafkaError as exc:  # fenced or failed for good: a new producer, same id
+            if stuck:
+                raise TransactionStuck(reason)
+            within(CALL_TIMEOUT, self.producer.abort_transaction)
+        except (KafkaError, TransactionStuck) as exc:  # fenced or broken: a new producer
             self.replace_producer(exc)
         self._reset_transaction()
         assigned = self.consumer.assignment()
@@ -428,7 +437,8 @@ class StreamScorer:
         Its ``init_transactions`` aborts whatever the old one left open. Fenced twice in a
         row means another live process uses this transactional id: stop, saying so.
         """
-        self._fenced_in_a_row += 1
+        fenced = isinstance(cause, ProducerFencedError)
+        self._fenced_in_a_row = self._fenced_in_a_row + 1 if fenced else 0
         if self._fenced_in_a_row > 1:
             raise UserError(
                 f"transactional id {self.transactional_id} is in use by another process"
@@ -446,8 +456,8 @@ class StreamScorer:
     def close(self) -> None:
         self.holder.stop()
         if self.in_transaction:  # an error left it open: abort, so nothing waits on it
-            with contextlib.suppress(KafkaError):
-                self.producer.abort_transaction()
+            with contextlib.suppress(KafkaError, TransactionStuck):
+                within(5, self.producer.abort_transaction)
         if self.consumer is not None:
             self.consumer.close(autocommit=False)
         _close_quietly(self.producer)

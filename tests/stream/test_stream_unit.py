@@ -28,7 +28,7 @@ from smarthome.contracts.predictions import (
 from smarthome.devtools.stream_outputs import tally
 from smarthome.observe.scorer_metrics import ScorerCollector
 from smarthome.stream.alerts import AlertRules
-from smarthome.stream.kafka_clients import SlotLock
+from smarthome.stream.kafka_clients import SlotLock, TransactionStuck, within
 from smarthome.stream.outputs import score_messages
 from smarthome.stream.scorer import ScorerStats
 from tests.conftest import ROOT
@@ -221,6 +221,17 @@ def test_a_live_slot_is_never_shared_and_a_released_one_is_taken_again(tmp_path:
     assert again.transactional_id == "g-host-0"
     again.release()
     second.release()
+
+
+def test_a_transaction_call_that_never_returns_is_given_up() -> None:
+    import threading
+
+    assert within(5, max, 2, 3) == 3
+    with pytest.raises(ZeroDivisionError):  # the call's own error reaches the caller
+        within(5, divmod, 1, 0)
+    never = threading.Event()
+    with pytest.raises(TransactionStuck, match="wait did not return within 0.2 s"):
+        within(0.2, never.wait)  # as kafka-python's result.wait() after a lost transaction
 
 
 def test_metrics_show_counts_latency_and_lag() -> None:
