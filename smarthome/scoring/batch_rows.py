@@ -3,67 +3,46 @@
 The rows are the batch files' rows that training keeps (``smarthome.training.batches``: the
 record schema's types and ranges; a bad row is skipped), and the split is training's
 ``pmod(xxhash64(UserID, seed), 100) < test_percent`` (``smarthome.training.split``) computed
-with numpy: Spark's XXH64 of the long ``UserID`` with seed 42, then of the int ``seed`` with
-that hash as its seed. A test checks both against Spark on every dataset row.
+with the xxhash library: XXH64 of the long ``UserID`` with seed 42, then of the int ``seed``
+with that hash as its seed, as Spark chains them. A test checks both against Spark on every
+dataset row.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import xxhash
 
 from smarthome.contracts.records import DEVICE_TYPES, INT_COLUMNS, RANGES, RECORD_COLUMNS
 from smarthome.errors import UserError
 
-_P1 = np.uint64(0x9E3779B185EBCA87)
-_P2 = np.uint64(0xC2B2AE3D27D4EB4F)
-_P3 = np.uint64(0x165667B19E3779F9)
-_P4 = np.uint64(0x85EBCA77C2B2AE63)
-_P5 = np.uint64(0x27D4EB2F165667C5)
 _MASK = (1 << 64) - 1
 #: Spark's ``xxhash64(...)`` starts from this seed
 SPARK_HASH_SEED = 42
 _INT_TEXT = r"^[+-]?\d{1,18}$"
 
 
-def _rotl(x: np.ndarray, r: int) -> np.ndarray:
-    return (x << np.uint64(r)) | (x >> np.uint64(64 - r))
-
-
-def _fmix(h: np.ndarray) -> np.ndarray:
-    h = h ^ (h >> np.uint64(33))
-    h = h * _P2
-    h = h ^ (h >> np.uint64(29))
-    h = h * _P3
-    return h ^ (h >> np.uint64(32))
-
-
-def _hash_long(values: np.ndarray, seeds: np.ndarray) -> np.ndarray:
-    """Spark's ``XXH64.hashLong`` (uint64 arithmetic wraps as Java's long does)."""
-    h = seeds + _P5 + np.uint64(8)
-    h = h ^ (_rotl(values * _P2, 31) * _P1)
-    return _fmix(_rotl(h, 27) * _P1 + _P4)
-
-
-def _hash_int(value: int, seeds: np.ndarray) -> np.ndarray:
-    """Spark's ``XXH64.hashInt``."""
-    h = seeds + _P5 + np.uint64(4)
-    h = h ^ np.uint64(((value & 0xFFFFFFFF) * int(_P1)) & _MASK)
-    return _fmix(_rotl(h, 23) * _P2 + _P3)
+def _xxh64(data: bytes, seed: int) -> int:
+    """XXH64 of ``data`` (the xxhash library) as Spark's signed long; Spark's ``hashLong`` and
+    ``hashInt`` are XXH64 of the value's 8 or 4 little-endian bytes."""
+    digest = xxhash.xxh64_intdigest(data, seed=seed & _MASK)
+    return digest - (1 << 64) if digest >= 1 << 63 else digest
 
 
 def held_out_mask(user_ids: Sequence[int] | np.ndarray, seed: int, test_percent: int) -> np.ndarray:
     """True for the held-out rows, exactly as training's ``held_out(seed, test_percent)``."""
-    ids = np.asarray(user_ids, dtype=np.int64).astype(np.uint64)
-    first = _hash_long(ids, np.full(ids.shape, np.uint64(SPARK_HASH_SEED)))
-    if -(2**31) <= seed < 2**31:  # F.lit(seed) is an int literal
-        hashed = _hash_int(seed, first)
-    else:
-        hashed = _hash_long(np.full(ids.shape, np.uint64(seed & _MASK)), first)
-    return (hashed.view(np.int64) % 100) < test_percent  # numpy's % is Spark's pmod here
+    # F.lit(seed) is an int literal when it fits in 32 bits, else a long
+    seed_bytes = struct.pack("<i" if -(2**31) <= seed < 2**31 else "<q", seed)
+    hashed = [
+        _xxh64(seed_bytes, _xxh64(struct.pack("<q", int(uid)), SPARK_HASH_SEED))
+        for uid in np.asarray(user_ids, dtype=np.int64)
+    ]
+    return (np.asarray(hashed, dtype=np.int64) % 100) < test_percent  # numpy's % is pmod
 
 
 def batch_paths(batch_dir: Path, names: Sequence[str]) -> list[Path]:
