@@ -24,6 +24,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--model-dir", default=env("MODEL_DIR"), help=f"model sets {help_default('MODEL_DIR')}"
     )
+    parser.add_argument(
+        "--mlflow-uri",
+        default=None,
+        metavar="URI",
+        help="move the MLflow alias 'champion' with the pointer (the store spark_training.py "
+        "logs to); env MLFLOW_TRACKING_URI (default: off)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("status", help="the champion and why each set was or was not promoted")
     promote = commands.add_parser("promote", help="make SET the champion")
@@ -41,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         for line in commands.status_lines(model_dir):
             print(line)
         return 0
+    from smarthome.tracking.follow import track_moves
+
+    track_moves(args.mlflow_uri)  # None: not tracked
     if args.command == "promote":
         change = commands.promote(model_dir, args.set)
     else:

@@ -97,6 +97,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="promotion gate: how much lower a candidate's held-out accuracy and F1 may be "
         "than the champion's (default: 0.02)",
     )
+    parser.add_argument(
+        "--mlflow-uri",
+        default=None,
+        metavar="URI",
+        help="log every published set to MLflow (a run, its models as registered versions, the "
+        "alias 'champion' on the served set), e.g. sqlite:///mlflow.db; env MLFLOW_TRACKING_URI "
+        "(default: off)",
+    )
     add_metrics_flag(parser)
     parser.add_argument(
         "--quick",
@@ -127,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     # imported late so that --help and flag errors answer without starting Java
     from smarthome.drift.reports import check_new_batches
     from smarthome.promotion.gate import DEFAULT_TOLERANCE, GateSettings, current_champion
+    from smarthome.tracking.follow import track_training
     from smarthome.training.batches import check_header
     from smarthome.training.config import TrainConfig
     from smarthome.training.planner import Selection, batch_files, describe, nothing_new, plan
@@ -153,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.watch and not todo:
             print(nothing_new(len(files), model_dir, selection), flush=True)
             return 0
+        on_published = track_training(args.mlflow_uri, model_dir)  # None: not tracked
         print(f"starting Spark ({args.master or 'default master'})", flush=True)
         spark = get_spark(args.master, app_name="spark_training")
         try:
@@ -169,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
                         min_rows=args.min_rows,
                         latest_only=args.latest_only,
                         gate=gate,
+                        on_published=on_published,
                     )
                 except KeyboardInterrupt:
                     print("stopped watching", flush=True)
@@ -185,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
                 min_rows=args.min_rows,
                 retrain=args.retrain_all,
                 gate=gate,
+                on_published=on_published,
             )
         finally:
             clean_tmp(model_dir)

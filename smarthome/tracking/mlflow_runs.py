@@ -158,6 +158,11 @@ class SetTracker:
         self.warn = warn
         self._registered: set[str] = set()
 
+    @property
+    def display_uri(self) -> str:
+        """The store's URI as it may be shown (no password)."""
+        return redact(self.uri)
+
     # --- what training calls ---------------------------------------------------------------
 
     def log_set(self, set_dir: Path, step_seconds: Mapping[str, float] | None = None) -> str | None:

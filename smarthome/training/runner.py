@@ -12,6 +12,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -26,7 +27,7 @@ from smarthome.promotion.gate import (
     current_champion,
     decide,
 )
-from smarthome.training.build import build_set, log_print, publish_set
+from smarthome.training.build import BuiltSet, build_set, log_print, publish_set
 from smarthome.training.config import TrainConfig
 from smarthome.training.planner import (
     NoBatchesError,
@@ -40,6 +41,8 @@ from smarthome.training.planner import (
 )
 
 Log = Callable[[str], None]
+#: called with each set right after it is published, before the gate decides on it (MLflow)
+Published = Callable[[BuiltSet], None]
 
 
 def clean_tmp(model_dir: Path) -> None:
@@ -76,6 +79,7 @@ def train(
     retrain: bool = False,
     log: Log = log_print,
     gate: GateSettings | None = None,
+    on_published: Published | None = None,
 ) -> list[Path]:
     """Build and publish the planned sets, oldest first; the published folders.
 
@@ -85,7 +89,7 @@ def train(
     if gate is not None:
         adopt_newest(model_dir, log)
     if retrain:
-        published = _retrain(spark, todo, model_dir, cfg, min_rows, log)
+        published = _retrain(spark, todo, model_dir, cfg, min_rows, log, on_published)
         if gate is not None:
             after_retrain(published, model_dir, log)
         return published
@@ -95,6 +99,8 @@ def train(
         if built.path is None:
             continue
         published.append(built.path)
+        if on_published is not None:
+            on_published(built)
         if gate is not None and planned.files:
             decide(built.path, model_dir, planned.files[0].parent, gate, log)
     return published
@@ -113,6 +119,7 @@ def run_once(
     log: Log = log_print,
     quiet_when_idle: bool = False,
     gate: GateSettings | None = None,
+    on_published: Published | None = None,
 ) -> list[Path]:
     """Plan and train the sets a run asks for; the published folders, oldest first.
 
@@ -132,7 +139,15 @@ def run_once(
     if (cost := describe(todo, len(files), selection)) is not None:
         log(cost)
     return train(
-        spark, todo, model_dir, cfg, min_rows=min_rows, retrain=retrain_all, log=log, gate=gate
+        spark,
+        todo,
+        model_dir,
+        cfg,
+        min_rows=min_rows,
+        retrain=retrain_all,
+        log=log,
+        gate=gate,
+        on_published=on_published,
     )
 
 
@@ -143,6 +158,7 @@ def _retrain(
     cfg: TrainConfig,
     min_rows: int,
     log: Log,
+    on_published: Published | None = None,
 ) -> list[Path]:
     """Build every set first, then publish newest first, then remove the replaced folders.
 
@@ -150,11 +166,14 @@ def _retrain(
     so a running API never falls back to a small set while retraining.
     """
     built = [build_set(spark, p, model_dir, cfg, min_rows, log, publish=False) for p in todo]
-    tmps = [b.path for b in built if b.path is not None]
-    published = [publish_set(tmp, model_dir) for tmp in reversed(tmps)][::-1]
+    built = [b for b in built if b.path is not None]
+    published = [publish_set(b.path, model_dir) for b in reversed(built)][::-1]
     for folder in published:
         _retire_older(model_dir, folder)
     log(f"published {len(published)} retrained set(s); replaced the older ones")
+    if on_published is not None:
+        for done, folder in zip(built, published, strict=True):
+            on_published(replace(done, path=folder))
     return published
 
 
@@ -180,6 +199,7 @@ def watch(
     log: Log = log_print,
     stop: Callable[[], bool] = lambda: False,
     gate: GateSettings | None = None,
+    on_published: Published | None = None,
 ) -> int:
     """Keep one SparkSession warm; train a set whenever a batch is published, until stopped.
 
@@ -199,6 +219,7 @@ def watch(
                 log=log,
                 quiet_when_idle=not first,
                 gate=gate,
+                on_published=on_published,
             )
             count += len(published)
             waiting = False
