@@ -9,7 +9,7 @@ JARS_STAMP := .cache/kafka-jars/.resolved
 SPARK_KAFKA_STAMP := .cache/spark-kafka-jars/.resolved
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser prometheus wrk screenshots jars kafka-up kafka-down kafka-status spark-kafka-jars spark-up spark-down spark-status test test-fast lint format bench demo clean bench-scale chaos
+.PHONY: help install browser prometheus wrk screenshots jars kafka-up kafka-down kafka-status spark-kafka-jars spark-up spark-down spark-status test test-fast lint format bench demo mlflow clean bench-scale chaos
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -102,8 +102,23 @@ bench-scale: install jars ## 100k/300k/1M synthetic records: producer, 2 consume
 # CLUSTER=1: the pipeline on a 3-node Kafka cluster and a Spark master with 2 workers
 DEMO_BROKERS = $(if $(CLUSTER),3,$(BROKERS))
 DEMO_WORKERS = $(if $(CLUSTER),2,$(or $(SPARK_WORKERS),0))
-demo: install ## the whole pipeline live (Ctrl-C stops) [BROKERS=3] [SPARK_WORKERS=N] [CLUSTER=1] [PROMETHEUS=1]
-	$(PY) -m smarthome.devtools.demo --brokers $(DEMO_BROKERS) --spark-workers $(DEMO_WORKERS) $(if $(PROMETHEUS),--prometheus) $(DEMO_ARGS)
+demo: install ## the whole pipeline live (Ctrl-C stops) [BROKERS=3] [SPARK_WORKERS=N] [CLUSTER=1] [PROMETHEUS=1] [MLFLOW=1]
+	$(PY) -m smarthome.devtools.demo --brokers $(DEMO_BROKERS) --spark-workers $(DEMO_WORKERS) $(if $(PROMETHEUS),--prometheus) $(if $(MLFLOW),--mlflow-uri $(MLFLOW_URI)) $(DEMO_ARGS)
+
+# MLflow: the store `make demo MLFLOW=1` logs into and `make mlflow` shows. The UI is the full
+# mlflow package of the version requirements.txt pins mlflow-skinny to (same store schema), in
+# a venv of its own: its pins (pyarrow<26) cannot live beside ours
+MLFLOW_URI ?= sqlite:///$(CURDIR)/mlflow.db
+MLFLOW_PORT ?= 5050
+MLFLOW_UI_VENV := .cache/mlflow-ui
+MLFLOW_VERSION = $(shell sed -n 's/^mlflow-skinny==\([^ ]*\).*/\1/p' requirements.txt)
+$(MLFLOW_UI_VENV)/.installed: requirements.txt
+	test -d $(MLFLOW_UI_VENV) || $(PYTHON) -m venv $(MLFLOW_UI_VENV)
+	$(MLFLOW_UI_VENV)/bin/pip install -q "mlflow==$(MLFLOW_VERSION)"
+	touch $@
+
+mlflow: $(MLFLOW_UI_VENV)/.installed ## MLflow's UI on 127.0.0.1:5050 over the runs of `make demo MLFLOW=1` [MLFLOW_PORT=N] [MLFLOW_URI=...]
+	MLFLOW_DISABLE_TELEMETRY=true $(MLFLOW_UI_VENV)/bin/mlflow server --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1 --backend-store-uri $(MLFLOW_URI) --artifacts-destination $(CURDIR)/mlartifacts
 
 chaos: install jars ## exactly once under faults: kills, pauses, broker kills on a private broker (about 3 min) [BROKERS=3]
 	$(PY) -m smarthome.devtools.chaos --brokers $(BROKERS) $(CHAOS_ARGS)

@@ -78,6 +78,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also start Prometheus (Debian's prometheus package) scraping every stage",
     )
     parser.add_argument("--prometheus-port", type=int, default=9090)
+    parser.add_argument(
+        "--mlflow-uri",
+        default=None,
+        help="log every set trained into this MLflow store (make demo MLFLOW=1; make mlflow "
+        "shows it)",
+    )
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--max-batch-age", type=float, default=5)
     parser.add_argument(
@@ -286,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         stage(
             "training", py, "spark_training.py", "--watch", "--latest-only", *master,
             "--metrics-port", str(metrics["training"]),
+            *(["--mlflow-uri", args.mlflow_uri] if args.mlflow_uri else []),
         )  # fmt: skip
         # waits for the first model set, then scores every record from the topic's start
         stage(
