@@ -279,8 +279,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "id": "Setiap record dinilai saat tiba: prediksi dan peringatan terbaru dari scorer "
         "stream, sebagaimana di-commit ke Kafka (diperbarui setiap beberapa detik).",
     },
-    "live_predictions": {"en": "Predictions", "id": "Prediksi"},
-    "live_alerts": {"en": "Alerts", "id": "Peringatan"},
+    "live_predictions": {"en": "Recent predictions", "id": "Prediksi terkini"},
+    "live_alerts": {"en": "Recent alerts", "id": "Peringatan terkini"},
     "live_newest_n": {"en": "the newest {n} at most", "id": "paling banyak {n} terbaru"},
     "live_rate": {"en": "Predictions/s", "id": "Prediksi/detik"},
     "live_rate_caption": {"en": "no prediction yet", "id": "belum ada prediksi"},

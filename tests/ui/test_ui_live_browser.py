@@ -79,16 +79,16 @@ def test_the_live_tab_shows_predictions_and_alerts_as_they_are_committed(
     page.get_by_role("tab", name="Live").click()
     panel = page.get_by_role("tabpanel").filter(has_text="Every record scored as it arrives")
     panel.get_by_text(f"Newest predictions ({predictions})").wait_for()
-    _wait_for(page, panel, "Alerts", 3)
-    assert _figure(panel, "Predictions") == 8
+    _wait_for(page, panel, "Recent alerts", 3)
+    assert _figure(panel, "Recent predictions") == 8
 
     more = [prediction(100 + n, 700 + n) for n in range(12)]
     send_in_transaction(
         bootstrap, [(predictions, p) for p in more] + [(alerts, alert(p)) for p in more[:4]]
     )
     send_in_transaction(bootstrap, [(predictions, prediction(999, 999))], commit=False)
-    _wait_for(page, panel, "Predictions", 20)  # the aborted one is never shown
-    _wait_for(page, panel, "Alerts", 7)
+    _wait_for(page, panel, "Recent predictions", 20)  # the aborted one is never shown
+    _wait_for(page, panel, "Recent alerts", 7)
     assert panel.get_by_text("record produced → scored; max 40 ms").count() == 1
     assert panel.get_by_test_id("stDataFrame").count() == 2  # alerts and predictions
     assert page.get_by_test_id("stException").count() == 0

@@ -78,7 +78,7 @@ def test_the_live_tab_says_kafka_does_not_answer_and_shows_no_traceback(
         for w in at.warning
     )
     figures = {m.label: m.value for m in at.metric}
-    assert figures["Predictions"] == "0" and figures["Alerts"] == "0"
+    assert figures["Recent predictions"] == "0" and figures["Recent alerts"] == "0"
     assert figures["Predictions/s"] == "-" and figures["Latency (median)"] == "-"
     at.radio(key="lang").set_value("id").run()
     assert not at.exception
