@@ -159,11 +159,15 @@ def ensure_output_topics(bootstrap_servers: str, topics: list[str], partitions: 
     return created
 
 
-def transactional_producer(bootstrap_servers: str, transactional_id: str) -> KafkaProducer:
+def transactional_producer(
+    bootstrap_servers: str, transactional_id: str, patient: bool = False
+) -> KafkaProducer:
     """An initialised transactional producer (acks=all, idempotent by definition).
 
     ``init_transactions`` fences any older producer with the same id and aborts its open
-    transaction.
+    transaction. It waits up to 60 s, then a UserError; a ``patient`` caller (a running
+    scorer replacing its producer during a broker failover, when the coordinator may need
+    longer to abort the old transaction) waits on, saying so every 60 s.
     """
     try:
         producer = KafkaProducer(
@@ -178,16 +182,25 @@ def transactional_producer(bootstrap_servers: str, transactional_id: str) -> Kaf
         raise UserError(f"bad producer setting: {exc}") from None
     except KafkaError:
         raise no_broker(bootstrap_servers) from None
-    try:
-        producer.init_transactions()
-    except KafkaTimeoutError:
-        producer.close(timeout=1)
-        raise UserError(
-            f"the brokers at {bootstrap_servers} did not start a transaction for"
-            f" {transactional_id} within 60 s; are they up (`make kafka-status`), and do they"
-            " allow transactions (transaction.state.log.replication.factor <= brokers)?"
-        ) from None
-    return producer
+    while True:
+        try:
+            producer.init_transactions()
+            return producer
+        except KafkaTimeoutError:
+            if not patient:
+                break
+            # retrying continues to wait for the same request (kafka-python's contract)
+            print(
+                f"still waiting for the transaction coordinator ({transactional_id})",
+                file=sys.stderr,
+                flush=True,
+            )
+    producer.close(timeout=1)
+    raise UserError(
+        f"the brokers at {bootstrap_servers} did not start a transaction for"
+        f" {transactional_id} within 60 s; are they up (`make kafka-status`), and do they"
+        " allow transactions (transaction.state.log.replication.factor <= brokers)?"
+    )
 
 
 class TransactionStuck(Exception):

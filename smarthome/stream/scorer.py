@@ -447,7 +447,7 @@ class StreamScorer:
         self.log(f"producer fenced or failed ({type(cause).__name__}); starting a new one")
         _close_quietly(self.producer)
         self.producer = kafka_clients.transactional_producer(
-            self.options.bootstrap_servers, self.transactional_id
+            self.options.bootstrap_servers, self.transactional_id, patient=True
         )
 
     def request_stop(self, reason: str) -> None:
