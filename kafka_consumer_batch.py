@@ -13,13 +13,20 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from smarthome.cli import add_kafka_flags, add_metrics_flag, number, run
+from smarthome.cli import (
+    add_group_member_flags,
+    add_kafka_flags,
+    add_metrics_flag,
+    broker_wait,
+    install_stop_handlers,
+    number,
+    run,
+)
 from smarthome.config import CONSUMER_GROUP, env, help_default
 from smarthome.errors import UserError, disk_full_is_a_user_error
-from smarthome.ingest.consumer import BatchConsumer, ConsumerOptions, install_stop_handlers
+from smarthome.ingest.consumer import BatchConsumer, ConsumerOptions
 
 PROG = "kafka_consumer_batch.py"
-DEFAULT_BROKER_WAIT = 60.0
 NOTHING_LOST = "nothing was lost, the records not yet in a file will be read again"
 
 
@@ -46,31 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=10.0,
         help="publish a partial batch after this many seconds (default: 10)",
     )
-    parser.add_argument(
-        "--idle-timeout",
-        type=number(float, "--idle-timeout", exclusive=True),
-        default=30.0,
-        help="stop after this many seconds without a new record (default: 30)",
-    )
-    parser.add_argument(
-        "--follow", action="store_true", help="never stop on idle; run until Ctrl-C"
-    )
-    parser.add_argument(
-        "--broker-wait",
-        type=number(float, "--broker-wait"),
-        default=None,
-        metavar="SECONDS",
-        help="wait this long for a broker at start (default: 60; with --follow: forever;"
-        " 0: fail at once)",
-    )
-    parser.add_argument(
-        "--session-timeout",
-        type=number(float, "--session-timeout", 6),
-        default=10.0,
-        metavar="SECONDS",
-        help="the group moves a silent member's partitions after this long (default: 10;"
-        " the broker allows 6 to 1800)",
-    )
+    add_group_member_flags(parser)
     add_metrics_flag(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
@@ -99,9 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         progress=not args.no_progress,
         instance_id=args.instance_id,
         session_timeout_ms=int(args.session_timeout * 1000),
-        broker_wait=args.broker_wait
-        if args.broker_wait is not None
-        else (None if args.follow else DEFAULT_BROKER_WAIT),
+        broker_wait=broker_wait(args),
     )
     # a batch that does not fit is not published nor committed: its records are read again
     with disk_full_is_a_user_error(batch_dir, NOTHING_LOST):

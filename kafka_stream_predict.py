@@ -16,7 +16,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from smarthome.cli import add_kafka_flags, add_metrics_flag, number, run
+from smarthome.cli import (
+    add_group_member_flags,
+    add_kafka_flags,
+    add_metrics_flag,
+    broker_wait,
+    install_stop_handlers,
+    number,
+    run,
+)
 from smarthome.config import SCORER_GROUP, env, help_default
 from smarthome.contracts.predictions import ALERTS_TOPIC, DEAD_LETTER_TOPIC, PREDICTIONS_TOPIC
 from smarthome.errors import UserError
@@ -25,15 +33,13 @@ from smarthome.stream.alerts import (
     DEFAULT_MALFUNCTIONS,
     AlertRules,
 )
-from smarthome.stream.scorer import (
-    DEFAULT_COMMIT_INTERVAL_MS,
-    ScorerOptions,
-    StreamScorer,
-    install_stop_handlers,
-)
+from smarthome.stream.scorer import DEFAULT_COMMIT_INTERVAL_MS, ScorerOptions, StreamScorer
 
 PROG = "kafka_stream_predict.py"
-DEFAULT_BROKER_WAIT = 60.0
+IDLE_HELP = (
+    "stop after this many seconds without a new record (default: 30; time spent"
+    " waiting for a model set or an unreachable broker does not count)"
+)
 
 
 def probability(text: str) -> float:
@@ -105,38 +111,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         " (default: %(default)s: the dataset's mean plus one standard deviation)",
     )
     parser.add_argument(
-        "--idle-timeout",
-        type=number(float, "--idle-timeout", exclusive=True),
-        default=30.0,
-        help="stop after this many seconds without a new record (default: 30; time spent"
-        " waiting for a model set or an unreachable broker does not count)",
-    )
-    parser.add_argument(
-        "--follow", action="store_true", help="never stop on idle; run until Ctrl-C"
-    )
-    parser.add_argument(
         "--max-records",
         type=number(int, "--max-records"),
         default=0,
         metavar="N",
         help="stop once at least N records are committed (default: 0 = no limit)",
     )
-    parser.add_argument(
-        "--broker-wait",
-        type=number(float, "--broker-wait"),
-        default=None,
-        metavar="SECONDS",
-        help="wait this long for a broker at start (default: 60; with --follow: forever;"
-        " 0: fail at once)",
-    )
-    parser.add_argument(
-        "--session-timeout",
-        type=number(float, "--session-timeout", 6),
-        default=10.0,
-        metavar="SECONDS",
-        help="the group moves a silent member's partitions after this long (default: 10;"
-        " the broker allows 6 to 1800)",
-    )
+    add_group_member_flags(parser, IDLE_HELP)
     parser.add_argument(
         "--reload-seconds",
         type=number(float, "--reload-seconds", exclusive=True),
@@ -167,9 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         follow=args.follow,
         max_records=args.max_records,
         session_timeout_ms=int(args.session_timeout * 1000),
-        broker_wait=args.broker_wait
-        if args.broker_wait is not None
-        else (None if args.follow else DEFAULT_BROKER_WAIT),
+        broker_wait=broker_wait(args),
         reload_seconds=args.reload_seconds,
     )
     scorer = StreamScorer(options)

@@ -5,10 +5,16 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import threading
 from collections.abc import Callable
+from typing import Any, Protocol
 
 from smarthome.config import env, help_default
 from smarthome.errors import UserError
+
+#: how long a consumer waits for a broker at start unless --broker-wait or --follow says otherwise
+DEFAULT_BROKER_WAIT = 60.0
+IDLE_HELP = "stop after this many seconds without a new record (default: 30)"
 
 
 def run(main: Callable[[], int | None], prog: str) -> None:
@@ -64,3 +70,61 @@ def add_metrics_flag(parser: argparse.ArgumentParser) -> None:
         metavar="PORT",
         help="serve Prometheus metrics at http://127.0.0.1:PORT/metrics (default: off)",
     )
+
+
+def add_group_member_flags(parser: argparse.ArgumentParser, idle_help: str = IDLE_HELP) -> None:
+    """--idle-timeout, --follow, --broker-wait, --session-timeout: a consumer group member's run."""
+    parser.add_argument(
+        "--idle-timeout",
+        type=number(float, "--idle-timeout", exclusive=True),
+        default=30.0,
+        help=idle_help,
+    )
+    parser.add_argument(
+        "--follow", action="store_true", help="never stop on idle; run until Ctrl-C"
+    )
+    parser.add_argument(
+        "--broker-wait",
+        type=number(float, "--broker-wait"),
+        default=None,
+        metavar="SECONDS",
+        help="wait this long for a broker at start (default: 60; with --follow: forever;"
+        " 0: fail at once)",
+    )
+    parser.add_argument(
+        "--session-timeout",
+        type=number(float, "--session-timeout", 6),
+        default=10.0,
+        metavar="SECONDS",
+        help="the group moves a silent member's partitions after this long (default: 10;"
+        " the broker allows 6 to 1800)",
+    )
+
+
+def broker_wait(args: argparse.Namespace) -> float | None:
+    """Seconds to wait for a broker at start: --broker-wait, else 60, forever with --follow."""
+    if args.broker_wait is not None:
+        return args.broker_wait
+    return None if args.follow else DEFAULT_BROKER_WAIT
+
+
+class Stoppable(Protocol):
+    """A long-running loop that finishes cleanly when asked (the consumer, the stream scorer)."""
+
+    stop_reason: str
+
+    def request_stop(self, reason: str) -> None: ...
+
+
+def install_stop_handlers(runner: Stoppable) -> None:
+    """First Ctrl-C/SIGTERM: ask ``runner`` to finish cleanly and stop. Second Ctrl-C: abort."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def stop(signum: int, _frame: Any) -> None:
+        if runner.stop_reason and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        runner.request_stop(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)

@@ -28,7 +28,6 @@ the N-th batch rename, without committing or cleaning up, like a SIGKILL at that
 
 from __future__ import annotations
 
-import signal
 import sys
 import threading
 import time
@@ -535,17 +534,3 @@ def _progress(enabled: bool) -> Any:
     from tqdm import tqdm
 
     return tqdm(unit=" rec", desc="consumed", file=sys.stderr, mininterval=0.5)
-
-
-def install_stop_handlers(batch_consumer: BatchConsumer) -> None:
-    """First Ctrl-C/SIGTERM: finish cleanly (write buffers, commit). Second Ctrl-C: abort."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-
-    def stop(signum: int, _frame: Any) -> None:
-        if batch_consumer.stop_reason and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        batch_consumer.request_stop(signal.Signals(signum).name)
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)

@@ -31,9 +31,7 @@ prediction names the set that made it and none is made twice.
 from __future__ import annotations
 
 import contextlib
-import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -490,17 +488,3 @@ def _close_quietly(producer: Any) -> None:
         return
     with contextlib.suppress(KafkaError):
         producer.close(timeout=5)
-
-
-def install_stop_handlers(scorer: StreamScorer) -> None:
-    """First Ctrl-C/SIGTERM: commit the open transaction and stop. Second Ctrl-C: abort."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-
-    def stop(signum: int, _frame: Any) -> None:
-        if scorer.stop_reason and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        scorer.request_stop(signal.Signals(signum).name)
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
