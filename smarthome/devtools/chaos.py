@@ -15,7 +15,7 @@ kill or pause hits the scorer of the same number at the same moment. Their commi
 predictions are read as a read_committed consumer reads them and counted per input record
 (``stream_outputs``): one prediction (or dead letter) per delivered record, none twice.
 The run exits 1 on any loss or duplicate in either. Tests run the same code with their own
-schedules (tests/devtools/test_chaos.py).
+schedules (tests/devtools/test_chaos.py), and with scorers alone (tests/stream/).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from smarthome.contracts import model_sets as registry
 from smarthome.contracts.batch_files import list_batch_files
 from smarthome.devtools.kafka_cluster import LocalKafkaCluster
 from smarthome.devtools.ports import free_base_port
-from smarthome.devtools.stream_outputs import Tally, committed_outputs
+from smarthome.devtools.stream_outputs import Tally, committed_outputs, topic_values
 from smarthome.devtools.workspace import CHECKOUT
 from smarthome.errors import UserError
 
@@ -55,7 +55,8 @@ SESSION_TIMEOUT = 6.0  # the broker's smallest allowed: pauses past it stay shor
 class Fault:
     at: float  # seconds after the stream starts
     kind: str  # "kill-consumer" | "pause-consumer" | "kill-broker"
-    target: int = 0  # consumer slot; unused for brokers (the busiest leader is chosen)
+    #: the consumer and scorer of this number; unused for brokers (the busiest leader is chosen)
+    target: int = 0
 
 
 @dataclass
@@ -64,6 +65,7 @@ class ChaosConfig:
     rate: float = 250.0
     brokers: int = 1
     partitions: int = 3
+    #: batch consumers (0: none, the scorers alone take the consumer faults)
     consumers: int = 2
     faults: list[Fault] = field(default_factory=list)
     pause_seconds: float = SESSION_TIMEOUT * 1.5
@@ -129,6 +131,8 @@ def seeded_schedule(
 class ConsumerSlot:
     """One consumer of the group: a process, restarted after a kill, one log for all lives."""
 
+    role = "consumer"
+
     def __init__(self, index: int, bootstrap: str, topic: str, batch_dir: Path, logs: Path):
         self.index = index
         self.args = [
@@ -172,6 +176,8 @@ class ConsumerSlot:
 class ScorerProcess(ConsumerSlot):
     """One stream scorer of the group: a process, restarted after a kill, one log."""
 
+    role = "scorer"
+
     def __init__(self, index: int, args: list[str], log: Path) -> None:
         self.index, self.args, self.log = index, args, log
         self.proc = None
@@ -189,39 +195,8 @@ def pause_together(slots: list[ConsumerSlot], seconds: float) -> None:
 
 
 def topic_user_ids(bootstrap: str, topic: str, timeout: float = 180.0) -> list[int]:
-    """Every record's UserID in the topic, all partitions, read without a group.
-
-    Reads up to each partition's end offset, however long a broker just restarted takes to
-    answer (an idle gap is not the end: a slow machine took over 8 s to serve the first
-    fetch after a restart, and the topic read as empty).
-    """
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap.split(","),
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        max_poll_records=5000,
-    )
-    deadline = time.monotonic() + timeout
-    try:
-        while not (numbers := consumer.partitions_for_topic(topic)):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"topic {topic} has no partitions after {timeout:g} s")
-            time.sleep(0.5)
-        partitions = [TopicPartition(topic, n) for n in sorted(numbers)]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        ends = consumer.end_offsets(partitions)
-        ids: list[int] = []
-        while any(consumer.position(tp) < ends[tp] for tp in partitions):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"topic {topic}: not read to its end in {timeout:g} s")
-            for records in consumer.poll(timeout_ms=1000).values():
-                ids.extend(json.loads(m.value)["UserID"] for m in records)
-        return ids
-    finally:
-        consumer.close()
+    """Every record's UserID in the topic, all partitions, read without a group to its end."""
+    return [json.loads(v)["UserID"] for v in topic_values(bootstrap, topic, timeout)]
 
 
 def file_user_ids(batch_dir: Path) -> list[int]:
@@ -279,7 +254,7 @@ class Chaos:
             producer_exit = producer.wait()
             output = (logs / "producer.log").read_text(errors="replace")
             self._wait_recovered()
-            self.log("stream done; waiting for the consumers to drain and stop when idle")
+            self.log("stream done; waiting for the consumers and scorers to drain and stop")
             for slot in [*slots, *self.scorer_slots]:
                 if slot.proc is not None:
                     slot.proc.wait(timeout=300)
@@ -318,9 +293,16 @@ class Chaos:
         for slot in self.scorer_slots:
             slot.start()
 
-    def _scorer(self, index: int) -> list[ScorerProcess]:
-        """The scorer that shares consumer slot ``index``'s faults, if there is one."""
-        return [s for s in self.scorer_slots if s.index == index]
+    def _hit(self, slots: list[ConsumerSlot], index: int) -> list[ConsumerSlot]:
+        """Consumer ``index`` and the scorer of the same number, those of them that run."""
+        hit = [s for s in [*slots, *self.scorer_slots] if s.index == index]
+        if not hit:
+            raise ValueError(f"no consumer nor scorer {index} to hit")
+        return hit
+
+    def scorer_logs(self) -> str:
+        """Every scorer's log, one after the other (what a failed count shows)."""
+        return "\n".join(p.read_text() for p in sorted((self.work / "logs").glob("scorer*.log")))
 
     def _create_topic(self) -> None:
         from kafka import KafkaAdminClient
@@ -367,27 +349,28 @@ class Chaos:
             when = f"{time.monotonic() - t0:5.1f} s"
             logged = len(self.done)
             if fault.kind == "kill-consumer":
-                hit = [slots[fault.target], *self._scorer(fault.target)]
+                hit = self._hit(slots, fault.target)
                 for slot in hit:
                     slot.kill()
                 time.sleep(1)
                 for slot in hit:
                     slot.start()
-                self.done.append(f"{when}: SIGKILL consumer {fault.target}, restarted")
-                if len(hit) > 1:
-                    self.done.append(f"{when}: SIGKILL scorer {fault.target}, restarted")
-            elif fault.kind == "pause-consumer":
-                hit = [slots[fault.target], *self._scorer(fault.target)]
-                pause_together(hit, self.config.pause_seconds)
-                self.done.append(
-                    f"{when}: SIGSTOP consumer {fault.target} for"
-                    f" {self.config.pause_seconds:g} s (session timeout {SESSION_TIMEOUT:g} s)"
+                self.done.extend(
+                    f"{when}: SIGKILL {slot.role} {fault.target}, restarted" for slot in hit
                 )
-                if len(hit) > 1:
-                    self.done.append(
-                        f"{when}: SIGSTOP scorer {fault.target} for"
-                        f" {self.config.pause_seconds:g} s, with consumer {fault.target}"
-                    )
+            elif fault.kind == "pause-consumer":
+                first, *others = hit = self._hit(slots, fault.target)
+                seconds = self.config.pause_seconds
+                pause_together(hit, seconds)
+                self.done.append(
+                    f"{when}: SIGSTOP {first.role} {fault.target} for {seconds:g} s"
+                    f" (session timeout {SESSION_TIMEOUT:g} s)"
+                )
+                self.done.extend(
+                    f"{when}: SIGSTOP {slot.role} {fault.target} for {seconds:g} s,"
+                    f" with {first.role} {fault.target}"
+                    for slot in others
+                )
             elif fault.kind == "kill-broker":
                 # one node down at a time, as the cluster promises: the last one killed has
                 # rejoined and caught up before the next goes (a rolling fault, not two down)

@@ -1,8 +1,9 @@
 """What the stream scorer committed, read back as a read_committed consumer would see it.
 
-``read_committed_values`` reads a topic to its end (its last stable offset), and ``Tally``
-compares predictions and dead letters with the inputs they name: every input exactly once,
-none missing, none twice. Tests, ``make chaos`` and benchmarks count with it.
+``topic_values`` reads a whole topic back without a group (``read_committed_values``: up to
+its last stable offset, as a read_committed consumer does), and ``Tally`` compares
+predictions and dead letters with the inputs they name: every input exactly once, none
+missing, none twice. Tests, ``make chaos`` and benchmarks count with it.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ from dataclasses import dataclass
 from smarthome.contracts.predictions import DeadLetter, Prediction
 
 
-def read_committed_values(bootstrap: str, topic: str, timeout: float = 180.0) -> list[bytes]:
-    """Every committed message value of ``topic``, all partitions, read without a group.
+def topic_values(
+    bootstrap: str, topic: str, timeout: float = 180.0, isolation_level: str = "read_uncommitted"
+) -> list[bytes]:
+    """Every message value of ``topic``, all partitions, read without a group to its end.
 
-    A read_committed consumer's end offset is the last stable offset: a transaction still
-    open keeps it (and everything after it) back until it commits or is aborted.
+    Reads up to each partition's end offset, however long a broker just restarted takes to
+    answer (an idle gap is not the end: a slow machine took over 8 s to serve the first
+    fetch after a restart, and the topic read as empty).
     """
     from kafka import KafkaConsumer, TopicPartition
 
@@ -26,7 +30,7 @@ def read_committed_values(bootstrap: str, topic: str, timeout: float = 180.0) ->
         bootstrap_servers=bootstrap.split(","),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
-        isolation_level="read_committed",
+        isolation_level=isolation_level,
         max_poll_records=5000,
     )
     deadline = time.monotonic() + timeout
@@ -48,6 +52,15 @@ def read_committed_values(bootstrap: str, topic: str, timeout: float = 180.0) ->
         return values
     finally:
         consumer.close()
+
+
+def read_committed_values(bootstrap: str, topic: str, timeout: float = 180.0) -> list[bytes]:
+    """Every committed message value of ``topic``, as a read_committed consumer reads it.
+
+    A read_committed consumer's end offset is the last stable offset: a transaction still
+    open keeps it (and everything after it) back until it commits or is aborted.
+    """
+    return topic_values(bootstrap, topic, timeout, isolation_level="read_committed")
 
 
 def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:

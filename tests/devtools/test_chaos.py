@@ -78,7 +78,7 @@ def test_scorers_beside_the_consumers_take_the_same_kill_and_pause_and_score_eac
     assert any("SIGSTOP scorer 1" in d for d in done), done
     assert result.producer_exit == 0 and result.delivered == 5000, result.producer_output
     assert result.scoring is not None, result.line()
-    scorer_logs = "\n".join(p.read_text() for p in sorted((chaos.work / "logs").glob("scorer*")))
+    scorer_logs = chaos.scorer_logs()
     assert result.scoring.duplicates == 0, f"{result.scoring_line()}\n{done}\n{scorer_logs}"
     assert result.scoring.missing == 0, f"{result.scoring_line()}\n{done}\n{scorer_logs}"
     assert result.scoring.inputs == result.scoring.predictions == 5000, result.scoring_line()

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from smarthome.contracts import model_sets as registry
-from smarthome.devtools.chaos import ChaosConfig, Fault
-from smarthome.devtools.stream_chaos import ScorerChaos
+from smarthome.devtools.chaos import Chaos, ChaosConfig, Fault
 from tests.conftest import require
 
 pytestmark = [pytest.mark.kafka]
@@ -42,18 +41,20 @@ def test_three_scorer_kills_and_two_pauses_past_the_session_timeout_score_each_r
         Fault(58, "kill-consumer", 0),
     ]
     config = ChaosConfig(
-        records=20_000, rate=250, brokers=1, partitions=3, faults=faults, work_dir=tmp_path
-    )
-    chaos = ScorerChaos(config, served_set, log=lambda _: None)
+        records=20_000, rate=250, brokers=1, partitions=3, faults=faults, work_dir=tmp_path,
+        consumers=0, scorers=2, model_set=served_set,
+    )  # fmt: skip
+    chaos = Chaos(config, log=lambda _: None)
     result = chaos.run()
-    done, logs = result.faults_done, chaos.scorer_logs()
-    assert sum("SIGKILL consumer" in d for d in done) == 3, done
-    assert sum("SIGSTOP" in d for d in done) == 2, done
+    done, logs, tally = result.faults_done, chaos.scorer_logs(), result.scoring
+    assert sum("SIGKILL scorer" in d for d in done) == 3, done
+    assert sum("SIGSTOP scorer" in d for d in done) == 2, done
     assert result.producer_exit == 0 and result.delivered == 20_000, result.producer_output
-    assert result.tally.duplicates == 0, f"{result.line()}\n{done}\n{logs}"
-    assert result.tally.missing == 0, f"{result.line()}\n{done}\n{logs}"
-    assert result.tally.inputs == 20_000 and result.tally.predictions == 20_000, result.line()
-    assert result.tally.dead_letters == 0
+    assert tally is not None, result.scoring_line()
+    assert tally.duplicates == 0, f"{result.scoring_line()}\n{done}\n{logs}"
+    assert tally.missing == 0, f"{result.scoring_line()}\n{done}\n{logs}"
+    assert tally.inputs == 20_000 and tally.predictions == 20_000, result.scoring_line()
+    assert tally.dead_letters == 0
     # the faults did what they are for: transactions open at a kill, a pause or the
     # rebalance after one were aborted and their records scored again, once
     assert "transaction aborted" in logs, logs
@@ -74,11 +75,15 @@ def test_three_brokers_the_busiest_leader_killed_twice_scores_each_record_once(
         faults=[Fault(15, "kill-broker"), Fault(45, "kill-broker")],
         broker_down_seconds=2,
         work_dir=tmp_path,
+        consumers=0,
+        scorers=2,
+        model_set=served_set,
     )
-    chaos = ScorerChaos(config, served_set, log=lambda _: None)
+    chaos = Chaos(config, log=lambda _: None)
     result = chaos.run()
-    done = result.faults_done
+    done, tally = result.faults_done, result.scoring
     assert sum("SIGKILL broker" in d for d in done) == 2, done
     assert result.producer_exit == 0 and result.delivered == records, result.producer_output
-    assert result.exactly_once, f"{result.line()}\n{done}\n{chaos.scorer_logs()}"
-    assert result.tally.predictions == records
+    assert tally is not None and tally.inputs == records, result.scoring_line()
+    assert result.scored_once, f"{result.scoring_line()}\n{done}\n{chaos.scorer_logs()}"
+    assert tally.predictions == records
