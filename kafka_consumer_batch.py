@@ -11,19 +11,19 @@ with one line naming the folder and its free space; what was not yet in a file i
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from smarthome.cli import (
     add_group_member_flags,
     add_kafka_flags,
     add_metrics_flag,
-    broker_wait,
+    folder,
+    group_member_options,
     install_stop_handlers,
     number,
     run,
 )
 from smarthome.config import CONSUMER_GROUP, env, help_default
-from smarthome.errors import UserError, disk_full_is_a_user_error
+from smarthome.errors import disk_full_is_a_user_error
 from smarthome.ingest.consumer import BatchConsumer, ConsumerOptions
 
 PROG = "kafka_consumer_batch.py"
@@ -67,9 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    batch_dir = Path(args.batch_dir)
-    if batch_dir.exists() and not batch_dir.is_dir():
-        raise UserError(f"--batch-dir {batch_dir} is a file, not a folder; pick another path")
+    batch_dir = folder(args.batch_dir, "--batch-dir")
     options = ConsumerOptions(
         bootstrap_servers=args.bootstrap_servers,
         topic=args.topic,
@@ -77,12 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         group=args.group,
         batch_size=args.batch_size,
         max_batch_age=args.max_batch_age,
-        idle_timeout=args.idle_timeout,
-        follow=args.follow,
         progress=not args.no_progress,
         instance_id=args.instance_id,
-        session_timeout_ms=int(args.session_timeout * 1000),
-        broker_wait=broker_wait(args),
+        **group_member_options(args),
     )
     # a batch that does not fit is not published nor committed: its records are read again
     with disk_full_is_a_user_error(batch_dir, NOTHING_LOST):

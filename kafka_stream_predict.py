@@ -14,20 +14,19 @@ split the partitions. Stops after --idle-timeout seconds without a new record un
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from smarthome.cli import (
     add_group_member_flags,
     add_kafka_flags,
     add_metrics_flag,
-    broker_wait,
+    folder,
+    group_member_options,
     install_stop_handlers,
     number,
     run,
 )
 from smarthome.config import SCORER_GROUP, env, help_default
 from smarthome.contracts.predictions import ALERTS_TOPIC, DEAD_LETTER_TOPIC, PREDICTIONS_TOPIC
-from smarthome.errors import UserError
 from smarthome.stream.alerts import (
     DEFAULT_INEFFICIENT_PROBABILITY,
     DEFAULT_MALFUNCTIONS,
@@ -130,9 +129,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    model_dir = Path(args.model_dir)
-    if model_dir.exists() and not model_dir.is_dir():
-        raise UserError(f"--model-dir {model_dir} is a file, not a folder; pick another path")
+    model_dir = folder(args.model_dir, "--model-dir")
     options = ScorerOptions(
         bootstrap_servers=args.bootstrap_servers,
         topic=args.topic,
@@ -144,11 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         transactional_id=args.transactional_id,
         commit_interval_ms=args.commit_interval_ms,
         rules=AlertRules(args.alert_inefficient_probability, args.alert_malfunctions),
-        idle_timeout=args.idle_timeout,
-        follow=args.follow,
         max_records=args.max_records,
-        session_timeout_ms=int(args.session_timeout * 1000),
-        broker_wait=broker_wait(args),
+        **group_member_options(args),
         reload_seconds=args.reload_seconds,
     )
     scorer = StreamScorer(options)

@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 from smarthome.config import env, help_default
@@ -101,11 +102,26 @@ def add_group_member_flags(parser: argparse.ArgumentParser, idle_help: str = IDL
     )
 
 
-def broker_wait(args: argparse.Namespace) -> float | None:
-    """Seconds to wait for a broker at start: --broker-wait, else 60, forever with --follow."""
+def group_member_options(args: argparse.Namespace) -> dict[str, Any]:
+    """What add_group_member_flags' flags set, as the options' keyword arguments."""
     if args.broker_wait is not None:
-        return args.broker_wait
-    return None if args.follow else DEFAULT_BROKER_WAIT
+        wait = args.broker_wait
+    else:  # 60 s, forever with --follow
+        wait = None if args.follow else DEFAULT_BROKER_WAIT
+    return {
+        "idle_timeout": args.idle_timeout,
+        "follow": args.follow,
+        "session_timeout_ms": int(args.session_timeout * 1000),
+        "broker_wait": wait,
+    }
+
+
+def folder(path: str, flag: str) -> Path:
+    """``path`` as a folder to use or create; a file there is a one-line error naming flag."""
+    found = Path(path)
+    if found.exists() and not found.is_dir():
+        raise UserError(f"{flag} {found} is a file, not a folder; pick another path")
+    return found
 
 
 class Stoppable(Protocol):
