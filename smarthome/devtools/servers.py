@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -62,6 +63,22 @@ def running_api(
         sys.executable, "app_api.py", "--port", str(port), "--model-dir", str(model_dir), *extra
     ]  # fmt: skip
     with serving(command, url + "/", log_path, timeout=timeout):
+        yield url
+
+
+@contextmanager
+def running_ui(api_url: str, log_path: Path) -> Iterator[str]:
+    """``streamlit run app_ui.py`` on a free port, talking to the API at ``api_url``; yield
+    its URL once Streamlit's health check answers."""
+    port = free_port()
+    command = [
+        sys.executable, "-m", "streamlit", "run", "app_ui.py",
+        "--server.port", str(port), "--server.headless", "true",
+        "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "API_URL": api_url}
+    with serving(command, f"{url}/_stcore/health", log_path, env=env):
         yield url
 
 

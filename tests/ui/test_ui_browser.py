@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pandas as pd
 import pytest
 import requests
 
-from smarthome.devtools.servers import free_port, serving
+from smarthome.devtools.servers import free_port, running_ui
 from tests.conftest import DEVICE
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -34,16 +33,7 @@ def api(api_server: str) -> str:
 @pytest.fixture(scope="module")
 def ui_url(api: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``streamlit run app_ui.py`` on a free port, talking to the test API."""
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("ui") / "streamlit.log"
-    env = {**os.environ, "API_URL": api}
-    command = [
-        sys.executable, "-m", "streamlit", "run", "app_ui.py",
-        "--server.port", str(port), "--server.headless", "true",
-        "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
-    ]  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    with serving(command, f"{url}/_stcore/health", log_path, env=env):
+    with running_ui(api, tmp_path_factory.mktemp("ui") / "streamlit.log") as url:
         yield url
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pytest
 from smarthome.contracts import model_sets as registry
 from smarthome.contracts.promotion import PROMOTION, Promotion
 from smarthome.devtools.batches import write_batches
-from smarthome.devtools.servers import free_port, running_api, serving
+from smarthome.devtools.servers import running_api, running_ui
 from smarthome.drift.reports import Reference, compare, save
 from smarthome.promotion.pointer import move_champion
 
@@ -63,17 +62,11 @@ def drift_model_dir(
 @pytest.fixture(scope="module")
 def ui_url(drift_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     logs = tmp_path_factory.mktemp("drift_ui")
-    with running_api(drift_model_dir, logs / "api.log") as api:
-        port = free_port()
-        command = [
-            sys.executable, "-m", "streamlit", "run", "app_ui.py",
-            "--server.port", str(port), "--server.headless", "true",
-            "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
-        ]  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "API_URL": api}
-        with serving(command, f"{url}/_stcore/health", logs / "streamlit.log", env=env):
-            yield url
+    with (
+        running_api(drift_model_dir, logs / "api.log") as api,
+        running_ui(api, logs / "streamlit.log") as url,
+    ):
+        yield url
 
 
 def test_drift_tab_renders_alarm_reasons_and_charts(browser, ui_url: str, tmp_path_factory):

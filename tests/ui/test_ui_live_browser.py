@@ -5,16 +5,14 @@ reload."""
 
 from __future__ import annotations
 
-import os
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from smarthome.devtools.servers import free_port, running_api, serving
+from smarthome.devtools.servers import running_api, running_ui
 from tests.helpers.predictions import alert, prediction, send_in_transaction
 
 pytestmark = [pytest.mark.browser, pytest.mark.kafka, pytest.mark.slow]
@@ -34,17 +32,11 @@ def ui_url(kafka_broker: Any, topics: tuple[str, str], tmp_path: Path) -> Iterat
     flags = ["--bootstrap-servers", kafka_broker.bootstrap_servers,
              "--predictions-topic", predictions, "--alerts-topic", alerts,
              "--server", "waitress", "--batch-dir", str(tmp_path / "batches")]  # fmt: skip
-    with running_api(tmp_path / "models", tmp_path / "api.log", *flags) as api:
-        port = free_port()
-        command = [
-            sys.executable, "-m", "streamlit", "run", "app_ui.py",
-            "--server.port", str(port), "--server.headless", "true",
-            "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
-        ]  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "API_URL": api}
-        with serving(command, f"{url}/_stcore/health", tmp_path / "ui.log", env=env):
-            yield url
+    with (
+        running_api(tmp_path / "models", tmp_path / "api.log", *flags) as api,
+        running_ui(api, tmp_path / "ui.log") as url,
+    ):
+        yield url
 
 
 def _figure(panel: Any, label: str) -> int:
