@@ -24,6 +24,7 @@ from smarthome.contracts.records import RECORD_COLUMNS
 from smarthome.ingest.dataset import read_dataset
 from smarthome.ingest.synthetic import synthetic_records
 from tests.conftest import ROOT
+from tests.helpers.consumer import start_consumer
 
 pytestmark = [pytest.mark.kafka, pytest.mark.spark, pytest.mark.slow]
 
@@ -36,36 +37,6 @@ def expected_records(dataset_path: Path) -> pd.DataFrame:
     """The records ``kafka_producer.py --synthetic N --seed SEED`` sends (same generator)."""
     base = read_dataset(dataset_path).records
     return pd.DataFrame(list(synthetic_records(base, N, SEED)), columns=RECORD_COLUMNS)
-
-
-def start_consumer(bootstrap: str, topic: str, group: str, batch_dir: Path, log: Path) -> Any:
-    out = open(log, "wb")  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "kafka_consumer_batch.py",
-            "--bootstrap-servers",
-            bootstrap,
-            "--topic",
-            topic,
-            "--batch-dir",
-            str(batch_dir),
-            "--group",
-            group,
-            "--batch-size",
-            "2500",
-            "--max-batch-age",
-            "2",
-            "--idle-timeout",
-            "6",
-            "--no-progress",
-        ],
-        cwd=ROOT,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-    )
-    out.close()
-    return proc
 
 
 def wait_for_members(bootstrap: str, group: str, members: int, procs: list[Any]) -> None:
@@ -97,7 +68,10 @@ def test_synthetic_stream_through_two_consumers_exactly_once_then_one_set_trains
     group = f"scale-{topic}"
     batch_dir = tmp_path / "batches"
     logs = [tmp_path / "consumer0.log", tmp_path / "consumer1.log"]
-    consumers = [start_consumer(bootstrap, topic, group, batch_dir, log) for log in logs]
+    flags = [
+        "--group", group, "--batch-size", "2500", "--max-batch-age", "2", "--idle-timeout", "6"
+    ]  # fmt: skip
+    consumers = [start_consumer(bootstrap, topic, batch_dir, *flags, log=log) for log in logs]
     try:
         wait_for_members(bootstrap, group, 2, consumers)
         produced = subprocess.run(

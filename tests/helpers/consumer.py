@@ -20,6 +20,24 @@ def group_for(topic: str) -> str:
     return f"batcher-{topic}"
 
 
+def consumer_command(bootstrap: str, topic: str, batch_dir: Path, *flags: str) -> list[str]:
+    """The command line of kafka_consumer_batch.py on ``topic``, no progress bar.
+
+    The group is private to the topic unless ``--group`` is given, so members killed by one
+    test never delay another test's rebalance on the shared broker.
+    """
+    if "--group" not in flags:
+        flags = (*flags, "--group", group_for(topic))
+    return [
+        sys.executable, str(SCRIPT),
+        "--bootstrap-servers", bootstrap,
+        "--topic", topic,
+        "--batch-dir", str(batch_dir),
+        "--no-progress",
+        *flags,
+    ]  # fmt: skip
+
+
 def start_consumer(
     bootstrap: str,
     topic: str,
@@ -28,28 +46,15 @@ def start_consumer(
     log: Path | None = None,
     env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """kafka_consumer_batch.py as a subprocess (what a user runs), output to ``log``.
-
-    The group is private to the topic unless ``--group`` is given, so members killed by one
-    test never delay another test's rebalance on the shared broker.
-    """
-    if "--group" not in flags:
-        flags = (*flags, "--group", group_for(topic))
+    """kafka_consumer_batch.py as a subprocess (what a user runs), output to ``log``
+    (``consumer_command``'s command line)."""
     out = open(log or os.devnull, "ab")  # noqa: SIM115 - closed with the process
-    cmd = [
-        sys.executable,
-        str(SCRIPT),
-        "--bootstrap-servers",
-        bootstrap,
-        "--topic",
-        topic,
-        "--batch-dir",
-        str(batch_dir),
-        "--no-progress",
-        *flags,
-    ]
     proc = subprocess.Popen(
-        cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        consumer_command(bootstrap, topic, batch_dir, *flags),
+        cwd=ROOT,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
     )
     out.close()
     return proc

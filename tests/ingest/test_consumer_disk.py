@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,13 @@ import pytest
 from smarthome.contracts.batch_files import BatchName, list_batch_files
 from smarthome.ingest.batch_writer import batch_resume_offset
 from tests.conftest import require
-from tests.helpers.consumer import SCRIPT, assert_exactly_once, group_for, run_consumer
+from tests.helpers.consumer import (
+    SCRIPT,
+    assert_exactly_once,
+    consumer_command,
+    group_for,
+    run_consumer,
+)
 from tests.helpers.records import dataset_frame, dataset_records, message, produce
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -64,23 +69,7 @@ def test_a_full_disk_ends_the_consumer_in_one_line_and_a_rerun_loses_nothing(
     subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={SMALL_DISK}", "tmpfs", small], check=True)
     try:
         full = subprocess.run(
-            [
-                sys.executable,
-                str(SCRIPT),
-                "--bootstrap-servers",
-                bootstrap,
-                "--topic",
-                topic,
-                "--batch-dir",
-                str(small),
-                "--group",
-                group_for(topic),
-                "--batch-size",
-                "500",
-                "--idle-timeout",
-                "3",
-                "--no-progress",
-            ],
+            consumer_command(bootstrap, topic, small, "--batch-size", "500", "--idle-timeout", "3"),
             cwd=SCRIPT.parent,
             capture_output=True,
             text=True,
