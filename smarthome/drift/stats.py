@@ -19,6 +19,7 @@ import pandas as pd
 from scipy.stats import chi2_contingency, ks_2samp
 
 from smarthome.contracts.drift import ColumnDrift, Thresholds
+from smarthome.contracts.records import RECORD_COLUMNS
 
 NUMERIC_COLUMNS = [
     "UsageHoursPerDay",
@@ -27,16 +28,8 @@ NUMERIC_COLUMNS = [
     "DeviceAgeMonths",
 ]
 CATEGORICAL_COLUMNS = ["DeviceType", "UserPreferences", "SmartHomeEfficiency"]
-#: every checked column, in record order
-DRIFT_COLUMNS = [
-    "DeviceType",
-    "UsageHoursPerDay",
-    "EnergyConsumption",
-    "UserPreferences",
-    "MalfunctionIncidents",
-    "DeviceAgeMonths",
-    "SmartHomeEfficiency",
-]
+#: every checked column, in record order: all but the UserID
+DRIFT_COLUMNS = [c for c in RECORD_COLUMNS if c != "UserID"]
 #: p below 1% and PSI of at least 0.2 (0.1-0.25 is the usual "moderate shift" band, above
 #: 0.25 "major"); ten PSI bins at the reference's deciles
 DEFAULT_THRESHOLDS = Thresholds(alpha=0.01, psi=0.2, bins=10)
