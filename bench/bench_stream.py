@@ -257,22 +257,11 @@ class Load:
 
 
 # -- one scorer under test --------------------------------------------------------------------
+@dataclass
 class BenchStage(Stage):
     """A supervisor Stage that also dies with this process (SIGKILL of the benchmark)."""
 
-    def start(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                self.argv,
-                cwd=self.cwd,
-                env={**os.environ, **self.env},
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=parent_death_signal(),
-            )
+    die_with_parent: bool = True
 
     def check(self) -> None:
         if self.process is not None and self.process.poll() is not None:

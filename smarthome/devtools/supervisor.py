@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from smarthome.devtools.processes import parent_death_signal
+
 
 @dataclass
 class Stage:
@@ -22,6 +24,8 @@ class Stage:
     cwd: Path
     env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen | None = None
+    #: SIGTERMed when the process that started it dies, even by SIGKILL (Linux)
+    die_with_parent: bool = False
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -34,6 +38,7 @@ class Stage:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=parent_death_signal() if self.die_with_parent else None,
             )
 
     def running(self) -> bool:
