@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from streamlit.testing.v1 import AppTest
-from werkzeug.serving import make_server
 
 from smarthome.api import create_app
 from smarthome.contracts import model_sets as registry
@@ -28,6 +27,7 @@ from smarthome.ui.i18n import LANGUAGES, TEXTS, t
 from tests.conftest import ROOT
 from tests.helpers.fake_sets import FakeSet
 from tests.helpers.samples import rename_key, sample_clusters, sample_manifest, write_set
+from tests.helpers.wsgi import serve
 
 
 def entry(manifest: Manifest | None, error: str | None = None, name: str = "") -> SetEntry:
@@ -226,19 +226,6 @@ def test_page_with_a_hung_api_reports_it_is_slow(
     _submit(at, "Find segment")
     assert not at.exception
     assert any("did not answer in time" in e.value for e in at.error)
-
-
-@contextlib.contextmanager
-def serve(app: Flask) -> Iterator[str]:
-    """``app`` on a free port in a thread (a real HTTP API, without a process)."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join()
 
 
 @pytest.fixture
