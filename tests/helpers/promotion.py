@@ -1,16 +1,28 @@
-"""What the promotion and drift tests share: batch streams to train on step by step."""
+"""What the promotion and drift tests share: batch streams to train on step by step, and
+promote_model.py run as a user runs it."""
 
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
 
 from smarthome.contracts.records import RECORD_COLUMNS
 from smarthome.devtools.batches import write_batches
+from smarthome.devtools.workspace import CHECKOUT
 from smarthome.ingest.synthetic import synthetic_records
 from tests.helpers.records import dataset_records
+
+
+def promote_model(model_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    """``promote_model.py --model-dir model_dir *args``, its output captured."""
+    return subprocess.run(
+        [sys.executable, "promote_model.py", "--model-dir", str(model_dir), *args],
+        cwd=CHECKOUT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
 
 
 def flip_efficiency(batch: Path) -> None:

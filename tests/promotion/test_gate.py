@@ -10,8 +10,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,9 +23,8 @@ from smarthome.contracts.drift import SET_DRIFT, SetDrift, read_batch_reports
 from smarthome.contracts.promotion import read_champion, read_promotion
 from smarthome.devtools.batches import write_batches
 from smarthome.devtools.servers import running_api
-from smarthome.devtools.workspace import CHECKOUT
 from tests.conftest import DEVICE
-from tests.helpers.promotion import add_batches, flip_efficiency, shifted_stream
+from tests.helpers.promotion import add_batches, flip_efficiency, promote_model, shifted_stream
 from tests.helpers.training import quick_config
 
 pytestmark = pytest.mark.slow
@@ -45,13 +42,6 @@ def _train(spark, batch_dir: Path, model_dir: Path, **gate_settings) -> list[Pat
 
 def _check(name: str, promotion) -> object:
     return next(c for c in promotion.checks if c.name == name)
-
-
-def _promote_model(model_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "promote_model.py", "--model-dir", str(model_dir), *args],
-        cwd=CHECKOUT, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
 
 
 def _served(url: str) -> str:
@@ -145,17 +135,17 @@ def test_corrupted_batch_is_published_not_promoted_and_promote_rollback_under_lo
 
         load = Load(url)
         try:
-            promoted = _promote_model(model_dir, "promote", candidate.name)
+            promoted = promote_model(model_dir, "promote", candidate.name)
             assert promoted.returncode == 0, promoted.stderr
             _wait_served(url, candidate.name)
-            rolled = _promote_model(model_dir, "rollback")
+            rolled = promote_model(model_dir, "rollback")
             assert rolled.returncode == 0, rolled.stderr
             _wait_served(url, champion.name)
         finally:
             load.finish()
         assert load.failed == 0, load.errors[:5]
         assert load.ok > 0
-    status = _promote_model(model_dir, "status")
+    status = promote_model(model_dir, "status")
     assert status.returncode == 0
     assert f"champion: {champion.name} (by rollback" in status.stdout
     assert f"{candidate.name}: held" in status.stdout

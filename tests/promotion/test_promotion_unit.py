@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +17,6 @@ import pytest
 
 from smarthome.contracts import model_sets as registry
 from smarthome.contracts.promotion import CHAMPION, ChampionPointer, read_champion
-from smarthome.devtools.workspace import CHECKOUT
 from smarthome.drift.stats import DEFAULT_THRESHOLDS, column_drift, psi
 from smarthome.errors import UserError
 from smarthome.promotion import events
@@ -27,6 +24,7 @@ from smarthome.promotion.pointer import move_champion, roll_back
 from smarthome.scoring.batch_rows import read_rows
 from smarthome.scoring.holder import ModelHolder
 from tests.helpers.fake_sets import FakeSet
+from tests.helpers.promotion import promote_model
 from tests.helpers.samples import sample_manifest, write_set
 
 
@@ -103,25 +101,18 @@ def test_broken_pointer_with_nothing_loaded_serves_the_newest(model_dir: Path) -
     assert holder.current_name == _names(model_dir)[-1]
 
 
-def _cli(model_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "promote_model.py", "--model-dir", str(model_dir), *args],
-        cwd=CHECKOUT, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-
-
 def test_promote_model_cli(model_dir: Path) -> None:
     one, two, _ = _names(model_dir)
-    done = _cli(model_dir, "promote", "2")  # a set number names the newest folder of it
+    done = promote_model(model_dir, "promote", "2")  # a set number names the newest folder of it
     assert done.returncode == 0, done.stderr
     assert read_champion(model_dir).set == two
     assert ChampionPointer.read(model_dir / CHAMPION).by == "promote"
-    bad = _cli(model_dir, "promote", "9")
+    bad = promote_model(model_dir, "promote", "9")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
     assert bad.stderr.startswith("promote_model.py: error: 9: no such model set")
-    lonely = _cli(model_dir, "rollback")
+    lonely = promote_model(model_dir, "rollback")
     assert lonely.returncode == 2 and "nothing to roll back to" in lonely.stderr
-    status = _cli(model_dir, "status")
+    status = promote_model(model_dir, "status")
     assert status.returncode == 0 and f"champion: {two} (by promote" in status.stdout
     assert f"{one}: no decision" in status.stdout
 
