@@ -46,6 +46,13 @@ class Outputs:
             *flags,
         ]  # fmt: skip
 
+    def start(self, log: Path, *flags: str) -> subprocess.Popen[bytes]:
+        """The scorer as a child process, its output in ``log``."""
+        with log.open("wb") as sink:
+            return subprocess.Popen(
+                self.command(*flags), cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT
+            )
+
     def read(self, topic: str) -> list[bytes]:
         return read_committed_values(self.bootstrap, topic)
 
@@ -178,11 +185,7 @@ def test_without_a_model_set_nothing_is_consumed_until_one_is_published(
     out = Outputs(kafka_broker.bootstrap_servers, topic, empty)
     produce(out.bootstrap, topic, "--limit", "300")
     log = tmp_path / "scorer.log"
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(
-            out.command("--idle-timeout", "5", "--reload-seconds", "0.5"),
-            cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    proc = out.start(log, "--idle-timeout", "5", "--reload-seconds", "0.5")
     try:
         wait_for_line(log, "waiting for a model set", proc)
         time.sleep(3)  # room to consume wrongly, were it going to
@@ -211,11 +214,7 @@ def test_a_set_published_mid_stream_scores_everything_after_the_swap_and_nothing
     out = Outputs(kafka_broker.bootstrap_servers, topic, model_dir)
     old = registry.list_sets(model_dir)[-1].name
     log = tmp_path / "scorer.log"
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(
-            out.command("--idle-timeout", "20", "--reload-seconds", "0.3"),
-            cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    proc = out.start(log, "--idle-timeout", "20", "--reload-seconds", "0.3")
     producer = subprocess.Popen(
         [sys.executable, "kafka_producer.py", "--bootstrap-servers", out.bootstrap,
          "--topic", topic, "--synthetic", "4000", "--rate", "200", "--no-progress"],
