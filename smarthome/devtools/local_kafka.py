@@ -22,7 +22,7 @@ import psutil
 from smarthome.devtools.java import java_executable, log_cause
 from smarthome.devtools.kafka_jars import DEFAULT_JARS_DIR, ensure_jars
 from smarthome.devtools.ports import port_open
-from smarthome.devtools.processes import our_process, parent_death_signal
+from smarthome.devtools.processes import forget_process, our_process, parent_death_signal
 from smarthome.devtools.workspace import CHECKOUT
 from smarthome.errors import UserError
 
@@ -302,9 +302,5 @@ class LocalKafka:
                 except psutil.TimeoutExpired:
                     proc.kill()
                     proc.wait(10)
-        if self._proc is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._proc.wait(5)  # reap our child so it is no zombie
-            self._proc = None
-        with contextlib.suppress(FileNotFoundError):
-            self.pid_file.unlink()
+        forget_process(self._proc, self.pid_file)
+        self._proc = None

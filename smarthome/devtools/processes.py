@@ -39,6 +39,15 @@ def our_process(
     return proc if main_class in cmdline and str(config_file) in cmdline else None
 
 
+def forget_process(popen: subprocess.Popen[bytes] | None, pid_file: Path) -> None:
+    """After a stop: reap the child we started (so it is no zombie), remove its pid file."""
+    if popen is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            popen.wait(5)
+    with contextlib.suppress(FileNotFoundError):
+        pid_file.unlink()
+
+
 def parent_death_signal() -> Callable[[], object] | None:
     """A pre-exec hook making Linux SIGTERM the child when its parent dies (PR_SET_PDEATHSIG).
 
