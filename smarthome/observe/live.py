@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import statistics
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -31,6 +30,7 @@ from smarthome.contracts.predictions import (
     parse_alert,
     parse_prediction,
 )
+from smarthome.observe.background import LatestLook
 
 #: the most predictions (and alerts) one answer lists
 MAX_LIMIT = 200
@@ -90,10 +90,8 @@ class LiveSource:
 
     def __post_init__(self) -> None:
         logging.getLogger("kafka").setLevel(logging.CRITICAL)  # as in observe.status
-        self._look: _Look | None = None
-        self._lock = threading.Lock()
-        self._looking = False
-        self._first = threading.Event()
+        # a look at a Kafka that is down takes seconds: looked at again less often
+        self._latest = LatestLook(self.read, lambda look: 1.0 if look.reachable else 5.0)
 
     def view(self, limit: int = DEFAULT_LIMIT, now: float | None = None) -> LiveView:
         """The newest ``limit`` predictions and alerts (1..MAX_LIMIT), newest first."""
@@ -115,28 +113,10 @@ class LiveSource:
         return view.model_copy(update=summary(predictions, now))
 
     def _newest(self) -> _Look:
-        with self._lock:
-            cached = self._look
-            max_age = 1.0 if cached is None or cached.reachable else 5.0
-            if (cached is None or time.time() - cached.at >= max_age) and not self._looking:
-                self._looking = True
-                threading.Thread(target=self._refresh, daemon=True).start()
-        if cached is None:
-            self._first.wait(timeout=15)
-            with self._lock:
-                cached = self._look
-        if cached is None:
+        look = self._latest.get()
+        if look is None:
             return _Look(time.time(), False, "Kafka did not answer within 15 s")
-        return cached
-
-    def _refresh(self) -> None:
-        try:
-            look = self.read()
-            with self._lock:
-                self._look = look
-        finally:
-            self._looking = False
-            self._first.set()
+        return look
 
     def read(self) -> _Look:
         """Read the last MAX_LIMIT committed messages of each partition of both topics."""

@@ -12,8 +12,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,6 +26,7 @@ from smarthome.contracts.batch_files import list_batch_files
 from smarthome.contracts.manifest import Manifest
 from smarthome.contracts.predictions import ALERTS_TOPIC, PREDICTIONS_TOPIC
 from smarthome.ingest.batch_writer import REJECTED_DIR
+from smarthome.observe.background import LatestLook
 
 
 class PartitionStatus(BaseModel):
@@ -135,10 +134,7 @@ class StatusSource:
         # few seconds while it is down, would only flood the server's log
         logging.getLogger("kafka").setLevel(logging.CRITICAL)
         self._rows: dict[str, int] = {}
-        self._kafka: tuple[float, KafkaView] | None = None
-        self._lock = threading.Lock()
-        self._looking = False
-        self._first = threading.Event()
+        self._kafka = LatestLook(self._look_at_kafka, self._max_age)
 
     def status(self) -> PipelineStatus:
         view = self._kafka_view()
@@ -164,32 +160,14 @@ class StatusSource:
         Only the very first call waits for Kafka (its timeouts when Kafka is down), so a
         request never does after that.
         """
-        with self._lock:
-            cached = self._kafka
-            stale = cached is None or time.monotonic() - cached[0] >= self._max_age(cached[1])
-            if stale and not self._looking:
-                self._looking = True
-                threading.Thread(target=self._refresh, daemon=True).start()
-        if cached is None:
-            self._first.wait(timeout=15)
-            with self._lock:
-                cached = self._kafka
-        if cached is None:
+        view = self._kafka.get()
+        if view is None:
             return self._unreachable("Kafka did not answer within 15 s")
-        return cached[1]
+        return view
 
     @staticmethod
     def _max_age(view: KafkaView) -> float:
         return 1.0 if view.kafka.reachable else 5.0  # a look at a Kafka that is down takes s
-
-    def _refresh(self) -> None:
-        try:
-            view = self._look_at_kafka()
-            with self._lock:
-                self._kafka = (time.monotonic(), view)
-        finally:
-            self._looking = False
-            self._first.set()
 
     def _unreachable(self, error: str) -> KafkaView:
         now = _now()
