@@ -26,7 +26,8 @@ HISTORY_SECONDS = 300
 
 
 def _history() -> deque[tuple[float, int]]:
-    """(time, records in the topic) of this session's looks, the last few minutes."""
+    """(time, records in the topic) of this browser session's looks, the last few minutes
+    (kept in Streamlit's session state)."""
     return st.session_state.setdefault("_status_history", deque(maxlen=HISTORY_SECONDS))
 
 
