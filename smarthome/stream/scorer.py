@@ -23,6 +23,13 @@ read_committed consumer), which waits for a transaction still pending on it. The
 aborts a transaction during which the group rebalanced, and after any abort it seeks every
 partition back to its committed offset.
 
+kafka-python rebalances on its own network thread, so a rebalance can land while a poll is
+being drained. Only records of partitions this loop has itself seeked to their committed
+offset, in the generation the transaction began in, are scored: a partition (re)assigned
+while a poll ran is read again from its committed offset, never from where the client
+happened to be, and a poll that straddles a rebalance is thrown away and its partitions
+seeked back.
+
 The model set is read from the holder when a transaction begins and used for all of it: a
 newer set (swapped in by the holder's thread) takes over at the next transaction, so every
 prediction names the set that made it and none is made twice.
@@ -32,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,18 +135,24 @@ class _Listener(ConsumerRebalanceListener):
         self.scorer = scorer
 
     def on_partitions_revoked(self, revoked: Any) -> None:
-        for tp in revoked:
-            self.scorer.to_position.discard(tp)
-            self.scorer.stats.partitions.pop((tp.topic, tp.partition), None)
+        scorer = self.scorer
+        with scorer.positions_lock:
+            for tp in revoked:
+                scorer.to_position.discard(tp)
+                scorer.positioned.discard(tp)
+                scorer.stats.partitions.pop((tp.topic, tp.partition), None)
 
     def on_partitions_lost(self, lost: Any) -> None:
         self.on_partitions_revoked(lost)
 
     def on_partitions_assigned(self, assigned: Any) -> None:
-        self.scorer.to_position.update(assigned)
-        if assigned:
-            self.scorer.consumer.pause(*assigned)
-        self.scorer.idle_seconds = 0.0
+        scorer = self.scorer
+        with scorer.positions_lock:
+            scorer.positioned.difference_update(assigned)
+            scorer.to_position.update(assigned)
+            if assigned:
+                scorer.consumer.pause(*assigned)
+        scorer.idle_seconds = 0.0
 
 
 class StreamScorer:
@@ -153,6 +167,11 @@ class StreamScorer:
         self.holder = ModelHolder(options.model_dir)
         #: assigned partitions, paused until seeked to their committed offset
         self.to_position: set[TopicPartition] = set()
+        #: partitions this loop seeked to their committed offset since they were assigned:
+        #: the only ones whose records are scored
+        self.positioned: set[TopicPartition] = set()
+        #: the rebalance listener (network thread) and the loop change the two sets above
+        self.positions_lock = threading.Lock()
         self.consumer: Any = None
         self.producer: Any = None
         #: (topic, (key, source partition) -> partition) of the three output topics
@@ -170,6 +189,7 @@ class StreamScorer:
         self.event_times_ms: list[int] = []
         self._next_idle_probe = 0.0
         self._idle_state = "idle"
+        self._last_turn = time.monotonic()
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -178,7 +198,7 @@ class StreamScorer:
         try:
             self.start()
             if self.wait_for_model_set():
-                self.consumer.subscribe([self.options.topic], listener=_Listener(self))
+                self.consumer.subscribe([self.options.topic], listener=self.rebalance_listener())
                 self.loop()
         finally:
             self.close()
@@ -186,40 +206,61 @@ class StreamScorer:
         return self.stats
 
     def loop(self) -> None:
-        opts = self.options
-        last = time.monotonic()
+        self._last_turn = time.monotonic()
         while not self.stop_reason:
-            self.position_assigned()
-            records = self.poll()
-            now = time.monotonic()
-            if records:
-                try:
-                    if not self.in_transaction:
-                        self.begin()
-                    self.process(records)
-                except KafkaError as exc:  # a send refused: the transaction cannot commit
-                    self.abort(describe(exc))
-                self.idle_seconds = 0.0
-            if self.in_transaction and (now - self.began_at) * 1000 >= opts.commit_interval_ms:
-                self.commit()
-            if not records and not self.in_transaction:
-                self.count_idle(now - last, now)
-            last = now
-            if opts.max_records and self.stats.consumed >= opts.max_records:
-                self.stop_reason = f"{opts.max_records} records scored (--max-records)"
-            elif not opts.follow and self.idle_seconds >= opts.idle_timeout:
-                self.stop_reason = f"no new record for {opts.idle_timeout:g} s"
+            self.loop_once()
         if self.in_transaction:
             self.commit()
 
-    def begin(self) -> None:
-        """Open a transaction; the set it scores with and the group generation are fixed now."""
+    def loop_once(self) -> None:
+        """Position, poll, score, and commit when the transaction is due."""
+        opts = self.options
+        if self.in_transaction and self.group_generation() != self.generation:
+            self.abort("the group rebalanced during the transaction")
+        self.position_assigned()
+        generation = self.group_generation()
+        records = self.poll()
+        if self.group_generation() != generation:
+            # the poll straddled a rebalance: its records may predate it
+            if self.in_transaction:
+                self.abort("the group rebalanced during the transaction")
+            elif records:
+                self.reposition_all()
+            records = []
+        now = time.monotonic()
+        if records:
+            try:
+                if not self.in_transaction:
+                    self.begin(generation)
+                self.process(records)
+            except KafkaError as exc:  # a send refused: the transaction cannot commit
+                self.abort(describe(exc))
+            self.idle_seconds = 0.0
+        if self.in_transaction and (now - self.began_at) * 1000 >= opts.commit_interval_ms:
+            self.commit()
+        if not records and not self.in_transaction:
+            self.count_idle(now - self._last_turn, now)
+        self._last_turn = now
+        if opts.max_records and self.stats.consumed >= opts.max_records:
+            self.stop_reason = f"{opts.max_records} records scored (--max-records)"
+        elif not opts.follow and self.idle_seconds >= opts.idle_timeout:
+            self.stop_reason = f"no new record for {opts.idle_timeout:g} s"
+
+    def rebalance_listener(self) -> ConsumerRebalanceListener:
+        return _Listener(self)
+
+    def group_generation(self) -> tuple[int, str]:
+        metadata = self.consumer.group_metadata()
+        return (metadata.generation_id, metadata.member_id)
+
+    def begin(self, generation: tuple[int, str]) -> None:
+        """Open a transaction for records polled in ``generation``; the set it scores with is
+        fixed now."""
         self.producer.begin_transaction()
         self.in_transaction = True
         self.began_at = time.monotonic()
         self.model_set = self.holder.current  # a newer set waits for the next transaction
-        metadata = self.consumer.group_metadata()
-        self.generation = (metadata.generation_id, metadata.member_id)
+        self.generation = generation
 
     def process(self, records: list[Any]) -> None:
         """Score one poll's records and send what they give, inside the open transaction."""
@@ -286,10 +327,16 @@ class StreamScorer:
         except (KafkaError, TransactionStuck) as exc:  # fenced or broken: a new producer
             self.replace_producer(exc)
         self._reset_transaction()
-        assigned = self.consumer.assignment()
-        self.to_position.update(assigned)
-        if assigned:
-            self.consumer.pause(*assigned)
+        self.reposition_all()
+
+    def reposition_all(self) -> None:
+        """Pause every assigned partition until it is seeked back to its committed offset."""
+        with self.positions_lock:
+            assigned = self.consumer.assignment()
+            self.positioned.clear()
+            self.to_position.update(assigned)
+            if assigned:
+                self.consumer.pause(*assigned)
 
     def _reset_transaction(self) -> None:
         self.in_transaction = False
@@ -305,22 +352,32 @@ class StreamScorer:
 
         ``committed`` waits while a transaction that sent offsets for the partition is still
         open (require_stable): a previous owner's commit either lands first or is aborted.
+        A partition whose assignment changed meanwhile (the generation moved) stays waiting:
+        the offset read may be from before its last owner's commits.
         """
-        for tp in list(self.to_position):
+        with self.positions_lock:
+            waiting = list(self.to_position)
+        for tp in waiting:
+            generation = self.group_generation()
             if tp not in self.consumer.assignment():
-                self.to_position.discard(tp)
+                with self.positions_lock:
+                    self.to_position.discard(tp)
                 continue
             try:
                 committed = self.consumer.committed(tp, timeout_ms=5_000)
             except KafkaError:
                 continue  # coordinator busy or away, or a transaction still pending: retry
-            if committed is None:
-                self.consumer.seek_to_beginning(tp)
-            else:
-                self.consumer.seek(tp, committed)
-            self.stats.partitions[(tp.topic, tp.partition)] = (committed or 0, None)
-            self.to_position.discard(tp)
-            self.consumer.resume(tp)
+            with self.positions_lock:
+                if tp not in self.to_position or self.group_generation() != generation:
+                    continue
+                if committed is None:
+                    self.consumer.seek_to_beginning(tp)
+                else:
+                    self.consumer.seek(tp, committed)
+                self.stats.partitions[(tp.topic, tp.partition)] = (committed or 0, None)
+                self.to_position.discard(tp)
+                self.positioned.add(tp)
+                self.consumer.resume(tp)
 
     def poll(self) -> list[Any]:
         """One poll's records of positioned partitions; a broker away is waited for."""
@@ -338,9 +395,10 @@ class StreamScorer:
             time.sleep(0.5)
             return []
         records = []
-        for tp, batch in polled.items():
-            if tp not in self.to_position:
-                records.extend(batch)
+        with self.positions_lock:
+            for tp, batch in polled.items():
+                if tp in self.positioned:
+                    records.extend(batch)
         return records
 
     def count_idle(self, elapsed: float, now: float) -> None:
