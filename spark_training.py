@@ -54,7 +54,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="N|auto",
         help="KMeans segments: N, or auto = the count of "
         f"{', '.join(map(str, K_CANDIDATES))} whose segments have the highest silhouette "
-        "(default: auto)",
+        "(default: auto; 4 with --quick)",
     )
     parser.add_argument(
         "--min-rows", type=int, default=50, help="skip sets with fewer rows (default: 50)"
@@ -109,7 +109,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="small models (few shallow trees) for smoke tests; not for real use",
+        help="small models (few shallow trees, 4 segments without the k search) for smoke"
+        " tests; not for real use",
     )
     args = parser.parse_args(argv)
     if args.k is not None and args.k < 2:

@@ -26,6 +26,9 @@ QUICK_EFFICIENCY_PARAMS: dict[str, Any] = {"numTrees": 8, "maxDepth": 4, "maxBin
 #: silhouette (Spark's ClusteringEvaluator, on every row) is kept, the smaller k on a tie. Few
 #: enough to read, and each is one more small KMeans fit per set
 K_CANDIDATES: tuple[int, ...] = (3, 4, 5, 6)
+#: the segment count of ``--quick`` sets when no k is given: no search, the k the full
+#: dataset's search chooses
+QUICK_K = 4
 #: a LinearRegression whose huge L1 penalty zeroes every coefficient: predicts the train mean
 MEAN_REGRESSION_PARAMS: dict[str, Any] = {"regParam": 1e9, "elasticNetParam": 1.0}
 
@@ -54,8 +57,11 @@ class TrainConfig:
 
     @property
     def k_candidates(self) -> tuple[int, ...]:
-        """The segment counts to fit: the one given, or :data:`K_CANDIDATES`."""
-        return K_CANDIDATES if self.k is None else (self.k,)
+        """The segment counts to fit: the one given, else :data:`QUICK_K` for a quick set,
+        else :data:`K_CANDIDATES`."""
+        if self.k is not None:
+            return (self.k,)
+        return (QUICK_K,) if self.quick else K_CANDIDATES
 
     @property
     def kmeans_params(self) -> dict[str, Any]:

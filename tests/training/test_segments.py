@@ -76,7 +76,7 @@ def test_a_devices_segment_does_not_depend_on_its_type(trained_model_dir: Path) 
 
 
 @pytest.mark.spark
-def test_a_given_k_is_fitted_alone_and_recorded(spark, dataset_batch_dir: Path) -> None:
+def test_a_given_k_and_a_quick_set_fit_one_k_and_say_why(spark, dataset_batch_dir: Path) -> None:
     from smarthome.contracts.batch_files import list_batch_files
     from smarthome.training.batches import read_batches
     from smarthome.training.config import TrainConfig
@@ -92,6 +92,10 @@ def test_a_given_k_is_fitted_alone_and_recorded(spark, dataset_batch_dir: Path) 
         "tried": [{"k": 3, "silhouette": section["metrics"]["silhouette"]}],
     }
     assert sum(section["cluster_sizes"]) == data.rows
+    # a quick set without --k fits QUICK_K alone too: smoke tests skip the search
+    _, quick = train_clustering(model_input(data.df), TrainConfig(quick=True))
+    assert quick["k"] == 4
+    assert quick["k_selection"]["rule"] == "fixed for quick sets (--quick)"
     data.release()
 
 
