@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import (
     KafkaConfigurationError,
@@ -201,6 +201,43 @@ def transactional_producer(
         f" {transactional_id} within 60 s; are they up (`make kafka-status`), and do they"
         " allow transactions (transaction.state.log.replication.factor <= brokers)?"
     )
+
+
+class CommittedOffsets:
+    """A group's committed offset of a partition, never an answer to a call given up earlier.
+
+    kafka-python (3.0.12) keeps the request of a ``committed(tp, timeout_ms=...)`` that timed
+    out and answers the next call for the same partition from it, however old it has become
+    (Java's client drops such a request once the generation moves on). A scorer paused in the
+    middle of that call, or one whose call outwaited a pending transaction, would then seek to
+    an offset from before commits it has since lost the partition over, and score those
+    records again. So after a timeout the next read first takes that old answer, then asks
+    afresh. ``tests/stream/test_stream_kafka.py`` pins this against a real broker.
+    """
+
+    def __init__(self, consumer: KafkaConsumer, timeout_ms: int) -> None:
+        self.consumer, self.timeout_ms = consumer, timeout_ms
+        self.given_up: set[TopicPartition] = set()
+
+    def read(self, tp: TopicPartition) -> int | None:
+        """The committed offset (None: none yet); KafkaError if the coordinator does not say
+        (busy, away, or a transaction still pending on it)."""
+        if tp in self.given_up:
+            try:  # the answer to the call given up: it may be stale
+                self.consumer.committed(tp, timeout_ms=self.timeout_ms)
+            except KafkaTimeoutError:
+                raise  # not answered yet: still given up
+            except KafkaError:
+                pass  # answered with an error: nothing is kept
+            self.given_up.discard(tp)
+        return self._ask(tp)
+
+    def _ask(self, tp: TopicPartition) -> int | None:
+        try:
+            return self.consumer.committed(tp, timeout_ms=self.timeout_ms)
+        except KafkaTimeoutError:
+            self.given_up.add(tp)
+            raise
 
 
 class TransactionStuck(Exception):

@@ -173,6 +173,7 @@ class StreamScorer:
         #: the rebalance listener (network thread) and the loop change the two sets above
         self.positions_lock = threading.Lock()
         self.consumer: Any = None
+        self.committed: kafka_clients.CommittedOffsets | None = None
         self.producer: Any = None
         #: (topic, (key, source partition) -> partition) of the three output topics
         self.partitioners: list[tuple[str, Any]] = []
@@ -364,7 +365,7 @@ class StreamScorer:
                     self.to_position.discard(tp)
                 continue
             try:
-                committed = self.consumer.committed(tp, timeout_ms=5_000)
+                committed = self.committed.read(tp)
             except KafkaError:
                 continue  # coordinator busy or away, or a transaction still pending: retry
             with self.positions_lock:
@@ -442,6 +443,7 @@ class StreamScorer:
             opts.broker_wait,
             opts.max_poll_records,
         )
+        self.committed = kafka_clients.CommittedOffsets(self.consumer, timeout_ms=5_000)
         partitions = kafka_clients.input_partitions(self.consumer, opts.topic, wait=opts.follow)
         outputs = [opts.predictions_topic, opts.alerts_topic, opts.dead_letter_topic]
         created = kafka_clients.ensure_output_topics(opts.bootstrap_servers, outputs, partitions)

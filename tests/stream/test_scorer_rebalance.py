@@ -17,6 +17,7 @@ from typing import Any
 from kafka import TopicPartition
 from kafka.errors import CommitFailedError
 
+from smarthome.stream.kafka_clients import CommittedOffsets
 from smarthome.stream.scorer import ScorerOptions, StreamScorer
 from tests.helpers.scorer_inputs import RECORD, Message, RuleSet
 
@@ -137,6 +138,7 @@ def run_scorer(group: Group) -> list[str]:
     )  # fmt: skip
     scorer = StreamScorer(options, log=log.append)
     scorer.consumer = consumer = Consumer(group)
+    scorer.committed = CommittedOffsets(consumer, timeout_ms=5_000)
     scorer.producer = Producer(group, consumer)
     outputs = (options.predictions_topic, options.alerts_topic, options.dead_letter_topic)
     scorer.partitioners = [(topic, lambda _key, source: source) for topic in outputs]

@@ -249,3 +249,39 @@ def test_a_set_published_mid_stream_scores_everything_after_the_swap_and_nothing
     # nothing the new set scored was made before it was loaded
     loaded_at = min(p.scored_time_ms for p in predictions if p.model_set == new)
     assert all(p.scored_time_ms <= loaded_at for p in predictions if p.model_set == old)
+
+
+def test_a_committed_offset_read_after_a_call_given_up_is_the_current_one(
+    kafka_broker, make_topic
+) -> None:
+    """A read that timed out leaves its answer behind in kafka-python; the next read must not
+    return that old answer (a scorer would seek back and score records twice)."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.errors import KafkaTimeoutError
+    from kafka.structs import OffsetAndMetadata
+
+    from smarthome.stream.kafka_clients import CommittedOffsets
+
+    topic = make_topic(1)
+    tp, group = TopicPartition(topic, 0), f"committed-{topic}"
+    bootstrap = kafka_broker.bootstrap_servers
+    writer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    reader = KafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
+        isolation_level="read_committed",
+    )  # fmt: skip
+    try:
+        writer.commit({tp: OffsetAndMetadata(10, "", -1)})
+        offsets = CommittedOffsets(reader, timeout_ms=5_000)
+        assert offsets.read(tp) == 10
+        offsets.timeout_ms = 0
+        with pytest.raises(KafkaTimeoutError):
+            offsets.read(tp)  # given up; its answer (10) arrives after
+        time.sleep(1)
+        writer.commit({tp: OffsetAndMetadata(99, "", -1)})
+        offsets.timeout_ms = 5_000
+        assert offsets.read(tp) == 99
+        assert offsets.read(tp) == 99
+    finally:
+        writer.close(autocommit=False)
+        reader.close(autocommit=False)
