@@ -167,10 +167,37 @@ def transactional_producer(
     ``init_transactions`` fences any older producer with the same id and aborts its open
     transaction. It waits up to 60 s, then a UserError; a ``patient`` caller (a running
     scorer replacing its producer during a broker failover, when the coordinator may need
-    longer to abort the old transaction) waits on, saying so every 60 s.
+    longer to abort the old transaction) tries again, saying so every 60 s.
+
+    Each try is a new producer: kafka-python's retry of ``init_transactions`` waits on the
+    request it sent first, and a request sent while the transaction coordinator moved
+    between brokers can stay unanswered for good (seen after two leader kills: the new
+    coordinator never received it, and the scorer waited for minutes).
     """
+    while True:
+        producer = _new_transactional_producer(bootstrap_servers, transactional_id)
+        try:
+            producer.init_transactions()
+            return producer
+        except KafkaTimeoutError:
+            producer.close(timeout=1)
+            if not patient:
+                break
+            print(
+                f"still waiting for the transaction coordinator ({transactional_id})",
+                file=sys.stderr,
+                flush=True,
+            )
+    raise UserError(
+        f"the brokers at {bootstrap_servers} did not start a transaction for"
+        f" {transactional_id} within 60 s; are they up (`make kafka-status`), and do they"
+        " allow transactions (transaction.state.log.replication.factor <= brokers)?"
+    )
+
+
+def _new_transactional_producer(bootstrap_servers: str, transactional_id: str) -> KafkaProducer:
     try:
-        producer = KafkaProducer(
+        return KafkaProducer(
             bootstrap_servers=bootstrap_servers.split(","),
             client_id=transactional_id,
             transactional_id=transactional_id,
@@ -182,25 +209,6 @@ def transactional_producer(
         raise UserError(f"bad producer setting: {exc}") from None
     except KafkaError:
         raise no_broker(bootstrap_servers) from None
-    while True:
-        try:
-            producer.init_transactions()
-            return producer
-        except KafkaTimeoutError:
-            if not patient:
-                break
-            # retrying continues to wait for the same request (kafka-python's contract)
-            print(
-                f"still waiting for the transaction coordinator ({transactional_id})",
-                file=sys.stderr,
-                flush=True,
-            )
-    producer.close(timeout=1)
-    raise UserError(
-        f"the brokers at {bootstrap_servers} did not start a transaction for"
-        f" {transactional_id} within 60 s; are they up (`make kafka-status`), and do they"
-        " allow transactions (transaction.state.log.replication.factor <= brokers)?"
-    )
 
 
 class CommittedOffsets:

@@ -291,9 +291,16 @@ class StreamScorer:
         offsets = {tp: OffsetAndMetadata(n, "", -1) for tp, n in self.next_offsets.items()}
         try:
             within(CALL_TIMEOUT, self.producer.send_offsets_to_transaction, offsets, metadata)
+        except (KafkaError, TransactionStuck) as exc:
+            # kafka-python keeps offsets the group refused (a member fenced out by a
+            # rebalance) and sends them again with the next transaction's, moving the
+            # partition's new owner back: only a new producer forgets them
+            self.abort(describe(exc), replace=exc)
+            return
+        try:
             within(CALL_TIMEOUT, self.producer.commit_transaction)
         except (KafkaError, TransactionStuck) as exc:
-            self.abort(describe(exc), stuck=isinstance(exc, TransactionStuck))
+            self.abort(describe(exc), replace=exc if isinstance(exc, TransactionStuck) else None)
             return
         done_ms = time.time() * 1000
         self._fenced_in_a_row = 0
@@ -312,21 +319,23 @@ class StreamScorer:
                 stats.partitions[key] = (offset, self.consumer.highwater(tp))
         self._reset_transaction()
 
-    def abort(self, reason: str, stuck: bool = False) -> None:
+    def abort(self, reason: str, replace: Exception | None = None) -> None:
         """Abort the open transaction and go back to every partition's committed offset.
 
-        A producer that cannot abort, or whose last call is ``stuck``, is replaced: the new
-        one's ``init_transactions`` aborts the transaction (or waits for a commit already
-        under way to finish, which the committed offsets then show).
+        A producer that cannot abort, or that must be ``replace``d (its last call is stuck,
+        or it holds refused offsets), is replaced: the new one's ``init_transactions``
+        aborts the transaction (or waits for a commit already under way to finish, which
+        the committed offsets then show). ``replace`` is why it must be.
         """
         self.log(f"transaction aborted, its records will be read again: {reason}")
         self.stats.aborts += 1
-        try:
-            if stuck:
-                raise TransactionStuck(reason)
-            within(CALL_TIMEOUT, self.producer.abort_transaction)
-        except (KafkaError, TransactionStuck) as exc:  # fenced or broken: a new producer
-            self.replace_producer(exc)
+        if replace is not None:
+            self.replace_producer(replace)
+        else:
+            try:
+                within(CALL_TIMEOUT, self.producer.abort_transaction)
+            except (KafkaError, TransactionStuck) as exc:  # fenced or broken: a new producer
+                self.replace_producer(exc)
         self._reset_transaction()
         self.reposition_all()
 
@@ -490,7 +499,7 @@ class StreamScorer:
         return True
 
     def replace_producer(self, cause: Exception) -> None:
-        """A producer that cannot abort is fenced or broken: start a new one, same id.
+        """Start a new producer with the same id in place of one fenced, broken or unfit.
 
         Its ``init_transactions`` aborts whatever the old one left open. Fenced twice in a
         row means another live process uses this transactional id: stop, saying so.
@@ -502,7 +511,7 @@ class StreamScorer:
                 f"transactional id {self.transactional_id} is in use by another process"
                 f" ({type(cause).__name__}); give each scorer its own --transactional-id"
             )
-        self.log(f"producer fenced or failed ({type(cause).__name__}); starting a new one")
+        self.log(f"starting a new producer ({type(cause).__name__})")
         _close_quietly(self.producer)
         self.producer = kafka_clients.transactional_producer(
             self.options.bootstrap_servers, self.transactional_id, patient=True

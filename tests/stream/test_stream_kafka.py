@@ -285,3 +285,67 @@ def test_a_committed_offset_read_after_a_call_given_up_is_the_current_one(
     finally:
         writer.close(autocommit=False)
         reader.close(autocommit=False)
+
+
+class _Member:
+    """The group membership a scorer's consumer reports, set by the test; the group
+    coordinator that judges it is the real broker's."""
+
+    def __init__(self) -> None:
+        from kafka import ConsumerGroupMetadata
+
+        self.metadata = ConsumerGroupMetadata()
+
+    def group_metadata(self):  # noqa: ANN201 - kafka-python's namedtuple
+        return self.metadata
+
+    def assignment(self) -> set:
+        return set()
+
+    def pause(self, *partitions) -> None:  # noqa: ANN002
+        pass
+
+
+def test_offsets_the_group_refused_are_never_committed_by_a_later_transaction(
+    kafka_broker, make_topic, tmp_path: Path
+) -> None:
+    """A paused scorer, fenced out of the group, has its transaction's offsets refused; its
+    next transaction, in the new generation, must not commit those old offsets too (they
+    would move the partition's new owner back, and it would score records twice)."""
+    from types import SimpleNamespace
+
+    from kafka import ConsumerGroupMetadata, TopicPartition
+
+    from smarthome.stream import kafka_clients
+    from smarthome.stream.scorer import ScorerOptions, StreamScorer
+
+    topic = make_topic(2)
+    bootstrap = kafka_broker.bootstrap_servers
+    group = f"{topic}-scorer"
+    scorer = StreamScorer(
+        ScorerOptions(bootstrap_servers=bootstrap, topic=topic, group=group, model_dir=tmp_path),
+        log=lambda _line: None,
+    )
+    member = _Member()
+    scorer.consumer = member
+    scorer.transactional_id = f"{topic}-refused"
+    scorer.producer = kafka_clients.transactional_producer(bootstrap, scorer.transactional_id)
+    try:
+        # a member id the group never had: the coordinator refuses the offsets
+        member.metadata = ConsumerGroupMetadata(group, 7, "a-member-fenced-out", None)
+        scorer.begin((7, "a-member-fenced-out"))
+        scorer.model_set = SimpleNamespace(name="set")
+        scorer.next_offsets = {TopicPartition(topic, 0): 50}
+        scorer.commit()
+        assert (scorer.stats.transactions, scorer.stats.aborts) == (0, 1)
+
+        member.metadata = ConsumerGroupMetadata(group, -1, "", None)
+        scorer.begin((-1, ""))
+        scorer.model_set = SimpleNamespace(name="set")
+        scorer.next_offsets = {TopicPartition(topic, 1): 10}
+        scorer.commit()
+        assert scorer.stats.transactions == 1
+    finally:
+        scorer.producer.close(timeout=5)
+    outputs = Outputs(bootstrap, topic, tmp_path)
+    assert outputs.committed_offsets() == {1: 10}
