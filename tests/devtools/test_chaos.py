@@ -85,13 +85,17 @@ def test_scorers_beside_the_consumers_take_the_same_kill_and_pause_and_score_eac
     assert result.exactly_once, f"{result.line()}\n{consumer_logs(chaos)}"
 
 
-def test_three_brokers_leader_kills_consumer_kills_and_a_pause_exactly_once(
-    tmp_path: Path,
+def test_three_brokers_leader_kills_consumer_and_scorer_kills_and_a_pause_exactly_once(
+    tmp_path: Path, trained_model_dir: Path
 ) -> None:
+    from smarthome.contracts import model_sets as registry
+
     # a broker is killed only once the last one killed has rejoined and caught up (one
     # down at a time); a restart takes 6 s idle, 14 s on a loaded CI machine and 35-38 s on
     # a slow one (the third kill then came after the stream had ended): the last faults are
-    # scheduled ~60 s in, a stream of 167 s leaves room for three such waits
+    # scheduled ~60 s in, a stream of 167 s leaves room for three such waits. Two stream
+    # scorers beside the two batch consumers take the same kills and pause, and the same
+    # leader kills: the busiest leader is killed three times under both.
     records, rate = 30_000, 180
     faults = seeded_schedule(
         seed=3, duration=75 - 5, kills=3, pauses=1, broker_kills=3, consumers=2
@@ -104,17 +108,25 @@ def test_three_brokers_leader_kills_consumer_kills_and_a_pause_exactly_once(
         faults=faults,
         broker_down_seconds=2,
         work_dir=tmp_path,
+        scorers=2,
+        model_set=registry.newest_set(trained_model_dir),
     )
     chaos = Chaos(config, log=lambda _: None)
     result = chaos.run()
     done = result.faults_done
     assert sum("SIGKILL broker" in d for d in done) == 3, done
     assert sum("SIGKILL consumer" in d for d in done) == 3, done
-    assert sum("SIGSTOP" in d for d in done) == 1, done
+    assert sum("SIGKILL scorer" in d for d in done) == 3, done
+    assert sum("SIGSTOP consumer" in d for d in done) == 1, done
+    assert sum("SIGSTOP scorer" in d for d in done) == 1, done
     assert result.producer_exit == 0, result.producer_output
     assert result.delivered == records == result.in_topic, result.line()
     assert result.exactly_once, f"{result.line()}\n{done}\n{consumer_logs(chaos)}"
     assert result.in_files == records
+    tally, logs = result.scoring, chaos.scorer_logs()
+    assert tally is not None and tally.inputs == records, result.scoring_line()
+    assert result.scored_once, f"{result.scoring_line()}\n{done}\n{logs}"
+    assert tally.predictions == records and tally.dead_letters == 0, result.scoring_line()
 
 
 def test_two_of_three_brokers_down_producer_says_so_and_loses_nothing_delivered(

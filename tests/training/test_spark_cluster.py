@@ -300,48 +300,55 @@ def test_a_worker_killed_mid_training_never_leaves_a_half_set(
         cluster.stop()
 
 
-def hide(folder: Path) -> Callable[[int, list[str]], list[str]]:
-    """Run worker 2 in its own mount namespace with an empty tmpfs over ``folder``."""
+def hide(*folders: Path) -> Callable[[int, list[str]], list[str]]:
+    """Run worker 2 in its own mount namespace with an empty tmpfs over each of ``folders``."""
 
     def wrap(number: int, cmd: list[str]) -> list[str]:
         if number != 2:
             return cmd
-        script = 'mount -t tmpfs none "$0" && exec "$@"'
-        namespace = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
-        return [*namespace, str(folder), *cmd]
+        mounts = " && ".join(f'mount -t tmpfs none "{folder}"' for folder in folders)
+        namespace = ["unshare", "--mount", "--propagation", "private", "sh", "-c"]
+        return [*namespace, f'{mounts} && exec "$@"', "sh", *cmd]
 
     return wrap
 
 
-@pytest.mark.parametrize("hidden", ["batches", "models"])
 def test_storage_check_stops_a_run_whose_executors_do_not_see_the_folders(
-    hidden: str, dataset_batch_dir: Path, tmp_path: Path
+    dataset_batch_dir: Path, tmp_path: Path
 ) -> None:
     require(os.geteuid() == 0 and shutil.which("unshare") is not None, "root and unshare(1)")
-    batch_dir, model_dir = tmp_path / "batches", tmp_path / "models"
-    shutil.copytree(dataset_batch_dir, batch_dir)
-    model_dir.mkdir()
-    cluster = new_cluster(tmp_path, wrap=hide(tmp_path / hidden))
+    # worker 2 sees neither the hidden batch folder nor the hidden model folder; each run
+    # hides one of them, the other folder being one every worker sees
+    hidden_batches, hidden_models = tmp_path / "hidden-batches", tmp_path / "hidden-models"
+    shared_batches, shared_models = tmp_path / "batches", tmp_path / "models"
+    for folder in (hidden_batches, shared_batches):
+        shutil.copytree(dataset_batch_dir, folder)
+    for folder in (hidden_models, shared_models):
+        folder.mkdir()
+    cluster = new_cluster(tmp_path, wrap=hide(hidden_batches, hidden_models))
+    runs = {
+        "batch files differ or are missing": (hidden_batches, shared_models),
+        "marker": (shared_batches, hidden_models),
+    }
     try:
-        result = submit(
-            cluster.master_url,
-            "--batch-dir",
-            str(batch_dir),
-            "--model-dir",
-            str(model_dir),
-            "--latest-only",
-            "--quick",
-        )
+        for expected, (batch_dir, model_dir) in runs.items():
+            result = submit(
+                cluster.master_url,
+                "--batch-dir",
+                str(batch_dir),
+                "--model-dir",
+                str(model_dir),
+                "--latest-only",
+                "--quick",
+            )
+            assert result.returncode != 0
+            lines = error_lines(result.stdout)
+            assert len(lines) == 1, result.stdout[-3000:]
+            assert SHARED_HINT in lines[0] and expected in lines[0], lines[0]
+            assert "Traceback" not in result.stdout + result.stderr
+            assert "published" not in result.stdout
+            assert registry.list_sets(model_dir) == []
+            tmp = registry.tmp_dir(model_dir)
+            assert not (tmp.exists() and any(tmp.iterdir()))
     finally:
         cluster.stop()
-    assert result.returncode != 0
-    lines = error_lines(result.stdout)
-    assert len(lines) == 1, result.stdout[-3000:]
-    line = lines[0]
-    assert SHARED_HINT in line
-    expected = "batch files differ or are missing" if hidden == "batches" else "marker"
-    assert expected in line
-    assert "Traceback" not in result.stdout + result.stderr
-    assert "published" not in result.stdout
-    assert registry.list_sets(model_dir) == []
-    assert not (registry.tmp_dir(model_dir).exists() and any(registry.tmp_dir(model_dir).iterdir()))
