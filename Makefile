@@ -75,7 +75,7 @@ spark-down: ## stop the local Spark cluster started by spark-up (no JVM left)
 spark-status: ## is the local Spark cluster running, with how many workers?
 	$(PY) -m smarthome.devtools.spark status
 
-TEST_WORKERS ?= 2
+TEST_WORKERS ?= 3
 test: install browser prometheus ## the whole test suite (real Kafka, real local Spark, Chromium, Prometheus) [TEST_WORKERS=N]
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
