@@ -32,6 +32,8 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # C2: the client compiler alone trains a quick set about 30% sooner here (24 s against 33 s
 # for one batch). Tests only: a user's long-running watcher keeps the JVM's defaults.
 os.environ.setdefault("SPARK_SUBMIT_OPTS", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
+# The same for the brokers tests start (a third less CPU to start one here: 3.6 s against 5.5 s)
+os.environ.setdefault("KAFKA_OPTS", "-XX:TieredStopAtLevel=1")
 
 
 def require(condition: bool, what: str) -> None:

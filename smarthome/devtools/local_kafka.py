@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import os
+import shlex
 import signal
 import subprocess
 import time
@@ -152,6 +154,8 @@ class LocalKafka:
             f"-Xmx{self.heap_mb}m",
             f"-Xms{self.heap_mb}m",
             *JVM_FLAGS,
+            # extra JVM options, as Kafka's own start scripts take them
+            *shlex.split(os.environ.get("KAFKA_OPTS", "")),
             *flags,
             f"-Dlog4j2.configurationFile={LOG4J2_CONFIG}",
             "-cp",
