@@ -51,6 +51,11 @@ def no_model_message(model_dir: Path) -> str:
 def _loaded() -> Any:
     model_set = holder().current
     if model_set is None:
+        # a server process whose reload thread has not looked since the first set was
+        # published looks now: no client is told "no model set" while one is on disk
+        holder().check()
+        model_set = holder().current
+    if model_set is None:
         raise ApiError(503, no_model_message(holder().model_dir))
     return model_set
 

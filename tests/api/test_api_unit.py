@@ -196,6 +196,19 @@ def test_no_model_set_is_503_saying_how_to_train(tmp_path: Path) -> None:
     assert post(client, "/predict_efficiency", {"x": 1}).status_code == 422
 
 
+def test_a_set_published_after_start_is_served_before_the_reload_thread_sees_it(
+    tmp_path: Path,
+) -> None:
+    # a server process started before the first set whose reload thread has not looked
+    # since (reload_seconds=0: it never does): a client is never told "no model set" while
+    # one is on disk
+    client = create_app(tmp_path, reload_seconds=0, loader=FakeSet).test_client()
+    assert post(client, "/predict_efficiency", FEATURES).status_code == 503
+    publish(tmp_path, 1)
+    answer = post(client, "/predict_efficiency", FEATURES)
+    assert answer.status_code == 200, answer.get_json()
+
+
 def test_newer_set_is_swapped_in_and_broken_one_skipped(model_dir: Path) -> None:
     app = create_app(model_dir, reload_seconds=0, loader=FakeSet)
     holder, client = app.extensions["model_holder"], app.test_client()
