@@ -22,7 +22,7 @@ last prediction is readable gives the most records/s one process sustains (its s
 the producer's speed left out). Every run also counts missing and duplicate predictions.
 
     python -m bench.bench_stream [--rates 200,1000,5000] [--seconds 15] [--burst-records N]
-        [--systems scorer,bare,spark] [--commit-intervals-ms 100] [--model-dir DIR]
+        [--systems scorer,bare,spark] [--commit-intervals-ms 50,100] [--model-dir DIR]
 
 Uses the newest set in --model-dir (env MODEL_DIR); without one it trains one on the whole
 dataset first (``spark_training.py --latest-only``). The Spark query needs Spark's Kafka
@@ -521,8 +521,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--commit-intervals-ms",
         type=lambda t: numbers(t, int),
-        default=[100],
-        help="the scorer's --commit-interval-ms, one run each (default 100)",
+        default=[50, 100],
+        help="the scorer's --commit-interval-ms, one run each (default 50,100: what the"
+        " interval costs)",
     )
     parser.add_argument("--partitions", type=int, default=3, help="per topic (default 3)")
     parser.add_argument(

@@ -62,7 +62,7 @@ from smarthome.stream.outputs import score_messages
 
 #: a transaction's outputs become readable when it commits: every record waits up to this
 #: long for it, and each commit costs a few round trips to the coordinators (DESIGN §15)
-DEFAULT_COMMIT_INTERVAL_MS = 100
+DEFAULT_COMMIT_INTERVAL_MS = 50
 CALL_TIMEOUT = kafka_clients.TRANSACTION_CALL_TIMEOUT
 #: end-to-end latency buckets (seconds): produce time -> committed prediction
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
