@@ -57,13 +57,13 @@ spark-kafka-jars: $(SPARK_KAFKA_STAMP) ## resolve Spark's Kafka connector (bench
 
 KAFKA_PARTITIONS ?= $(or $(PARTITIONS),1)
 BROKERS ?= 1
-kafka-up: install ## start local Kafka (KRaft, no Docker) on localhost:9092 [PARTITIONS=N] [BROKERS=3]
-	$(PY) -m smarthome.devtools.kafka up --partitions $(KAFKA_PARTITIONS) --brokers $(BROKERS)
+kafka-up: install ## start local Kafka (KRaft, no Docker) on localhost:9092 [PARTITIONS=N] [BROKERS=3] [SECURE=1: TLS, SCRAM logins, ACLs]
+	$(PY) -m smarthome.devtools.kafka up --partitions $(KAFKA_PARTITIONS) --brokers $(BROKERS) $(if $(SECURE),--secure)
 
 kafka-down: ## stop the local Kafka broker or cluster started by kafka-up
 	$(PY) -m smarthome.devtools.kafka down
 
-kafka-status: ## is local Kafka running? (a cluster: its nodes and partition leaders)
+kafka-status: ## is local Kafka running? (a cluster: its nodes and partition leaders; secured: where the clients' files are)
 	$(PY) -m smarthome.devtools.kafka status
 
 spark-up: install ## start a local Spark standalone cluster at spark://127.0.0.1:7077 [SPARK_WORKERS=N, default 2]

@@ -28,7 +28,7 @@ from smarthome.api.serve import (
     serve_granian,
     serve_waitress,
 )
-from smarthome.cli import add_kafka_flags, number, run
+from smarthome.cli import add_kafka_flags, apply_kafka_flags, number, run
 from smarthome.config import CONSUMER_GROUP, MULTIPROC_ENV, SCORER_GROUP, env, help_default
 from smarthome.contracts.predictions import ALERTS_TOPIC, PREDICTIONS_TOPIC
 from smarthome.errors import UserError
@@ -115,7 +115,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = apply_kafka_flags(parse_args(argv))
     model_dir = Path(args.model_dir)
     if not model_dir.exists():
         raise UserError(

@@ -16,6 +16,7 @@ from smarthome.cli import (
     add_group_member_flags,
     add_kafka_flags,
     add_metrics_flag,
+    apply_kafka_flags,
     folder,
     group_member_options,
     install_stop_handlers,
@@ -66,7 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = apply_kafka_flags(parse_args(argv))
     batch_dir = folder(args.batch_dir, "--batch-dir")
     options = ConsumerOptions(
         bootstrap_servers=args.bootstrap_servers,

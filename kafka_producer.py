@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from smarthome.cli import add_kafka_flags, add_metrics_flag, number, run
+from smarthome.cli import add_kafka_flags, add_metrics_flag, apply_kafka_flags, number, run
 from smarthome.config import env, help_default
 from smarthome.errors import UserError
 from smarthome.ingest import producer as kp
@@ -127,7 +127,7 @@ def message_source(
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = apply_kafka_flags(parse_args(argv))
     dataset = read_dataset(args.dataset)
     for line, reason in dataset.invalid:
         print(f"{args.dataset}:{line}: not sent: {reason}", file=sys.stderr)

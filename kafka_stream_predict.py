@@ -19,6 +19,7 @@ from smarthome.cli import (
     add_group_member_flags,
     add_kafka_flags,
     add_metrics_flag,
+    apply_kafka_flags,
     folder,
     group_member_options,
     install_stop_handlers,
@@ -128,7 +129,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = apply_kafka_flags(parse_args(argv))
     model_dir = folder(args.model_dir, "--model-dir")
     options = ScorerOptions(
         bootstrap_servers=args.bootstrap_servers,

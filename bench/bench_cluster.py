@@ -26,6 +26,7 @@ from smarthome.ingest.batch_writer import BatchWriter
 from smarthome.ingest.consumer import BatchConsumer, ConsumerOptions
 from smarthome.ingest.dataset import read_dataset
 from smarthome.ingest.partition_lock import PartitionLocks
+from smarthome.kafka_settings import use_kafka_config
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASET = ROOT / "dataset" / "smart_home_device_usage_data.csv"
@@ -94,7 +95,15 @@ def fencing_cost(tmp: Path, rows: list[list[Any]]) -> tuple[float, float, float]
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_cluster")
     parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument(
+        "--kafka-config",
+        metavar="FILE",
+        default=None,
+        help="Kafka client properties every client of the run connects with; the private"
+        " clusters must accept them (env KAFKA_CONFIG; default: plaintext)",
+    )
     args = parser.parse_args()
+    use_kafka_config(args.kafka_config)
     records = read_dataset(DATASET).records
     messages = [kp.encode(r) for r in records]
     with tempfile.TemporaryDirectory(prefix="bench-cluster-") as name:

@@ -22,6 +22,7 @@ from smarthome.devtools.local_kafka import LocalKafka
 from smarthome.devtools.ports import free_port
 from smarthome.devtools.processes import stop_children_at_exit
 from smarthome.ingest.consumer import CLIENT_CONFIG, BatchConsumer, ConsumerOptions, parse_row
+from smarthome.kafka_settings import client_settings, use_kafka_config
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDS = int(os.environ.get("BENCH_CONSUMER_RECORDS", "200000"))
@@ -59,6 +60,7 @@ def bare_poll(bootstrap: str) -> tuple[float, float, list[bytes]]:
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         **CLIENT_CONFIG,
+        **client_settings(),
     )
     values: list[bytes] = []
     count = 0
@@ -74,11 +76,19 @@ def bare_poll(bootstrap: str) -> tuple[float, float, list[bytes]]:
 
 
 def main() -> int:
-    argparse.ArgumentParser(
+    parser = argparse.ArgumentParser(
         prog="python -m bench.bench_consumer",
         description=__doc__.split("\n\n")[0],
         epilog="BENCH_CONSUMER_RECORDS=N sets the record count (default: 200000).",
-    ).parse_args()
+    )
+    parser.add_argument(
+        "--kafka-config",
+        metavar="FILE",
+        default=None,
+        help="Kafka client properties every client of the run connects with; the private"
+        " broker must accept them (env KAFKA_CONFIG; default: plaintext)",
+    )
+    use_kafka_config(parser.parse_args().kafka_config)  # kafka_producer.py inherits it
     with tempfile.TemporaryDirectory(prefix="bench-consumer-") as tmp:
         broker = LocalKafka(Path(tmp) / "kafka", port=free_port(), controller_port=free_port())
         broker.start()

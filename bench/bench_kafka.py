@@ -23,6 +23,7 @@ from smarthome.devtools.ports import free_port
 from smarthome.devtools.processes import stop_children_at_exit
 from smarthome.ingest import producer as kp
 from smarthome.ingest.dataset import read_dataset
+from smarthome.kafka_settings import current, use_kafka_config
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASET = ROOT / "dataset" / "smart_home_device_usage_data.csv"
@@ -52,8 +53,16 @@ def python_run(
     return records / seconds, cpu / records * 1e6
 
 
-def java_run(jars: Path, bootstrap: str, records: int, record_size: int, props: list[str]) -> float:
-    """records/s reported by org.apache.kafka.tools.ProducerPerformance."""
+def java_run(
+    jars: Path,
+    bootstrap: str,
+    records: int,
+    record_size: int,
+    props: list[str],
+    config: Path | None = None,
+) -> float:
+    """records/s reported by org.apache.kafka.tools.ProducerPerformance; ``config``: its
+    --producer.config (the security settings in force, ``java_config``)."""
     topic = f"bench-java-{uuid.uuid4().hex[:8]}"
     kp.ensure_topic(bootstrap, topic, 1)
     cmd = [
@@ -61,6 +70,7 @@ def java_run(jars: Path, bootstrap: str, records: int, record_size: int, props: 
         f"-Dlog4j2.configurationFile={LOG4J2_CONFIG}", "-cp", str(jars / "*"),
         "org.apache.kafka.tools.ProducerPerformance", "--topic", topic,
         "--num-records", str(records), "--record-size", str(record_size), "--throughput", "-1",
+        *(["--producer.config", str(config)] if config else []),
         "--producer-props", f"bootstrap.servers={bootstrap}", *props,
     ]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600).stdout
@@ -68,6 +78,17 @@ def java_run(jars: Path, bootstrap: str, records: int, record_size: int, props: 
     if not match:
         raise SystemExit(f"ProducerPerformance printed no summary: {out[-500:]}")
     return float(match.group(2))
+
+
+def java_config(folder: Path) -> Path | None:
+    """The --kafka-config file in force as Java client properties (0600: it holds the
+    password) for ProducerPerformance; None without one."""
+    from smarthome.client_properties import write_client_properties
+
+    properties = current()
+    if properties is None:
+        return None
+    return write_client_properties(folder / "java-client.properties", properties.java_properties())
 
 
 def java_props(linger_ms: int, batch_size: int, compression: str) -> list[str]:
@@ -84,7 +105,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--tuning-records", type=int, default=50_000, help="0 = skip tuning")
+    parser.add_argument(
+        "--kafka-config",
+        metavar="FILE",
+        default=None,
+        help="Kafka client properties every client of the run connects with; the private"
+        " broker must accept them (env KAFKA_CONFIG; default: plaintext)",
+    )
     args = parser.parse_args()
+    use_kafka_config(args.kafka_config)
 
     messages = [kp.encode(r) for r in read_dataset(DATASET).records]
     value_size = round(sum(len(v) for _, v in messages) / len(messages))
@@ -94,11 +123,14 @@ def main() -> int:
         broker.start()
         try:
             bootstrap = broker.bootstrap_servers
+            config = java_config(Path(tmp))
             props = java_props(kp.DEFAULT_LINGER_MS, kp.DEFAULT_BATCH_SIZE, kp.DEFAULT_COMPRESSION)
             # best of 2, alternating: the machine is shared, so one run alone is noisy
             javas, pythons = [], []
             for _ in range(2):
-                javas.append(java_run(broker.jars_dir, bootstrap, args.records, value_size, props))
+                javas.append(
+                    java_run(broker.jars_dir, bootstrap, args.records, value_size, props, config)
+                )
                 pythons.append(python_run(bootstrap, messages, args.records))
             java = max(javas)
             python, cpu_us = max(pythons)

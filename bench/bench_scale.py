@@ -38,6 +38,7 @@ from smarthome.devtools.peakmem import MB, PeakSampler
 from smarthome.devtools.ports import free_port
 from smarthome.devtools.processes import stop_children_at_exit
 from smarthome.devtools.workspace import venv_env
+from smarthome.kafka_settings import use_kafka_config
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = [int(s) for s in os.environ.get("BENCH_SCALE_SIZES", "100000,300000,1000000").split(",")]
@@ -247,11 +248,19 @@ def table(results: list[Result]) -> str:
 
 
 def main() -> int:
-    argparse.ArgumentParser(
+    parser = argparse.ArgumentParser(
         prog="python -m bench.bench_scale",
         description=__doc__.split("\n\n")[0],
         epilog="Takes about 10 minutes. BENCH_SCALE_SIZES=100000,300000 runs fewer sizes.",
-    ).parse_args()
+    )
+    parser.add_argument(
+        "--kafka-config",
+        metavar="FILE",
+        default=None,
+        help="Kafka client properties the producer and consumers connect with; the private"
+        " broker must accept them (env KAFKA_CONFIG; default: plaintext)",
+    )
+    use_kafka_config(parser.parse_args().kafka_config)  # the stages inherit KAFKA_CONFIG
     print(
         f"{PARTITIONS} partitions, {CONSUMERS} consumer processes in one group, "
         f"--batch-size {BATCH_SIZE:,}, spark-submit --driver-memory {DRIVER_MEMORY} "

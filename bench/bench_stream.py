@@ -59,6 +59,7 @@ from smarthome.devtools.processes import parent_death_signal, stop_children_at_e
 from smarthome.devtools.supervisor import Stage
 from smarthome.ingest import producer as kp
 from smarthome.ingest.dataset import read_dataset
+from smarthome.kafka_settings import client_settings, use_kafka_config
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASET = ROOT / "dataset" / "smart_home_device_usage_data.csv"
@@ -227,6 +228,7 @@ class Load:
             linger_ms=20,
             batch_size=256 * 1024,
             transaction_timeout_ms=600_000,  # writing the burst may take minutes when busy
+            **client_settings(),
         )
         sent = Sent("burst")
         try:
@@ -538,7 +540,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--log-dir", type=Path, help="keep each scorer's log here (default: a temporary folder)"
     )
+    parser.add_argument(
+        "--kafka-config",
+        metavar="FILE",
+        default=None,
+        help="Kafka client properties every client of the run connects with; the private"
+        " broker must accept them (env KAFKA_CONFIG; default: plaintext)",
+    )
     args = parser.parse_args(argv)
+    use_kafka_config(args.kafka_config)  # the scorers, baselines and reader inherit it
     if args.partitions < 1 or args.seconds <= 0 or args.burst_records < 0:
         parser.error("--partitions and --seconds must be positive, --burst-records >= 0")
     if "spark" in args.systems:

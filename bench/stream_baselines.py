@@ -26,6 +26,7 @@ from smarthome.contracts.model_sets import MODEL_NAMES
 from smarthome.contracts.predictions import EFFICIENCY_LABELS
 from smarthome.devtools.processes import stop_children_at_exit
 from smarthome.devtools.workspace import CHECKOUT
+from smarthome.kafka_settings import client_settings, current, use_kafka_config
 
 #: where `make spark-kafka-jars` resolves bench/spark-kafka/pom.xml
 SPARK_KAFKA_JARS = CHECKOUT / ".cache" / "spark-kafka-jars"
@@ -71,9 +72,14 @@ def run_bare(args: argparse.Namespace) -> int:
         isolation_level="read_committed",
         fetch_max_wait_ms=100,
         max_poll_records=2000,
+        **client_settings(),
     )
     producer = KafkaProducer(
-        bootstrap_servers=args.bootstrap_servers, acks="all", linger_ms=1, batch_size=262_144
+        bootstrap_servers=args.bootstrap_servers,
+        acks="all",
+        linger_ms=1,
+        batch_size=262_144,
+        **client_settings(),
     )
     print("ready", flush=True)
     try:
@@ -118,6 +124,15 @@ def spark_jars(folder: Path = SPARK_KAFKA_JARS) -> list[Path]:
     return jars
 
 
+def spark_kafka_options() -> dict[str, str]:
+    """The --kafka-config file in force as the Kafka source's and sink's options: Java's
+    client properties (``ClientProperties.java_properties``) prefixed ``kafka.``."""
+    properties = current()
+    if properties is None:
+        return {}
+    return {f"kafka.{key}": value for key, value in properties.java_properties().items()}
+
+
 def run_spark(args: argparse.Namespace) -> int:
     from pyspark.ml import PipelineModel
     from pyspark.ml.functions import vector_to_array
@@ -131,6 +146,7 @@ def run_spark(args: argparse.Namespace) -> int:
     connector = next(j.name for j in jars if j.name.startswith("spark-sql-kafka-0-10"))
     print(f"spark {spark.version}, connector {connector}", file=sys.stderr, flush=True)
     models = {name: PipelineModel.load(str(args.set_dir / name)) for name in MODEL_NAMES}
+    security = spark_kafka_options()  # {} in plaintext
     schema = T.StructType(
         [
             T.StructField("UserID", T.LongType()),
@@ -149,6 +165,7 @@ def run_spark(args: argparse.Namespace) -> int:
         .option("subscribe", args.input_topic)
         .option("startingOffsets", "earliest")
         .option("kafka.isolation.level", "read_committed")
+        .options(**security)
         .load()
     )
     carried = ["source_topic", "source_partition", "source_offset", "event_time_ms"]
@@ -214,6 +231,7 @@ def run_spark(args: argparse.Namespace) -> int:
         .option("kafka.bootstrap.servers", args.bootstrap_servers)
         .option("topic", args.output_topic)
         .option("checkpointLocation", str(checkpoint))
+        .options(**security)
         .start()
     )
     print("ready", flush=True)
@@ -242,7 +260,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-topic", required=True)
     parser.add_argument("--set-dir", type=Path, required=True, help="a published model set")
     parser.add_argument("--group", default="bench-stream-bare", help="bare: consumer group")
+    parser.add_argument(
+        "--kafka-config",
+        metavar="FILE",
+        default=None,
+        help="Kafka client properties to connect with (env KAFKA_CONFIG, which the benchmark"
+        " passes on; default: plaintext)",
+    )
     args = parser.parse_args(argv)
+    use_kafka_config(args.kafka_config)
     return run_bare(args) if args.kind == "bare" else run_spark(args)
 
 

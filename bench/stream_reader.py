@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from smarthome.kafka_settings import client_settings, use_kafka_config
+
 
 def read(bootstrap: str, topic: str, partitions: int, stop: threading.Event) -> list:
     """(arrival epoch s, values) per partition batch, until ``stop``."""
@@ -35,6 +37,7 @@ def read(bootstrap: str, topic: str, partitions: int, stop: threading.Event) -> 
         max_poll_records=50_000,
         max_partition_fetch_bytes=8 * 1024 * 1024,
         fetch_max_bytes=64 * 1024 * 1024,
+        **client_settings(),
     )
     consumer.assign([TopicPartition(topic, p) for p in range(partitions)])
     batches: list[tuple[float, list[bytes]]] = []
@@ -62,7 +65,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--topic", required=True)
     parser.add_argument("--partitions", type=int, required=True)
     parser.add_argument("--out", type=Path, required=True, help="the .npz file written at the end")
+    parser.add_argument(
+        "--kafka-config",
+        metavar="FILE",
+        default=None,
+        help="Kafka client properties to connect with (env KAFKA_CONFIG, which the benchmark"
+        " passes on; default: plaintext)",
+    )
     args = parser.parse_args(argv)
+    use_kafka_config(args.kafka_config)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -10,8 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from smarthome.config import env, help_default
+from smarthome.config import DEFAULTS, env, help_default
 from smarthome.errors import UserError
+from smarthome.kafka_settings import bootstrap_servers, use_kafka_config
 
 #: how long a consumer waits for a broker at start unless --broker-wait or --follow says otherwise
 DEFAULT_BROKER_WAIT = 60.0
@@ -51,15 +52,33 @@ def number(kind: type, flag: str, minimum: float = 0, *, exclusive: bool = False
 
 
 def add_kafka_flags(parser: argparse.ArgumentParser) -> None:
-    """--bootstrap-servers and --topic, defaulting to the environment (DESIGN §2)."""
+    """--bootstrap-servers, --topic and --kafka-config, defaulting to the environment
+    (DESIGN §2); ``apply_kafka_flags`` resolves them once parsed."""
     parser.add_argument(
         "--bootstrap-servers",
-        default=env("KAFKA_BOOTSTRAP_SERVERS"),
-        help=f"Kafka brokers, host:port[,...] {help_default('KAFKA_BOOTSTRAP_SERVERS')}",
+        default=None,
+        help="Kafka brokers, host:port[,...] (env KAFKA_BOOTSTRAP_SERVERS, else the"
+        f" --kafka-config file's bootstrap.servers, else {DEFAULTS['KAFKA_BOOTSTRAP_SERVERS']})",
     )
     parser.add_argument(
         "--topic", default=env("KAFKA_TOPIC"), help=f"topic {help_default('KAFKA_TOPIC')}"
     )
+    parser.add_argument(
+        "--kafka-config",
+        metavar="FILE",
+        default=None,
+        help="Kafka client properties (security.protocol, sasl.*, ssl.*: the format of Kafka's"
+        " own --command-config) for a secured cluster (env KAFKA_CONFIG; default: plaintext)",
+    )
+
+
+def apply_kafka_flags(args: argparse.Namespace) -> argparse.Namespace:
+    """Read --kafka-config (a bad file stops here, in one line) and settle the brokers."""
+    use_kafka_config(args.kafka_config)
+    args.bootstrap_servers = bootstrap_servers(
+        args.bootstrap_servers, DEFAULTS["KAFKA_BOOTSTRAP_SERVERS"]
+    )
+    return args
 
 
 def add_metrics_flag(parser: argparse.ArgumentParser) -> None:

@@ -36,6 +36,17 @@ os.environ.setdefault("SPARK_SUBMIT_OPTS", "-XX:TieredStopAtLevel=1 -XX:+UseSeri
 os.environ.setdefault("KAFKA_OPTS", "-XX:TieredStopAtLevel=1")
 
 
+@pytest.fixture(autouse=True)
+def no_kafka_config_in_force() -> object:
+    """Tests start without a developer's KAFKA_CONFIG, and a test that puts one in force
+    (a script's main() run in-process with --kafka-config) does not leave it to the next."""
+    before = os.environ.pop("KAFKA_CONFIG", None)
+    yield
+    os.environ.pop("KAFKA_CONFIG", None)
+    if before is not None:
+        os.environ["KAFKA_CONFIG"] = before
+
+
 def require(condition: bool, what: str) -> None:
     """Skip locally when a real part is missing, but fail under CI=true: never skip silently."""
     if condition:

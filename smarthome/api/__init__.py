@@ -93,10 +93,12 @@ def create_app(
 
 
 def default_status_source(model_dir: Path) -> StatusSource:
-    from smarthome.config import CONSUMER_GROUP, env
+    from smarthome.config import CONSUMER_GROUP, DEFAULTS, env
+    from smarthome.kafka_settings import bootstrap_servers
 
     return StatusSource(
-        bootstrap_servers=env("KAFKA_BOOTSTRAP_SERVERS"),
+        # KAFKA_BOOTSTRAP_SERVERS, else the KAFKA_CONFIG file's bootstrap.servers
+        bootstrap_servers=bootstrap_servers(None, DEFAULTS["KAFKA_BOOTSTRAP_SERVERS"]),
         topic=env("KAFKA_TOPIC"),
         group=CONSUMER_GROUP,
         batch_dir=Path(env("BATCH_DIR")),

@@ -46,6 +46,7 @@ from smarthome.devtools.ports import free_base_port
 from smarthome.devtools.stream_outputs import Tally, committed_outputs, topic_values
 from smarthome.devtools.workspace import CHECKOUT
 from smarthome.errors import UserError
+from smarthome.kafka_settings import client_settings, use_kafka_config
 
 FIRST_SYNTHETIC_ID = 5404  # synthetic UserIDs follow the dataset's (smarthome.ingest.synthetic)
 SESSION_TIMEOUT = 6.0  # the broker's smallest allowed: pauses past it stay short
@@ -308,7 +309,9 @@ class Chaos:
         from kafka import KafkaAdminClient
         from kafka.admin import NewTopic
 
-        admin = KafkaAdminClient(bootstrap_servers=self.cluster.bootstrap_servers.split(","))
+        admin = KafkaAdminClient(
+            bootstrap_servers=self.cluster.bootstrap_servers.split(","), **client_settings()
+        )
         try:
             admin.create_topics(
                 [NewTopic(self.topic, self.config.partitions, min(3, self.config.brokers))]
@@ -484,7 +487,15 @@ def main(argv: list[str] | None = None) -> int:
         help="the scorers serve a copy of its newest set; with none, a small one is trained"
         " first (default: MODEL_DIR or spark_models)",
     )
+    parser.add_argument(
+        "--kafka-config",
+        metavar="FILE",
+        default=None,
+        help="Kafka client properties every client and stage of the run connects with; the"
+        " private cluster must accept them (env KAFKA_CONFIG; default: plaintext)",
+    )
     args = parser.parse_args(argv)
+    use_kafka_config(args.kafka_config)  # the stages it starts inherit KAFKA_CONFIG
     if args.scorers not in (0, 1, 2):
         parser.error("--scorers must be 0, 1 or 2 (one per consumer at most)")
     duration = args.records / args.rate

@@ -26,6 +26,13 @@ from smarthome.contracts.api import StatusResponse, read_response
 from smarthome.devtools.supervisor import Stage, Supervisor
 from smarthome.devtools.workspace import CHECKOUT
 from smarthome.errors import UserError
+from smarthome.kafka_settings import (
+    bootstrap_servers,
+    client_settings,
+    current,
+    not_connected,
+    use_kafka_config,
+)
 
 
 class Timeline:
@@ -105,6 +112,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=900,
         help="with --exit-when-trained: give up after this many seconds",
     )
+    parser.add_argument(
+        "--kafka-config",
+        metavar="FILE",
+        default=None,
+        help="Kafka client properties of a running secured cluster (e.g. `make kafka-up"
+        " SECURE=1`'s .run/kafka-secure/admin.properties) that every stage connects with; its"
+        " bootstrap.servers (else KAFKA_BOOTSTRAP_SERVERS, else --kafka-port) are the brokers,"
+        " and the demo starts none (env KAFKA_CONFIG; default: plaintext)",
+    )
     return parser.parse_args(argv)
 
 
@@ -127,10 +143,35 @@ def _broker_answers(bootstrap: str) -> bool:
     if not port_open(int(port), "127.0.0.1" if host == "localhost" else host):
         return False  # nothing listens: say so now, not after the client's 30 s of retries
     try:
-        KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000).close()
+        KafkaAdminClient(
+            bootstrap_servers=bootstrap, request_timeout_ms=3000, **client_settings()
+        ).close()
         return True
     except (KafkaError, OSError, ValueError):
         return False
+
+
+def _configured_cluster(bootstrap: str) -> str:
+    """The running cluster --kafka-config names, answering; else the one line why not."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    properties = current()
+    assert properties is not None
+    try:
+        KafkaAdminClient(
+            bootstrap_servers=bootstrap.split(","),
+            request_timeout_ms=3000,
+            bootstrap_timeout_ms=10_000,
+            **client_settings(),
+        ).close()
+    except KafkaError as exc:
+        otherwise = (
+            f"no Kafka broker answers at {bootstrap} as {properties.describe()}; start the"
+            " secured one with `make kafka-up SECURE=1`"
+        )
+        raise UserError(not_connected(exc, bootstrap, otherwise)) from None
+    return f"using the Kafka cluster at {bootstrap}: {properties.describe()}"
 
 
 class Broker:
@@ -184,7 +225,7 @@ class Broker:
 def records_in_topic(bootstrap: str, topic: str) -> int:
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","))
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), **client_settings())
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         ends = consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
@@ -221,16 +262,17 @@ def check_prediction(api_url: str) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # the stages inherit KAFKA_CONFIG: every one connects as the file says
+    configured = use_kafka_config(args.kafka_config) is not None
     state = args.state_dir.resolve()
     logs, batch_dir, model_dir = state / "logs", state / "batched_data", state / "spark_models"
     for folder in (logs, batch_dir, model_dir):
         folder.mkdir(parents=True, exist_ok=True)
     topic = DEFAULTS["KAFKA_TOPIC"]
     api_url = f"http://127.0.0.1:{args.api_port}"
+    local = ",".join(f"localhost:{args.kafka_port + 2 * i}" for i in range(args.brokers))
     env = {
-        "KAFKA_BOOTSTRAP_SERVERS": ",".join(
-            f"localhost:{args.kafka_port + 2 * i}" for i in range(args.brokers)
-        ),
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers(None, local) if configured else local,
         "KAFKA_TOPIC": topic,
         "BATCH_DIR": str(batch_dir),
         "MODEL_DIR": str(model_dir),
@@ -258,7 +300,10 @@ def main(argv: list[str] | None = None) -> int:
     prometheus = None
 
     try:
-        clock.mark(broker.start())
+        if configured:  # a cluster the user runs: the demo neither starts nor stops one
+            clock.mark(_configured_cluster(env["KAFKA_BOOTSTRAP_SERVERS"]))
+        else:
+            clock.mark(broker.start())
         if cluster is not None:
             cluster.start()
             clock.mark(

@@ -1,7 +1,10 @@
 """The command line of the local Kafka: ``python -m smarthome.devtools.kafka up|down|status``.
 
 What the Makefile's ``kafka-up``/``kafka-down``/``kafka-status`` call: one broker
-(``local_kafka``) or, with ``--brokers N``, a replicated cluster (``kafka_cluster``).
+(``local_kafka``) or, with ``--brokers N``, a replicated cluster (``kafka_cluster``); with
+``--secure`` (``SECURE=1``) one that takes only SASL_SSL logins (``kafka_security``), whose
+clients' properties files ``up`` also puts in ``.run/kafka-secure/`` when it uses the default
+data dir. ``down`` and ``status`` see from the data dir whether a broker was secured.
 """
 
 from __future__ import annotations
@@ -11,8 +14,14 @@ import time
 from pathlib import Path
 
 from smarthome.cli import run
-from smarthome.devtools.kafka_cluster import DEFAULT_CLUSTER_DIR, LocalKafkaCluster, status_lines
-from smarthome.devtools.local_kafka import DEFAULT_DATA_DIR, LocalKafka
+from smarthome.devtools.kafka_cluster import (
+    DEFAULT_CLUSTER_DIR,
+    LocalKafkaCluster,
+    secured_line,
+    status_lines,
+)
+from smarthome.devtools.kafka_security import CLIENT_CONFIG_DIR
+from smarthome.devtools.local_kafka import DEFAULT_DATA_DIR, LocalKafka, formatted_secure
 from smarthome.errors import UserError
 
 
@@ -42,26 +51,46 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partitions", type=int, default=1, help="num.partitions (default 1)")
     parser.add_argument("--heap-mb", type=int, default=0, help="JVM heap in MB per node")
     parser.add_argument("--timeout", type=float, default=120, help="seconds to wait for start")
+    parser.add_argument(
+        "--secure",
+        action="store_true",
+        help="up: TLS, SCRAM-SHA-512 logins and ACLs only (no plaintext listener); client"
+        f" properties in {CLIENT_CONFIG_DIR}/<principal>.properties",
+    )
     args = parser.parse_args(argv)
     for name in ("port", "partitions", "brokers"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
 
+    # the stages' copy of the properties files is for the default Kafka, not a private one
+    published = None if args.data_dir else CLIENT_CONFIG_DIR
     if args.brokers > 1:
         data_dir = args.data_dir or DEFAULT_CLUSTER_DIR
+        secure = args.secure
+        if args.command != "up":  # as it was made
+            secure = bool((LocalKafkaCluster.layout(data_dir) or {}).get("secure"))
         cluster = LocalKafkaCluster(
-            data_dir, args.port, args.brokers, args.heap_mb or 384, args.partitions
+            data_dir,
+            args.port,
+            args.brokers,
+            args.heap_mb or 384,
+            args.partitions,
+            secure=secure,
+            client_config_dir=published,
         )
         return _cluster_command(args.command, cluster, explicit_dir=args.data_dir is not None)
+    data_dir = args.data_dir or DEFAULT_DATA_DIR
     broker = LocalKafka(
-        data_dir=args.data_dir or DEFAULT_DATA_DIR,
+        data_dir=data_dir,
         port=args.port,
         controller_port=args.controller_port or args.port + 1,
         heap_mb=args.heap_mb or 512,
         num_partitions=args.partitions,
+        secure=args.secure if args.command == "up" else bool(formatted_secure(data_dir)),
+        client_config_dir=published,
     )
     # `make kafka-down` / `kafka-status` take no --brokers: they also see a default cluster
-    cluster = None if args.data_dir else LocalKafkaCluster.existing(DEFAULT_CLUSTER_DIR)
+    cluster = None if args.data_dir else LocalKafkaCluster.existing(DEFAULT_CLUSTER_DIR, published)
     if args.command != "up" and cluster is not None and cluster.is_running():
         if broker.is_running():
             _broker_command(args.command, broker)
@@ -75,9 +104,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _broker_command(command: str, broker: LocalKafka) -> int:
+    secured = secured_line(broker.client_properties("admin").parent) if broker.secure else ""
     if command == "status":
         if broker.is_running():
             print(f"Kafka is running (pid {broker.pid}) at {broker.bootstrap_servers}")
+            if secured:
+                print(secured)
         else:
             print(f"Kafka is not running (data dir {broker.data_dir})")
         return 0
@@ -89,8 +121,11 @@ def _broker_command(command: str, broker: LocalKafka) -> int:
         broker.stop()
         print(f"Kafka stopped (pid {pid})")
         return 0
+    broker.check_security()  # `up --secure` on a plaintext one (or back) says what to do
     if broker.is_running():
         print(f"Kafka is already running (pid {broker.pid}) at {broker.bootstrap_servers}")
+        if secured:
+            print(secured)
         return 0
     started = time.monotonic()
     broker.start()
@@ -101,6 +136,8 @@ def _broker_command(command: str, broker: LocalKafka) -> int:
         f"Kafka is up (pid {broker.pid}) at {broker.bootstrap_servers} after"
         f" {time.monotonic() - started:.1f} s; log: {broker.log_file}; stop it with `{stop}`"
     )
+    if secured:
+        print(secured)
     return 0
 
 
@@ -117,8 +154,11 @@ def _cluster_command(command: str, cluster: LocalKafkaCluster, explicit_dir: boo
         cluster.stop()
         print(f"Kafka cluster stopped ({len(running)} of {size} nodes were running)")
         return 0
+    secured = secured_line(cluster.client_properties("admin").parent) if cluster.secure else ""
     if len(cluster.running()) == size:
         print(f"the Kafka cluster is already running ({size} nodes) at {cluster.bootstrap_servers}")
+        if secured:
+            print(secured)
         return 0
     started = time.monotonic()
     cluster.start()
@@ -132,6 +172,8 @@ def _cluster_command(command: str, cluster: LocalKafkaCluster, explicit_dir: boo
         f" {cluster.bootstrap_servers} after {time.monotonic() - started:.1f} s;"
         f" logs: {cluster.data_dir / 'logs'}; stop it with `{stop}`"
     )
+    if secured:
+        print(secured)
     return 0
 
 

@@ -9,6 +9,12 @@ three nodes with two in sync (``min.insync.replicas=2``), internal topics too, a
 leader election is off: a record acknowledged with ``acks=all`` survives the loss of any one
 node. Failover settings are in ``local_kafka.CLUSTER_FAILOVER``; ``ports.free_base_port``
 picks a free run of ports for tests.
+
+``secure=True`` secures every node as ``kafka_security`` describes, with the same ports: node
+*i* takes SASL_SSL clients (and the other nodes' replication) on ``port + 2i`` and its
+controller quorum's mutual TLS on ``port + 2i + 1``. The nodes share one CA, broker
+certificate and set of passwords in ``<data_dir>/secure``; each principal's properties file
+lists every node.
 """
 
 from __future__ import annotations
@@ -17,10 +23,12 @@ import contextlib
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 
 from smarthome.devtools.kafka_jars import DEFAULT_JARS_DIR
+from smarthome.devtools.kafka_security import MECHANISM, PRINCIPALS, prepare_clients
 from smarthome.devtools.local_kafka import LocalKafka, Quorum, random_cluster_id
 from smarthome.devtools.ports import port_open
 from smarthome.devtools.workspace import RUN_DIR
@@ -41,11 +49,16 @@ class LocalKafkaCluster:
         num_partitions: int = 1,
         jars_dir: Path = DEFAULT_JARS_DIR,
         die_with_parent: bool = False,
+        secure: bool = False,
+        client_config_dir: Path | None = None,
     ) -> None:
         if brokers < 1:
             raise UserError(f"--brokers {brokers}: a cluster needs at least 1 node")
         self.data_dir = Path(data_dir).resolve()
         self.port = port
+        self.secure = secure
+        self.secure_dir = self.data_dir / "secure"
+        self.client_config_dir = Path(client_config_dir).resolve() if client_config_dir else None
         self.layout_file = self.data_dir / "cluster.json"
         voters = ",".join(f"{i + 1}@127.0.0.1:{port + 2 * i + 1}" for i in range(brokers))
         quorum = Quorum(
@@ -65,26 +78,59 @@ class LocalKafkaCluster:
                 die_with_parent=die_with_parent,
                 node_id=i + 1,
                 quorum=quorum,
+                secure=secure,
+                secure_dir=self.secure_dir,
+                client_config_dir=client_config_dir,
             )
             for i in range(brokers)
         ]
         self.bootstrap_servers = ",".join(node.bootstrap_servers for node in self.nodes)
 
-    @classmethod
-    def existing(cls, data_dir: Path) -> LocalKafkaCluster | None:
-        """The cluster once made in ``data_dir`` (its size and ports), if there is one."""
-        with contextlib.suppress(OSError, ValueError, KeyError):
+    @staticmethod
+    def layout(data_dir: Path) -> dict[str, Any] | None:
+        """What ``cluster.json`` in ``data_dir`` says (size, base port, id, secure), if any."""
+        with contextlib.suppress(OSError, ValueError):
             layout = json.loads((Path(data_dir) / "cluster.json").read_text())
-            return cls(data_dir, port=int(layout["port"]), brokers=int(layout["brokers"]))
+            return layout if isinstance(layout, dict) else None
+        return None
+
+    @classmethod
+    def existing(
+        cls, data_dir: Path, client_config_dir: Path | None = None
+    ) -> LocalKafkaCluster | None:
+        """The cluster once made in ``data_dir`` (its size, ports, security), if there is one."""
+        layout = cls.layout(data_dir) or {}
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            secure = bool(layout.get("secure", False))
+            return cls(
+                data_dir,
+                port=int(layout["port"]),
+                brokers=int(layout["brokers"]),
+                secure=secure,
+                client_config_dir=client_config_dir if secure else None,
+            )
         return None
 
     def _cluster_id(self, brokers: int) -> str:
         """The cluster id every node is formatted with, made once per data dir."""
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            layout = json.loads(self.layout_file.read_text())
-            if layout["brokers"] == brokers and layout["port"] == self.port:
+        layout = self.layout(self.data_dir) or {}
+        same_place = layout.get("brokers") == brokers and layout.get("port") == self.port
+        if same_place and bool(layout.get("secure", False)) == self.secure:
+            with contextlib.suppress(KeyError):
                 return layout["cluster_id"]
         if any(self.data_dir.glob("node*/kraft-logs/meta.properties")):
+            if same_place and self.secure:
+                raise UserError(
+                    f"{self.data_dir} holds a plaintext Kafka cluster: stop it (`make"
+                    " kafka-down`) and remove that folder to start a secured one, or start it"
+                    " without SECURE=1 (--secure)"
+                )
+            if same_place:
+                raise UserError(
+                    f"{self.data_dir} holds a secured Kafka cluster: start it with SECURE=1"
+                    " (--secure), or stop it (`make kafka-down`) and remove that folder for a"
+                    " plaintext one"
+                )
             raise UserError(
                 f"{self.data_dir} holds a Kafka cluster of another size or port; stop it and"
                 f" remove the folder (or pick another --data-dir)"
@@ -92,8 +138,19 @@ class LocalKafkaCluster:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         cluster_id = random_cluster_id()
         layout = {"brokers": brokers, "port": self.port, "cluster_id": cluster_id}
+        if self.secure:
+            layout["secure"] = True  # a plaintext cluster's layout stays as it always was
         self.layout_file.write_text(json.dumps(layout) + "\n")
         return cluster_id
+
+    def client_settings(self) -> dict[str, Any]:
+        """The kafka-python keyword arguments of the devtools' own clients (admin's login on
+        a secured cluster, none on a plaintext one)."""
+        return self.nodes[0].client_settings()
+
+    def client_properties(self, principal: str) -> Path:
+        """The properties file that logs a client in to this secured cluster as ``principal``."""
+        return self.nodes[0].client_properties(principal)
 
     def node(self, node_id: int) -> LocalKafka:
         return self.nodes[node_id - 1]
@@ -118,6 +175,8 @@ class LocalKafkaCluster:
             for node in down:
                 node.launch()
             self.wait_ready(timeout)
+            if self.secure:
+                prepare_clients(self.secure_dir, self.bootstrap_servers, self.client_config_dir)
         except BaseException:
             self.stop()
             raise
@@ -170,6 +229,7 @@ class LocalKafkaCluster:
                     bootstrap_servers=listening,
                     request_timeout_ms=10_000,
                     client_id="smarthome-kafka-cluster",
+                    **self.client_settings(),
                 )
                 try:
                     names = topics or sorted(
@@ -220,6 +280,8 @@ def status_lines(cluster: LocalKafkaCluster) -> list[str]:
     for node in cluster.nodes:
         state = f"running (pid {node.pid})" if node.is_running() else "not running"
         lines.append(f"node {node.node_id} at {node.bootstrap_servers}: {state}")
+    if cluster.secure:
+        lines.append(secured_line(cluster.client_properties("admin").parent))
     if cluster.is_running():
         try:
             for topic, leaders in sorted(cluster.leaders().items()):
@@ -228,3 +290,12 @@ def status_lines(cluster: LocalKafkaCluster) -> list[str]:
         except Exception as exc:  # status must still list the nodes
             lines.append(f"partition leaders unknown: {type(exc).__name__}: {exc}")
     return lines
+
+
+def secured_line(client_config_dir: Path) -> str:
+    """What ``status`` says of a secured Kafka: how clients log in, and where their files are."""
+    names = ", ".join(PRINCIPALS)
+    return (
+        f"secured: SASL_SSL with {MECHANISM} logins and ACLs only; client properties"
+        f" ({names}) in {client_config_dir}/<principal>.properties"
+    )

@@ -3,7 +3,9 @@
 The broker is ``java -cp '<jars>/*' kafka.Kafka server.properties`` on the jars that
 ``kafka_jars`` resolves from Maven. Ports, data directory and heap are parameters so tests
 can run private brokers on free ports next to ``make kafka-up``; a ``Quorum`` makes the node
-one of a replicated cluster (``kafka_cluster``).
+one of a replicated cluster (``kafka_cluster``). ``secure=True`` makes it a broker clients
+reach only over TLS with a SCRAM login and ACLs (``kafka_security``, which also describes
+its listeners); the default is plaintext.
 """
 
 from __future__ import annotations
@@ -18,11 +20,24 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
 from smarthome.devtools.java import java_executable, log_cause
 from smarthome.devtools.kafka_jars import DEFAULT_JARS_DIR, ensure_jars
+from smarthome.devtools.kafka_security import (
+    PRINCIPALS,
+    admin_client_settings,
+    ensure_material,
+    hide_passwords,
+    java_argument_file,
+    prepare_clients,
+    properties_file,
+    scram_format_args,
+    server_listeners,
+    write_private,
+)
 from smarthome.devtools.ports import port_open
 from smarthome.devtools.processes import forget_process, our_process, parent_death_signal
 from smarthome.devtools.workspace import CHECKOUT
@@ -43,12 +58,7 @@ SERVER_PROPERTIES = """\
 process.roles=broker,controller
 node.id={node_id}
 {quorum}
-listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
-advertised.listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
-controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dirs={log_dirs}
+{listeners}log.dirs={log_dirs}
 num.partitions={num_partitions}
 auto.create.topics.enable=true
 default.replication.factor={replicas}
@@ -66,6 +76,15 @@ num.network.threads=2
 num.io.threads=4
 {failover}"""
 
+#: The listeners of a plaintext node (a secured node's: ``kafka_security.server_listeners``).
+PLAINTEXT_LISTENERS = """\
+listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+"""
+
 #: A replicated cluster fails over in seconds, not Kafka's production defaults (a dead broker
 #: is fenced after broker.session.timeout.ms=9 s; a slow follower leaves the ISR after 30 s).
 CLUSTER_FAILOVER = """\
@@ -75,6 +94,19 @@ replica.lag.time.max.ms=10000
 controller.quorum.election.timeout.ms=1000
 controller.quorum.fetch.timeout.ms=2000
 """
+
+
+#: in a data dir formatted for a secured broker (its SCRAM users are in the formatted metadata)
+SECURE_MARKER = "formatted-secure"
+
+
+def formatted_secure(data_dir: Path) -> bool | None:
+    """Whether the storage in ``data_dir`` was formatted for a secured broker; None if it
+    was never formatted."""
+    data_dir = Path(data_dir)
+    if not (data_dir / "kraft-logs" / "meta.properties").exists():
+        return None
+    return (data_dir / SECURE_MARKER).exists()
 
 
 def random_cluster_id() -> str:
@@ -116,6 +148,9 @@ class LocalKafka:
         die_with_parent: bool = False,
         node_id: int = 1,
         quorum: Quorum = Quorum(),  # noqa: B008 - frozen, so sharing the default is safe
+        secure: bool = False,
+        secure_dir: Path | None = None,
+        client_config_dir: Path | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.port = port
@@ -131,6 +166,11 @@ class LocalKafka:
         self.properties = self.data_dir / "server.properties"
         self.log_dirs = self.data_dir / "kraft-logs"
         self.die_with_parent = die_with_parent  # tests: no orphan broker if pytest is killed
+        self.secure = secure
+        # TLS material, passwords, properties files; a cluster's nodes share one folder
+        self.secure_dir = Path(secure_dir).resolve() if secure_dir else self.data_dir / "secure"
+        # where the stages find each principal's properties (a copy outside the secure folder)
+        self.client_config_dir = Path(client_config_dir).resolve() if client_config_dir else None
         self._proc: subprocess.Popen[bytes] | None = None
 
     # -- process bookkeeping -------------------------------------------------------------
@@ -164,9 +204,47 @@ class LocalKafka:
             *args,
         ]
 
+    def client_settings(self) -> dict[str, Any]:
+        """The kafka-python keyword arguments of the devtools' own clients: none for a
+        plaintext broker, admin's login over SASL_SSL for a secured one."""
+        return admin_client_settings(self.secure_dir) if self.secure else {}
+
+    def client_properties(self, principal: str) -> Path:
+        """The properties file that logs a client in to this secured broker as ``principal``."""
+        if not self.secure:
+            raise UserError(f"the Kafka in {self.data_dir} is plaintext: it takes no logins")
+        if principal not in PRINCIPALS:
+            raise ValueError(f"unknown principal {principal!r}; known: {', '.join(PRINCIPALS)}")
+        return properties_file(self.client_config_dir or self.secure_dir, principal)
+
+    def check_security(self) -> None:
+        """A one-line UserError if the storage was formatted for the other kind of broker:
+        a broker cannot be secured (or opened) in place, its SCRAM users are formatted in."""
+        formatted = formatted_secure(self.data_dir)
+        if formatted is None or formatted == self.secure:
+            return
+        if formatted:
+            raise UserError(
+                f"{self.data_dir} holds a secured Kafka: start it with SECURE=1 (--secure), or"
+                " stop it (`make kafka-down`) and remove that folder for a plaintext one"
+            )
+        raise UserError(
+            f"{self.data_dir} holds a plaintext Kafka: stop it (`make kafka-down`) and remove"
+            " that folder to start a secured one, or start it without SECURE=1 (--secure)"
+        )
+
     def _write_config(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.properties.write_text(
+        if self.secure:
+            listeners = server_listeners(self.secure_dir, self.port, self.controller_port)
+        else:
+            listeners = PLAINTEXT_LISTENERS.format(
+                port=self.port, controller_port=self.controller_port
+            )
+        # a secured broker's file holds its inter-broker password: its owner's eyes only
+        write = write_private if self.secure else Path.write_text
+        write(
+            self.properties,
             SERVER_PROPERTIES.format(
                 node_id=self.node_id,
                 quorum=(
@@ -174,35 +252,44 @@ class LocalKafka:
                     if self.quorum.voters
                     else f"controller.quorum.bootstrap.servers=127.0.0.1:{self.controller_port}"
                 ),
-                port=self.port,
-                controller_port=self.controller_port,
+                listeners=listeners,
                 log_dirs=self.log_dirs,
                 num_partitions=self.num_partitions,
                 replicas=self.quorum.replicas,
                 min_isr=self.quorum.min_isr,
                 failover=CLUSTER_FAILOVER if self.quorum.voters else "",
-            )
+            ),
         )
 
     def _format_storage(self) -> None:
         """Format the KRaft storage once (first start of this data dir)."""
         if (self.log_dirs / "meta.properties").exists():
             return
-        cmd = self._java_cmd(
-            "kafka.tools.StorageTool",
-            "format",
+        args = [
             *([] if self.quorum.voters else ["--standalone"]),
             "--ignore-formatted",
             "-t",
             self.quorum.cluster_id or random_cluster_id(),
             "-c",
             str(self.properties),
-            flags=("-XX:TieredStopAtLevel=1",),  # short-lived: C1 only starts ~30% faster
-        )
-        result = subprocess.run(cmd, capture_output=True, text=True)
+        ]
+        flags = ("-XX:TieredStopAtLevel=1",)  # short-lived: C1 only starts ~30% faster
+        marker = self.data_dir / SECURE_MARKER
+        if not self.secure:
+            marker.unlink(missing_ok=True)
+            cmd = self._java_cmd("kafka.tools.StorageTool", "format", *args, flags=flags)
+            result = subprocess.run(cmd, capture_output=True, text=True)
+        else:
+            marker.touch()  # before: storage that exists was formatted with it
+            # the SCRAM users' passwords go in an argument file, never on the command line
+            words = ["kafka.tools.StorageTool", "format", *scram_format_args(self.secure_dir)]
+            with java_argument_file(self.secure_dir, words) as argfile:
+                cmd = self._java_cmd(f"@{argfile}", *args, flags=flags)
+                result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0:
             out = (result.stdout + result.stderr).strip().splitlines()[-1:] or ["no output"]
-            raise UserError(f"could not format Kafka storage in {self.log_dirs}: {out[0]}")
+            cause = hide_passwords(out[0], self.secure_dir) if self.secure else out[0]
+            raise UserError(f"could not format Kafka storage in {self.log_dirs}: {cause}")
 
     def start(self, timeout: float = 90) -> None:
         """Format storage on first start, launch the broker, wait until it answers."""
@@ -211,6 +298,8 @@ class LocalKafka:
         self.launch()
         try:
             self._wait_ready(timeout)
+            if self.secure and not self.quorum.voters:  # a cluster's are the cluster's to make
+                prepare_clients(self.secure_dir, self.bootstrap_servers, self.client_config_dir)
         except BaseException:
             self.stop()
             raise
@@ -223,12 +312,15 @@ class LocalKafka:
         """
         java_executable()
         ensure_jars(self.jars_dir)
+        self.check_security()
         for port in (self.port, self.controller_port):
             if port_open(port):
                 raise UserError(
                     f"port {port} on 127.0.0.1 is already in use by another process;"
                     " pick another with --port/--controller-port"
                 )
+        if self.secure:
+            ensure_material(self.secure_dir)
         self._write_config()
         self._format_storage()
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -275,6 +367,7 @@ class LocalKafka:
                 request_timeout_ms=5000,
                 bootstrap_timeout_ms=3000,
                 client_id="smarthome-kafka-local",
+                **self.client_settings(),
             )
         except Exception:
             return False

@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from smarthome.contracts.predictions import DeadLetter, Prediction
+from smarthome.kafka_settings import client_settings
 
 
 def topic_values(
@@ -32,6 +33,7 @@ def topic_values(
         enable_auto_commit=False,
         isolation_level=isolation_level,
         max_poll_records=5000,
+        **client_settings(),
     )
     deadline = time.monotonic() + timeout
     try:
@@ -67,7 +69,9 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
     """Each partition's end offset (the next offset to be written)."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap.split(","), enable_auto_commit=False, **client_settings()
+    )
     try:
         partitions = [TopicPartition(topic, n) for n in consumer.partitions_for_topic(topic)]
         return {tp.partition: end for tp, end in consumer.end_offsets(partitions).items()}

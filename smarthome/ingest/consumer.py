@@ -50,6 +50,7 @@ from smarthome.ingest.batch_writer import (
     rejected_resume_offset,
 )
 from smarthome.ingest.partition_lock import PartitionLocks
+from smarthome.kafka_settings import client_settings, diagnose, refused
 
 #: kafka-python settings: big fetches and many records per poll for throughput, and a short
 #: reconnect backoff so a restarted broker is found again within seconds (default up to 30 s)
@@ -289,6 +290,9 @@ class BatchConsumer:
         try:
             return self.consumer.poll(timeout_ms=poll_ms)
         except KafkaError as exc:
+            refusal = refused(exc, "read", self.options.group)
+            if refusal is not None:  # a missing ACL: nothing uncommitted was published
+                raise refusal from None
             if not exc.retriable:
                 raise UserError(f"Kafka error, stopping without committing more: {exc}") from None
             if not self.broker_away:
@@ -345,7 +349,10 @@ class BatchConsumer:
             buf = self.buffers[tp]
             try:
                 committed = self.consumer.committed(tp, timeout_ms=10_000)
-            except KafkaError:
+            except KafkaError as exc:
+                refusal = refused(exc, "read", self.options.group)
+                if refusal is not None:  # asking again would be refused again
+                    raise refusal from None
                 continue  # coordinator busy or away: try again after the next poll
             start = max(buf.next_offset, committed or 0)
             buf.next_offset = start
@@ -455,13 +462,13 @@ class Reachability:
             if partitions:
                 try:
                     consumer.end_offsets(partitions, timeout_ms=3000)
-                except KafkaError:
-                    return "away"
+                except KafkaError as exc:
+                    return _away(exc)
             return "away" if owner.broker_away else "idle"
         try:
             ends = consumer.end_offsets(assigned, timeout_ms=3000)
-        except KafkaError:
-            return "away"
+        except KafkaError as exc:
+            return _away(exc)
         if owner.pending_seek:
             return "behind"
         for tp, end in ends.items():
@@ -471,11 +478,20 @@ class Reachability:
         return "idle"
 
 
+def _away(exc: KafkaError) -> str:
+    """ "away" for a broker that did not answer; a refusal (a missing ACL) stops the consumer."""
+    refusal = refused(exc, "read")
+    if refusal is not None:
+        raise refusal
+    return "away"
+
+
 def connect(options: ConsumerOptions) -> KafkaConsumer:
     """A kafka-python consumer with manual commits, once a broker answers.
 
     Waits up to ``options.broker_wait`` seconds (None: forever) for a broker, saying so in
-    one line, then a UserError that says how to start one.
+    one line, then a UserError that says how to start one. What waiting cannot mend stops it
+    at once: a refused login, an untrusted certificate, TLS on one side only (``diagnose``).
     """
     wait = options.broker_wait
     deadline = None if wait is None else time.monotonic() + wait
@@ -485,6 +501,9 @@ def connect(options: ConsumerOptions) -> KafkaConsumer:
         try:  # a short first try, so a missing broker is reported within a second
             return _connect_once(options, max(1.0, min(10.0 if said else 1.0, left)))
         except _NoBroker:
+            cause = diagnose(options.bootstrap_servers)
+            if cause is not None:
+                raise UserError(cause) from None
             if deadline is not None and deadline - time.monotonic() <= 1:
                 waited = f" after waiting {wait:g} s" if wait else ""
                 raise UserError(
@@ -521,8 +540,12 @@ def _connect_once(options: ConsumerOptions, bootstrap_seconds: float) -> KafkaCo
             bootstrap_timeout_ms=int(bootstrap_seconds * 1000),
             **CLIENT_CONFIG,
             **extra,
+            **client_settings(),
         )
     except (KafkaTimeoutError, KafkaError) as exc:
+        refusal = refused(exc, "read", options.group)
+        if refusal is not None:  # a wrong password: waiting does not mend it
+            raise refusal from None
         if not isinstance(exc, KafkaTimeoutError) and "bootstrap" not in str(exc).lower():
             raise
         raise _NoBroker from None

@@ -20,7 +20,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from kafka.errors import ClusterAuthorizationFailedError, TopicAuthorizationFailedError
+
 from smarthome.errors import UserError
+from smarthome.kafka_settings import client_settings, explain, not_connected, refusal_in, refused
 
 #: measured on this machine with bench/bench_kafka.py (see its table): linger + big batches
 #: let kafka-python amortise its per-batch work; lz4/gzip cost more CPU than they save on
@@ -41,6 +44,12 @@ def no_broker_message(bootstrap_servers: str) -> str:
     return f"no Kafka broker at {bootstrap_servers}; start one with `make kafka-up`"
 
 
+def connect_error(exc: BaseException, bootstrap_servers: str) -> UserError:
+    """Why a client could not connect, in one line: a refused login (``explain``), what the
+    connection shows (an untrusted certificate, TLS on one side only), or no broker."""
+    return UserError(not_connected(exc, bootstrap_servers, no_broker_message(bootstrap_servers)))
+
+
 def make_producer(
     bootstrap_servers: str,
     linger_ms: int = DEFAULT_LINGER_MS,
@@ -49,7 +58,9 @@ def make_producer(
     client_id: str = "smarthome-producer",
     delivery_timeout_s: float = 120,
 ) -> Any:
-    """A KafkaProducer with acks=all and idempotence on, or a one-line UserError."""
+    """A KafkaProducer with acks=all and idempotence on, or a one-line UserError.
+
+    It connects as the --kafka-config file in force says (``client_settings``)."""
     from kafka import KafkaProducer
     from kafka.codec import has_gzip, has_lz4
     from kafka.errors import KafkaConfigurationError, KafkaError
@@ -72,13 +83,14 @@ def make_producer(
             delivery_timeout_ms=int(delivery_timeout_s * 1000),
             # kafka-python wants delivery > linger + request timeout
             request_timeout_ms=min(30_000, int(delivery_timeout_s * 1000) - linger_ms - 1),
+            **client_settings(),
         )
     except (KafkaConfigurationError, ValueError, AssertionError) as exc:
         raise UserError(
             f"bad producer setting (--bootstrap-servers {bootstrap_servers!r}?): {exc}"
         ) from None
-    except KafkaError:
-        raise UserError(no_broker_message(bootstrap_servers)) from None
+    except KafkaError as exc:
+        raise connect_error(exc, bootstrap_servers) from None
 
 
 def ensure_topic(bootstrap_servers: str, topic: str, partitions: int) -> str:
@@ -92,20 +104,39 @@ def ensure_topic(bootstrap_servers: str, topic: str, partitions: int) -> str:
             bootstrap_servers=bootstrap_servers.split(","),
             bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
             client_id="smarthome-producer-admin",
+            **client_settings(),
         )
-    except KafkaError:
-        raise UserError(no_broker_message(bootstrap_servers)) from None
+    except KafkaError as exc:
+        raise connect_error(exc, bootstrap_servers) from None
     try:
         try:
             # replication -1: the brokers' default.replication.factor (3 on a local cluster)
             admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=-1)])
             return f"created topic {topic} with {partitions} partition(s)"
         except TopicAlreadyExistsError:
-            described = admin.describe_topics([topic])
-            have = len(described[0].get("partitions", [])) if described else "?"
+            have = existing_partitions(admin, topic) or "?"
             return f"topic {topic} already exists with {have} partition(s)"
+        except KafkaError as exc:
+            refusal = refused(exc, "create", topic)
+            # a user who may not create topics is refused even one that exists
+            if refusal is not None and (have := existing_partitions(admin, topic)):
+                return f"topic {topic} already exists with {have} partition(s)"
+            raise refusal or UserError(f"cannot create topic {topic}: {exc}") from None
     finally:
         admin.close()
+
+
+def existing_partitions(admin: Any, topic: str) -> int | None:
+    """How many partitions ``topic`` has; None if it does not exist, or may not be described."""
+    from kafka.errors import KafkaError
+
+    try:
+        described = admin.describe_topics([topic])
+    except KafkaError:
+        return None
+    if not described or described[0].get("error_code"):
+        return None
+    return len(described[0].get("partitions", [])) or None
 
 
 @dataclass
@@ -117,6 +148,12 @@ class Counts:
     failed: int = 0
     interrupted: bool = False
     errors: list[str] = field(default_factory=list)
+    #: the first send the cluster refused (a missing ACL, a login no longer accepted): no
+    #: later send can succeed, so ``send_all`` stops sending (``stop``)
+    refusal: BaseException | None = None
+    stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    #: the topic sent to (``send_all`` sets it), for the refusal's line
+    topic: str = ""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def on_done(self, result: Any) -> None:
@@ -126,6 +163,9 @@ class Counts:
                 if len(self.errors) < 5:
                     name, text = type(result).__name__, str(result)
                     self.errors.append(text if text.startswith(name) else f"{name}: {text}")
+                if self.refusal is None and (refusal := refusal_in(result)) is not None:
+                    self.refusal = refusal
+                    self.stop.set()
         else:
             with self._lock:
                 self.delivered += 1
@@ -140,6 +180,16 @@ class Counts:
     def failure_line(self, delivery_timeout: float) -> str:
         """One line on why records failed: usually brokers that cannot reach acks=all."""
         failed = self.failed + self.unconfirmed
+        if self.refusal is not None:
+            refusal = self.refusal
+            if isinstance(refusal, ClusterAuthorizationFailedError) and self.topic:
+                # an idempotent producer may start only with WRITE on a topic (Kafka >= 3.0
+                # implies IDEMPOTENT_WRITE from it): without, it may write none
+                refusal = TopicAuthorizationFailedError(self.topic)
+            return (
+                f"error: {failed} record(s) not written: {explain(refusal, 'write')}."
+                " Records counted as delivered are safe; nothing more was sent."
+            )
         first = self.errors[0] if self.errors else "no acknowledgement before the flush timeout"
         return (
             f"error: {failed} record(s) not acknowledged by the brokers with acks=all within"
@@ -161,7 +211,9 @@ def key_partitioner(producer: Any, topic: str) -> Callable[[bytes], int]:
     try:
         count = len(producer.partitions_for(topic))  # waits for metadata (auto-creates topic)
     except KafkaError as exc:
-        raise UserError(f"topic {topic} is not available: {exc}") from None
+        raise refused(exc, "write", topic) or UserError(
+            f"topic {topic} is not available: {exc}"
+        ) from None
 
     @functools.lru_cache(maxsize=1 << 16)
     def partition(key: bytes) -> int:
@@ -208,10 +260,14 @@ def send_all(
     flush_timeout: float = 120,
     counts: Counts | None = None,
 ) -> Counts:
-    """Send every message, count each future's outcome, flush; also after Ctrl-C (.interrupted)."""
+    """Send every message, count each future's outcome, flush; also after Ctrl-C (.interrupted).
+
+    A send the cluster refuses (``Counts.refusal``) stops the sending: the rest would be too.
+    """
     from tqdm import tqdm
 
     counts = counts or Counts()
+    counts.topic = topic
     on_done = counts.on_done
     send = producer.send
     partition = key_partitioner(producer, topic)
@@ -219,7 +275,7 @@ def send_all(
         total=total, unit="rec", file=sys.stderr, disable=not progress, mininterval=0.5, smoothing=0
     )
     shown = 0
-    with _ctrl_c_as_flag() as stop:
+    with _ctrl_c_as_flag(counts.stop) as stop:
         try:
             for key, value in messages:
                 if stop.is_set():
@@ -232,7 +288,7 @@ def send_all(
         finally:
             bar.update(counts.sent - shown)
             bar.close()
-        counts.interrupted = stop.is_set()
+        counts.interrupted = stop.is_set() and counts.refusal is None
     if counts.interrupted:
         print(f"interrupted: flushing {counts.unconfirmed} record(s) in flight", file=sys.stderr)
     _flush(producer, flush_timeout)
@@ -240,13 +296,13 @@ def send_all(
 
 
 @contextlib.contextmanager
-def _ctrl_c_as_flag() -> Iterator[threading.Event]:
+def _ctrl_c_as_flag(stop: threading.Event | None = None) -> Iterator[threading.Event]:
     """Ctrl-C sets a flag checked between sends instead of raising inside one.
 
     A KeyboardInterrupt raised between ``send()`` and registering its callback would leave a
     record delivered but never counted; stopping between sends keeps the counts exact.
     """
-    stop = threading.Event()
+    stop = stop or threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield stop
         return

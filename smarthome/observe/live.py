@@ -30,6 +30,7 @@ from smarthome.contracts.predictions import (
     parse_alert,
     parse_prediction,
 )
+from smarthome.kafka_settings import client_settings, current, explain, not_connected
 from smarthome.observe.background import LatestLook
 
 #: the most predictions (and alerts) one answer lists
@@ -131,9 +132,11 @@ class LiveSource:
                 allow_auto_create_topics=False,  # a reader must not create the scorer's topics
                 request_timeout_ms=3000,
                 bootstrap_timeout_ms=2000,
+                **client_settings(),  # the --kafka-config file in force
             )
         except Exception as exc:  # kafka-python raises several kinds when nobody answers
-            return _Look(time.time(), False, f"no Kafka broker answers: {exc}")
+            why = not_connected(exc, self.bootstrap_servers, f"no Kafka broker answers: {exc}")
+            return _Look(time.time(), False, why)
         missing: list[str] = []
         values: dict[str, list[bytes]] = {self.predictions_topic: [], self.alerts_topic: []}
         try:
@@ -155,7 +158,7 @@ class LiveSource:
                 for tp, messages in read.items():
                     values[tp.topic] += messages
         except (KafkaError, OSError) as exc:
-            return _Look(time.time(), False, f"{type(exc).__name__}: {exc}")
+            return _Look(time.time(), False, explain(exc, "read") or f"{type(exc).__name__}: {exc}")
         finally:
             consumer.close()
         predictions, bad = _parsed(values[self.predictions_topic], parse_prediction)
@@ -168,6 +171,9 @@ class LiveSource:
                 f"no topic {' nor '.join(missing)} yet: the stream scorer creates it"
                 " (python kafka_stream_predict.py)"
             )
+            properties = current()
+            if properties is not None and properties.uses_sasl:  # a secured cluster hides them
+                reason += f", or user {properties.username} may not describe it"
         return _Look(
             time.time(),
             True,

@@ -26,6 +26,7 @@ from smarthome.contracts.batch_files import list_batch_files
 from smarthome.contracts.manifest import Manifest
 from smarthome.contracts.predictions import ALERTS_TOPIC, PREDICTIONS_TOPIC
 from smarthome.ingest.batch_writer import REJECTED_DIR
+from smarthome.kafka_settings import client_settings, explain, not_connected
 from smarthome.observe.background import LatestLook
 
 
@@ -183,13 +184,17 @@ class StatusSource:
         from kafka.errors import KafkaError
 
         servers = self.bootstrap_servers.split(",")
-        timeouts = {"request_timeout_ms": 3000, "bootstrap_timeout_ms": 2000}
+        # short timeouts, and the --kafka-config file in force: a secured cluster's login, CA
+        options = {"request_timeout_ms": 3000, "bootstrap_timeout_ms": 2000, **client_settings()}
         try:
             consumer = KafkaConsumer(
-                bootstrap_servers=servers, allow_auto_create_topics=False, **timeouts
+                bootstrap_servers=servers, allow_auto_create_topics=False, **options
             )
         except Exception as exc:  # kafka-python raises several kinds when nobody answers
-            return self._unreachable(f"no Kafka broker answers: {exc}")
+            # a refused login (never the password), an untrusted certificate, TLS on one
+            # side only, or nobody there
+            why = not_connected(exc, self.bootstrap_servers, f"no Kafka broker answers: {exc}")
+            return self._unreachable(why)
         try:
 
             def partitions(topic: str) -> list[TopicPartition]:
@@ -200,15 +205,17 @@ class StatusSource:
             ends = consumer.end_offsets(tps, timeout_ms=3000) if tps else {}
             outputs = partitions(self.predictions_topic)
             output_ends = consumer.end_offsets(outputs, timeout_ms=3000) if outputs else {}
-            admin = KafkaAdminClient(bootstrap_servers=servers, **timeouts)
+            admin = KafkaAdminClient(bootstrap_servers=servers, **options)
             try:
                 committed = _committed(admin, self.group)
                 scorer_committed = _committed(admin, self.scorer_group)
                 members = _members(admin, self.scorer_group)
             finally:
                 admin.close()
+        except _Refused as exc:
+            return self._unreachable(str(exc))
         except (KafkaError, OSError) as exc:
-            return self._unreachable(f"{type(exc).__name__}: {exc}")
+            return self._unreachable(explain(exc, "read") or f"{type(exc).__name__}: {exc}")
         finally:
             consumer.close()
         now = _now()
@@ -324,6 +331,10 @@ def flock_held(path: Path) -> bool:
     )
 
 
+class _Refused(Exception):
+    """A look the cluster refused (a missing ACL), worded by ``explain``."""
+
+
 @dataclass(frozen=True)
 class KafkaView:
     """One look at Kafka: the batch consumer's side and the stream scorer's."""
@@ -338,7 +349,10 @@ def _committed(admin: Any, group: str) -> dict:
 
     try:
         return admin.list_group_offsets(group).get(group, {})
-    except KafkaError:  # e.g. no such group yet: nothing committed
+    except KafkaError as exc:  # e.g. no such group yet: nothing committed
+        refusal = explain(exc, "describe", group)
+        if refusal is not None:  # no DESCRIBE on the group: the status says who may not
+            raise _Refused(refusal) from None
         return {}
 
 
@@ -348,7 +362,10 @@ def _members(admin: Any, group: str) -> int | None:
 
     try:
         described = admin.describe_groups([group]).get(group) or {}
-    except KafkaError:
+    except KafkaError as exc:
+        refusal = explain(exc, "describe", group)
+        if refusal is not None:  # refused: the status says who may not
+            raise _Refused(refusal) from None
         return None
     members = described.get("members")
     return len(members) if isinstance(members, list) else None

@@ -1,7 +1,9 @@
 """The scorer's Kafka clients: a read_committed group member, a transactional producer, topics.
 
 Every expected failure (no broker, no input topic, a setting the client refuses) is a
-one-line ``UserError`` that says what to do.
+one-line ``UserError`` that says what to do. Each client connects as the --kafka-config file in
+force says (``client_settings``); what a secured cluster refuses (a login, a missing ACL) stops
+the scorer at once with ``kafka_settings.explain``'s line, since no retry can mend it.
 
 The transactional id names this process to the brokers' transaction coordinator. Two live
 processes must never share one (each would fence the other), but a process restarted after a
@@ -33,9 +35,19 @@ from kafka.errors import (
     KafkaError,
     KafkaTimeoutError,
     TopicAlreadyExistsError,
+    TransactionalIdAuthorizationFailedError,
 )
 
 from smarthome.errors import UserError
+from smarthome.ingest.producer import existing_partitions
+from smarthome.kafka_settings import (
+    client_settings,
+    current,
+    diagnose,
+    not_connected,
+    refusal_in,
+    refused,
+)
 
 #: the coordinator aborts a transaction left open this long (a paused or dead scorer's), so
 #: it bounds how long read_committed readers of a partition wait behind one; it must exceed
@@ -71,6 +83,60 @@ def no_broker(bootstrap_servers: str, waited: float | None = None) -> UserError:
     )
 
 
+def connect_error(exc: BaseException, bootstrap_servers: str, what: str = "") -> UserError:
+    """Why a client could not connect: a refused login (``explain``), what the connection
+    shows (an untrusted certificate, TLS on one side only: ``diagnose``), or no broker."""
+    otherwise = str(no_broker(bootstrap_servers))
+    return UserError(not_connected(exc, bootstrap_servers, otherwise, what))
+
+
+class _Consumer(KafkaConsumer):
+    """A KafkaConsumer whose ``poll`` stops on a refusal (no READ on the topic or the group):
+    the scorer waits out every other error, and a missing ACL does not mend itself."""
+
+    def poll(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().poll(*args, **kwargs)
+        except KafkaError as exc:
+            refusal = refused(exc, "read", self.config.get("group_id") or "")
+            if refusal is not None:
+                raise refusal from None
+            raise
+
+
+class _TransactionalProducer(KafkaProducer):
+    """A KafkaProducer whose transaction calls stop on a refusal (no WRITE on an output
+    topic, no access to the transactional id or the group): aborting and trying again would
+    be refused again, for ever."""
+
+    def _refusal(self, exc: KafkaError) -> UserError | None:
+        refusal = refusal_in(exc)
+        if refusal is None:
+            return None
+        what = ""
+        if isinstance(refusal, TransactionalIdAuthorizationFailedError):
+            what = self.config.get("transactional_id") or ""
+        return refused(refusal, "write", what)
+
+    def send(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().send(*args, **kwargs)
+        except KafkaError as exc:
+            raise self._refusal(exc) or exc from None
+
+    def send_offsets_to_transaction(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().send_offsets_to_transaction(*args, **kwargs)
+        except KafkaError as exc:
+            raise self._refusal(exc) or exc from None
+
+    def commit_transaction(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().commit_transaction(*args, **kwargs)
+        except KafkaError as exc:
+            raise self._refusal(exc) or exc from None
+
+
 def connect_consumer(
     bootstrap_servers: str,
     group: str,
@@ -80,14 +146,16 @@ def connect_consumer(
 ) -> KafkaConsumer:
     """A read_committed group member with manual commits, once a broker answers.
 
-    Waits up to ``broker_wait`` seconds (None: forever), saying so in one line.
+    Waits up to ``broker_wait`` seconds (None: forever), saying so in one line; what waiting
+    cannot mend (a refused login, an untrusted certificate, TLS on one side only) stops it at
+    once.
     """
     deadline = None if broker_wait is None else time.monotonic() + broker_wait
     said = False
     while True:
         left = 10.0 if deadline is None else deadline - time.monotonic()
         try:  # a short first try, so a missing broker is reported within a second
-            return KafkaConsumer(
+            return _Consumer(
                 bootstrap_servers=bootstrap_servers.split(","),
                 group_id=group,
                 client_id=f"{group}-consumer",
@@ -100,10 +168,17 @@ def connect_consumer(
                 max_poll_records=max_poll_records,
                 bootstrap_timeout_ms=int(max(1.0, min(10.0 if said else 1.0, left)) * 1000),
                 **CONSUMER_CONFIG,
+                **client_settings(),
             )
         except (KafkaConfigurationError, ValueError) as exc:
             raise UserError(f"bad consumer setting: {exc}") from None
-        except KafkaError:
+        except KafkaError as exc:
+            refusal = refused(exc, "read", group)
+            if refusal is not None:
+                raise refusal from None
+            cause = diagnose(bootstrap_servers)
+            if cause is not None:
+                raise UserError(cause) from None
             if deadline is not None and deadline - time.monotonic() <= 1:
                 raise no_broker(bootstrap_servers, broker_wait) from None
             if not said:
@@ -127,9 +202,16 @@ def input_partitions(consumer: KafkaConsumer, topic: str, wait: bool) -> int:
         if exists:
             return len(consumer.partitions_for_topic(topic))
         if not wait:
+            properties = current()
+            hidden = (  # the cluster lists only the topics a user may describe
+                f" (or user {properties.username} may not describe it: ask the cluster's"
+                " admin for an ACL)"
+                if properties is not None and properties.uses_sasl
+                else ""
+            )
             raise UserError(
-                f"topic {topic} does not exist; start the producer (python kafka_producer.py)"
-                " first, pass the right --topic, or --follow to wait for it"
+                f"topic {topic} does not exist{hidden}; start the producer (python"
+                " kafka_producer.py) first, pass the right --topic, or --follow to wait for it"
             )
         if not said:
             print(f"waiting for topic {topic} to be created (--follow)", file=sys.stderr)
@@ -144,9 +226,10 @@ def ensure_output_topics(bootstrap_servers: str, topics: list[str], partitions: 
             bootstrap_servers=bootstrap_servers.split(","),
             client_id="smarthome-stream-scorer-admin",
             bootstrap_timeout_ms=10_000,
+            **client_settings(),
         )
-    except KafkaError:
-        raise no_broker(bootstrap_servers) from None
+    except KafkaError as exc:
+        raise connect_error(exc, bootstrap_servers) from None
     created = []
     try:
         for topic in topics:
@@ -157,7 +240,11 @@ def ensure_output_topics(bootstrap_servers: str, topics: list[str], partitions: 
             except TopicAlreadyExistsError:
                 pass
             except KafkaError as exc:
-                raise UserError(f"cannot create output topic {topic}: {exc}") from None
+                refusal = refused(exc, "create", topic)
+                # a user who may not create topics is refused even one that exists
+                if refusal is not None and existing_partitions(admin, topic):
+                    continue
+                raise refusal or UserError(f"cannot create output topic {topic}: {exc}") from None
     finally:
         admin.close()
     return created
@@ -192,6 +279,12 @@ def transactional_producer(
                 file=sys.stderr,
                 flush=True,
             )
+        except KafkaError as exc:  # no access to the transactional id: waiting cannot mend it
+            refusal = refused(exc, "write", transactional_id)
+            if refusal is None:
+                raise
+            producer.close(timeout=1)
+            raise refusal from None
     raise UserError(
         f"the brokers at {bootstrap_servers} did not start a transaction for"
         f" {transactional_id} within 60 s; are they up (`make kafka-status`), and do they"
@@ -201,18 +294,19 @@ def transactional_producer(
 
 def _new_transactional_producer(bootstrap_servers: str, transactional_id: str) -> KafkaProducer:
     try:
-        return KafkaProducer(
+        return _TransactionalProducer(
             bootstrap_servers=bootstrap_servers.split(","),
             client_id=transactional_id,
             transactional_id=transactional_id,
             transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
             bootstrap_timeout_ms=10_000,
             **PRODUCER_CONFIG,
+            **client_settings(),
         )
     except (KafkaConfigurationError, ValueError, AssertionError) as exc:
         raise UserError(f"bad producer setting: {exc}") from None
-    except KafkaError:
-        raise no_broker(bootstrap_servers) from None
+    except KafkaError as exc:
+        raise connect_error(exc, bootstrap_servers, transactional_id) from None
 
 
 class CommittedOffsets:
@@ -249,6 +343,12 @@ class CommittedOffsets:
             return self.consumer.committed(tp, timeout_ms=self.timeout_ms)
         except KafkaTimeoutError:
             self.given_up.add(tp)
+            raise
+        except KafkaError as exc:  # refused (no READ on the group): asking again would be too
+            group = self.consumer.config.get("group_id") or ""
+            refusal = refused(exc, "read", group)
+            if refusal is not None:
+                raise refusal from None
             raise
 
 
