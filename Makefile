@@ -102,8 +102,8 @@ bench-scale: install jars ## 100k/300k/1M synthetic records: producer, 2 consume
 # CLUSTER=1: the pipeline on a 3-node Kafka cluster and a Spark master with 2 workers
 DEMO_BROKERS = $(if $(CLUSTER),3,$(BROKERS))
 DEMO_WORKERS = $(if $(CLUSTER),2,$(or $(SPARK_WORKERS),0))
-demo: install ## the whole pipeline live (Ctrl-C stops) [BROKERS=3] [SPARK_WORKERS=N] [CLUSTER=1] [PROMETHEUS=1] [MLFLOW=1]
-	$(PY) -m smarthome.devtools.demo --brokers $(DEMO_BROKERS) --spark-workers $(DEMO_WORKERS) $(if $(PROMETHEUS),--prometheus) $(if $(MLFLOW),--mlflow-uri $(MLFLOW_URI)) $(DEMO_ARGS)
+demo: install ## the whole pipeline live (Ctrl-C stops) [BROKERS=3] [SPARK_WORKERS=N] [CLUSTER=1] [PROMETHEUS=1] [MLFLOW=1] [SECURE=1: TLS, SCRAM logins, ACLs]
+	$(PY) -m smarthome.devtools.demo --brokers $(DEMO_BROKERS) --spark-workers $(DEMO_WORKERS) $(if $(PROMETHEUS),--prometheus) $(if $(MLFLOW),--mlflow-uri $(MLFLOW_URI)) $(if $(SECURE),--secure) $(DEMO_ARGS)
 
 # MLflow: the store `make demo MLFLOW=1` logs into and `make mlflow` shows. The UI is the full
 # mlflow package of the version requirements.txt pins mlflow-skinny to (same store schema), in
@@ -120,8 +120,8 @@ $(MLFLOW_UI_VENV)/.installed: requirements.txt
 mlflow: $(MLFLOW_UI_VENV)/.installed ## MLflow's UI on 127.0.0.1:5050 over the runs of `make demo MLFLOW=1` [MLFLOW_PORT=N] [MLFLOW_URI=...]
 	MLFLOW_DISABLE_TELEMETRY=true $(MLFLOW_UI_VENV)/bin/mlflow server --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1 --backend-store-uri $(MLFLOW_URI) --artifacts-destination $(CURDIR)/mlartifacts
 
-chaos: install jars ## exactly once under faults: kills, pauses, broker kills on a private broker (about 3 min) [BROKERS=3]
-	$(PY) -m smarthome.devtools.chaos --brokers $(BROKERS) $(CHAOS_ARGS)
+chaos: install jars ## exactly once under faults: kills, pauses, broker kills on a private broker (about 3 min) [BROKERS=3] [SECURE=1: TLS, SCRAM logins, ACLs]
+	$(PY) -m smarthome.devtools.chaos --brokers $(BROKERS) $(if $(SECURE),--secure) $(CHAOS_ARGS)
 
 clean: ## stop the local broker and Spark cluster; remove batches, model sets, logs and the broker's data
 	-$(PY) -m smarthome.devtools.kafka down 2>/dev/null

@@ -14,10 +14,12 @@ a refused login) by connecting itself; ``not_connected`` tries both, in that ord
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
 import ssl
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,21 @@ def use_kafka_config(path: str | Path | None) -> ClientProperties | None:
         read_client_properties(resolved)  # a bad file is not put in force
         os.environ[ENV] = resolved
     return current()
+
+
+@contextlib.contextmanager
+def kafka_config_in_force(path: str | Path | None) -> Iterator[ClientProperties | None]:
+    """``use_kafka_config(path)`` for the ``with`` block only: KAFKA_CONFIG is put back as it
+    was (unset if it was) on the way out, so a run made in-process (a test's) leaves its
+    logins to no one. None changes nothing."""
+    before = os.environ.get(ENV)
+    try:
+        yield use_kafka_config(path)
+    finally:
+        if before is None:
+            os.environ.pop(ENV, None)
+        else:
+            os.environ[ENV] = before
 
 
 def current() -> ClientProperties | None:

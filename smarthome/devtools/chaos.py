@@ -16,6 +16,13 @@ predictions are read as a read_committed consumer reads them and counted per inp
 (``stream_outputs``): one prediction (or dead letter) per delivered record, none twice.
 The run exits 1 on any loss or duplicate in either. Tests run the same code with their own
 schedules (tests/devtools/test_chaos.py), and with scorers alone (tests/stream/).
+
+``--secure`` (``make chaos SECURE=1``) runs it all on a secured cluster (``kafka_security``:
+SASL_SSL, SCRAM logins, ACLs): the producer, each consumer and each scorer log in as their
+own principal (``--kafka-config`` with its properties file) on the default topic and group
+names, the ones its ACLs grant, and the run's own clients (the topic's creation, the counts)
+as admin. Brokers killed and restarted keep their logins and ACLs: both live in the
+cluster's metadata log, which a restarted node replays.
 """
 
 from __future__ import annotations
@@ -38,15 +45,17 @@ from typing import Any
 import pandas as pd
 
 from smarthome.cli import run
-from smarthome.config import env
+from smarthome.config import CONSUMER_GROUP, SCORER_GROUP, env
 from smarthome.contracts import model_sets as registry
 from smarthome.contracts.batch_files import list_batch_files
+from smarthome.contracts.predictions import ALERTS_TOPIC, DEAD_LETTER_TOPIC, PREDICTIONS_TOPIC
 from smarthome.devtools.kafka_cluster import LocalKafkaCluster
+from smarthome.devtools.kafka_security import STREAM_TOPIC
 from smarthome.devtools.ports import free_base_port
 from smarthome.devtools.stream_outputs import Tally, committed_outputs, topic_values
 from smarthome.devtools.workspace import CHECKOUT
 from smarthome.errors import UserError
-from smarthome.kafka_settings import client_settings, use_kafka_config
+from smarthome.kafka_settings import client_settings, kafka_config_in_force, use_kafka_config
 
 FIRST_SYNTHETIC_ID = 5404  # synthetic UserIDs follow the dataset's (smarthome.ingest.synthetic)
 SESSION_TIMEOUT = 6.0  # the broker's smallest allowed: pauses past it stay short
@@ -76,6 +85,9 @@ class ChaosConfig:
     #: stream scorers beside the consumers (0: none), serving a copy of this model set
     scorers: int = 0
     model_set: Path | None = None
+    #: a secured cluster (SASL_SSL, SCRAM, ACLs): each process logs in as its stage's
+    #: principal, on the topics and groups the shipped ACLs name; the run's own clients as admin
+    secure: bool = False
 
 
 @dataclass
@@ -134,7 +146,16 @@ class ConsumerSlot:
 
     role = "consumer"
 
-    def __init__(self, index: int, bootstrap: str, topic: str, batch_dir: Path, logs: Path):
+    def __init__(
+        self,
+        index: int,
+        bootstrap: str,
+        topic: str,
+        batch_dir: Path,
+        logs: Path,
+        group: str | None = None,
+        kafka_config: Path | None = None,
+    ):
         self.index = index
         self.args = [
             sys.executable,
@@ -142,7 +163,7 @@ class ConsumerSlot:
             "--bootstrap-servers", bootstrap,
             "--topic", topic,
             "--batch-dir", str(batch_dir),
-            "--group", f"chaos-{topic}",
+            "--group", group or f"chaos-{topic}",
             "--batch-size", "1000",
             "--max-batch-age", "1",
             # longer than a pause plus the rebalance after it: the idle clock runs while stopped
@@ -150,6 +171,7 @@ class ConsumerSlot:
             "--session-timeout", f"{SESSION_TIMEOUT:g}",
             "--broker-wait", "120",
             "--no-progress",
+            *login_flag(kafka_config),
         ]  # fmt: skip
         self.log = logs / f"consumer{index}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -185,6 +207,12 @@ class ScorerProcess(ConsumerSlot):
         self.lives = 0
 
 
+def login_flag(kafka_config: Path | None) -> list[str]:
+    """``--kafka-config FILE`` for a stage of a secured run (it wins over an inherited
+    KAFKA_CONFIG); nothing on a plaintext one."""
+    return ["--kafka-config", str(kafka_config)] if kafka_config else []
+
+
 def pause_together(slots: list[ConsumerSlot], seconds: float) -> None:
     """SIGSTOP every running slot, wait ``seconds``, SIGCONT them: one pause for all."""
     stopped = [s.proc for s in slots if s.proc is not None and s.proc.poll() is None]
@@ -215,56 +243,86 @@ class Chaos:
         self.log = log
         self.work = Path(config.work_dir or tempfile.mkdtemp(prefix="smarthome-chaos-"))
         self.batch_dir = self.work / "batched_data"
-        self.topic = f"chaos-{config.seed}-{int(time.time())}"
         self.cluster = LocalKafkaCluster(
             self.work / "kafka",
             port=free_base_port(config.brokers),
             brokers=config.brokers,
             num_partitions=config.partitions,
             die_with_parent=True,
+            secure=config.secure,
         )
         self.done: list[str] = []
         #: the stream scorers, by the consumer slot number whose faults they share
         self.scorer_slots: list[ScorerProcess] = []
+        #: the batch consumers, and the producer's command line (what each logs in with)
+        self.consumer_slots: list[ConsumerSlot] = []
+        self.producer_args: list[str] = []
         self.model_dir = self.work / "spark_models"
-        self.predictions_topic = f"{self.topic}-predictions"
-        self.dead_letter_topic = f"{self.topic}-rejected"
+        if config.secure:
+            # the names the shipped ACLs (kafka_security.GRANTS) give each principal: the
+            # stages run with exactly the rights production gives them, no more
+            self.topic = STREAM_TOPIC
+            self.predictions_topic, self.alerts_topic = PREDICTIONS_TOPIC, ALERTS_TOPIC
+            self.dead_letter_topic = DEAD_LETTER_TOPIC
+            self.consumer_group, self.scorer_group = CONSUMER_GROUP, SCORER_GROUP
+        else:  # names of its own: nothing of another run on the same broker is counted
+            self.topic = f"chaos-{config.seed}-{int(time.time())}"
+            self.predictions_topic = f"{self.topic}-predictions"
+            self.alerts_topic = f"{self.topic}-alerts"
+            self.dead_letter_topic = f"{self.topic}-rejected"
+            self.consumer_group = f"chaos-{self.topic}"
+            self.scorer_group = f"chaos-scorer-{self.topic}"
         self._restarter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-restart")
         self._restart: Future[None] | None = None
+
+    def login(self, principal: str) -> Path | None:
+        """The properties file a process of the run logs in with as ``principal`` (None on a
+        plaintext cluster: it connects as KAFKA_CONFIG says, if at all)."""
+        return self.cluster.client_properties(principal) if self.config.secure else None
 
     def run(self) -> ChaosResult:
         cfg = self.config
         started = time.monotonic()
         self.cluster.start()
-        self.log(f"Kafka: {cfg.brokers} node(s) at {self.cluster.bootstrap_servers}"
+        secured = " secured (SASL_SSL, SCRAM, ACLs)" if cfg.secure else ""
+        self.log(f"Kafka: {cfg.brokers} node(s){secured} at {self.cluster.bootstrap_servers}"
                  f" ({time.monotonic() - started:.0f} s)")  # fmt: skip
-        slots: list[ConsumerSlot] = []
+        # the run's own clients (topic creation, the counts) log in as admin, for the run
+        # only: made in-process (tests), it leaves KAFKA_CONFIG as it found it
         try:
-            self._create_topic()
-            logs = self.work / "logs"
-            logs.mkdir(parents=True, exist_ok=True)
-            slots = [
-                ConsumerSlot(i, self.cluster.bootstrap_servers, self.topic, self.batch_dir, logs)
-                for i in range(cfg.consumers)
-            ]
-            for slot in slots:
-                slot.start()
-            self._start_scorers(logs)
-            producer = self._start_producer(logs / "producer.log")
-            self._inject(slots, producer)
-            producer_exit = producer.wait()
-            output = (logs / "producer.log").read_text(errors="replace")
-            self._wait_recovered()
-            self.log("stream done; waiting for the consumers and scorers to drain and stop")
-            for slot in [*slots, *self.scorer_slots]:
-                if slot.proc is not None:
-                    slot.proc.wait(timeout=300)
-            return self._count(producer_exit, output)
+            with kafka_config_in_force(self.login("admin")):
+                return self._run()
         finally:
-            for slot in [*slots, *self.scorer_slots]:
+            for slot in [*self.consumer_slots, *self.scorer_slots]:
                 slot.kill()
             self.cluster.stop()
             self._restarter.shutdown(wait=True)
+
+    def _run(self) -> ChaosResult:
+        cfg = self.config
+        self._create_topic()
+        logs = self.work / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        slots = self.consumer_slots = [
+            ConsumerSlot(
+                i, self.cluster.bootstrap_servers, self.topic, self.batch_dir, logs,
+                group=self.consumer_group, kafka_config=self.login("consumer"),
+            )
+            for i in range(cfg.consumers)
+        ]  # fmt: skip
+        for slot in slots:
+            slot.start()
+        self._start_scorers(logs)
+        producer = self._start_producer(logs / "producer.log")
+        self._inject(slots, producer)
+        producer_exit = producer.wait()
+        output = (logs / "producer.log").read_text(errors="replace")
+        self._wait_recovered()
+        self.log("stream done; waiting for the consumers and scorers to drain and stop")
+        for slot in [*slots, *self.scorer_slots]:
+            if slot.proc is not None:
+                slot.proc.wait(timeout=300)
+        return self._count(producer_exit, output)
 
     def _start_scorers(self, logs: Path) -> None:
         """``config.scorers`` scorers of one group on the topic, serving a copy of the set."""
@@ -279,14 +337,15 @@ class Chaos:
             "--bootstrap-servers", self.cluster.bootstrap_servers,
             "--topic", self.topic,
             "--predictions-topic", self.predictions_topic,
-            "--alerts-topic", f"{self.topic}-alerts",
+            "--alerts-topic", self.alerts_topic,
             "--dead-letter-topic", self.dead_letter_topic,
-            "--group", f"chaos-scorer-{self.topic}",
+            "--group", self.scorer_group,
             "--model-dir", str(self.model_dir),
             # longer than a pause plus the rebalance after it: the idle clock runs while stopped
             "--idle-timeout", "20",
             "--session-timeout", f"{SESSION_TIMEOUT:g}",
             "--broker-wait", "120",
+            *login_flag(self.login("scorer")),
         ]  # fmt: skip
         self.scorer_slots = [
             ScorerProcess(i, args, logs / f"scorer{i}.log") for i in range(cfg.scorers)
@@ -328,19 +387,20 @@ class Chaos:
 
     def _start_producer(self, log: Path) -> subprocess.Popen[bytes]:
         cfg = self.config
+        self.producer_args = [
+            sys.executable, str(CHECKOUT / "kafka_producer.py"),
+            "--bootstrap-servers", self.cluster.bootstrap_servers,
+            "--topic", self.topic,
+            "--synthetic", str(cfg.records),
+            "--seed", str(cfg.seed),
+            "--rate", f"{cfg.rate:g}",
+            "--no-progress",
+            *login_flag(self.login("producer")),
+        ]  # fmt: skip
         with log.open("wb") as out:
             return subprocess.Popen(
-                [
-                    sys.executable, str(CHECKOUT / "kafka_producer.py"),
-                    "--bootstrap-servers", self.cluster.bootstrap_servers,
-                    "--topic", self.topic,
-                    "--synthetic", str(cfg.records),
-                    "--seed", str(cfg.seed),
-                    "--rate", f"{cfg.rate:g}",
-                    "--no-progress",
-                ],
-                cwd=CHECKOUT, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                self.producer_args, cwd=CHECKOUT, stdout=out, stderr=subprocess.STDOUT
+            )
 
     def _inject(self, slots: list[ConsumerSlot], producer: subprocess.Popen[bytes]) -> None:
         t0 = time.monotonic()
@@ -494,7 +554,16 @@ def main(argv: list[str] | None = None) -> int:
         help="Kafka client properties every client and stage of the run connects with; the"
         " private cluster must accept them (env KAFKA_CONFIG; default: plaintext)",
     )
+    parser.add_argument(
+        "--secure",
+        action="store_true",
+        help="secure the private cluster (SASL_SSL, SCRAM logins, ACLs): the producer, the"
+        " consumers and the scorers each log in as their own principal, on the topics and"
+        " groups the ACLs name; the run's own clients as admin (make chaos SECURE=1)",
+    )
     args = parser.parse_args(argv)
+    if args.secure and args.kafka_config:
+        parser.error("--secure makes the cluster's logins itself: leave out --kafka-config")
     use_kafka_config(args.kafka_config)  # the stages it starts inherit KAFKA_CONFIG
     if args.scorers not in (0, 1, 2):
         parser.error("--scorers must be 0, 1 or 2 (one per consumer at most)")
@@ -510,11 +579,13 @@ def main(argv: list[str] | None = None) -> int:
         faults=faults,
         seed=args.seed,
         scorers=args.scorers,
+        secure=args.secure,
     )
     chaos = Chaos(config)
+    secured = ", secured" if args.secure else ""
     print(
         f"chaos: {args.records} records at {args.rate:g}/s, {len(faults)} faults,"
-        f" {args.scorers} scorer(s), in {chaos.work}"
+        f" {args.scorers} scorer(s){secured}, in {chaos.work}"
     )
     if args.scorers:
         config.model_set = model_set_for_scorers(args.model_dir, chaos.work)

@@ -6,11 +6,18 @@ record's predictions on smart_home_predictions once a model set exists), the API
 each logging to ``logs/<stage>.log``. Running it again resumes: the topic keeps its records,
 the consumer and the scorer their offsets, the trainer trains only the missing sets.
 ``make clean`` starts over.
+
+``--secure`` (``make demo SECURE=1``) starts the local broker or cluster secured
+(``kafka_security``: SASL_SSL, SCRAM logins, ACLs) and logs each stage in as its own
+principal with ``--kafka-config``: the producer as producer, the consumer as consumer, the
+scorer as scorer, the API as viewer; training and the UI do not talk to Kafka and get no
+login. The demo's own look at the topic logs in as admin.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import subprocess
 import sys
@@ -27,9 +34,11 @@ from smarthome.devtools.supervisor import Stage, Supervisor
 from smarthome.devtools.workspace import CHECKOUT
 from smarthome.errors import UserError
 from smarthome.kafka_settings import (
+    ENV,
     bootstrap_servers,
     client_settings,
     current,
+    kafka_config_in_force,
     not_connected,
     use_kafka_config,
 )
@@ -121,7 +130,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         " bootstrap.servers (else KAFKA_BOOTSTRAP_SERVERS, else --kafka-port) are the brokers,"
         " and the demo starts none (env KAFKA_CONFIG; default: plaintext)",
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--secure",
+        action="store_true",
+        help="start the local Kafka secured (TLS, SCRAM logins, ACLs) and log each stage in as"
+        " its own principal; the state dir's broker must have been secured from its first"
+        " start (make demo SECURE=1)",
+    )
+    args = parser.parse_args(argv)
+    if args.secure and args.kafka_config:
+        parser.error("--secure starts a secured Kafka of its own: leave out --kafka-config")
+    return args
 
 
 def _docker_engine_answers() -> bool:
@@ -175,38 +194,62 @@ def _configured_cluster(bootstrap: str) -> str:
 
 
 class Broker:
-    """The demo's Kafka: one already running, Docker Compose, or a local one it starts."""
+    """The demo's Kafka: one already running, Docker Compose, or a local one it starts.
 
-    def __init__(self, port: int, controller_port: int, data_dir: Path, brokers: int = 1) -> None:
+    A ``secure`` one is always a local broker or cluster the demo starts (or finds running
+    from its data dir): only then does it know the logins."""
+
+    def __init__(
+        self,
+        port: int,
+        controller_port: int,
+        data_dir: Path,
+        brokers: int = 1,
+        secure: bool = False,
+    ) -> None:
         self.bootstrap = ",".join(f"localhost:{port + 2 * i}" for i in range(brokers))
         self.brokers = brokers
         self.port = port
         self.controller_port = controller_port or port + 1
         self.data_dir = data_dir
+        self.secure = secure
         self.local: Any = None  # a LocalKafka or LocalKafkaCluster the demo started
         self.compose = False
 
+    def login(self, principal: str) -> Path | None:
+        """The properties file that logs in to the secured local Kafka as ``principal``;
+        None for a plaintext one (a stage then connects as KAFKA_CONFIG says)."""
+        return self.local.client_properties(principal) if self.secure else None
+
     def start(self) -> str:
-        if _broker_answers(self.bootstrap.split(",")[0]):
+        secured = " (secured: SASL_SSL, SCRAM logins, ACLs)" if self.secure else ""
+        if not self.secure and _broker_answers(self.bootstrap.split(",")[0]):
             return f"using the Kafka broker already at {self.bootstrap}"
         if self.brokers > 1:
             from smarthome.devtools.kafka_cluster import LocalKafkaCluster
 
             self.local = LocalKafkaCluster(
-                self.data_dir.parent / "kafka-cluster", self.port, self.brokers
-            )
+                self.data_dir.parent / "kafka-cluster", self.port, self.brokers,
+                secure=self.secure,
+            )  # fmt: skip
             self.local.start()
-            return f"started a local {self.brokers}-node Kafka cluster at {self.bootstrap}"
-        if self.port == 9092 and _docker_engine_answers():
+            nodes = f"{self.brokers}-node"
+            return f"started a local {nodes} Kafka cluster at {self.bootstrap}{secured}"
+        if self.port == 9092 and not self.secure and _docker_engine_answers():
             subprocess.run(["docker", "compose", "up", "-d"], cwd=CHECKOUT, check=True)
             self.compose = True
             self._wait(120)
             return f"started Kafka with Docker Compose at {self.bootstrap}"
         from smarthome.devtools.local_kafka import LocalKafka
 
-        self.local = LocalKafka(self.data_dir, port=self.port, controller_port=self.controller_port)
+        self.local = LocalKafka(
+            self.data_dir, port=self.port, controller_port=self.controller_port,
+            secure=self.secure,
+        )  # fmt: skip
         self.local.start()
-        return f"started a local Kafka broker at {self.bootstrap} (data in {self.data_dir})"
+        return (
+            f"started a local Kafka broker at {self.bootstrap}{secured} (data in {self.data_dir})"
+        )
 
     def _wait(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -262,8 +305,9 @@ def check_prediction(api_url: str) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # the stages inherit KAFKA_CONFIG: every one connects as the file says
-    configured = use_kafka_config(args.kafka_config) is not None
+    # the stages inherit KAFKA_CONFIG: every one connects as the file says (--secure: each
+    # logs in to the demo's own secured Kafka as its principal, whatever the env says)
+    configured = not args.secure and use_kafka_config(args.kafka_config) is not None
     state = args.state_dir.resolve()
     logs, batch_dir, model_dir = state / "logs", state / "batched_data", state / "spark_models"
     for folder in (logs, batch_dir, model_dir):
@@ -279,15 +323,23 @@ def main(argv: list[str] | None = None) -> int:
         "API_URL": api_url,
         "PYTHONUNBUFFERED": "1",
     }
+    if args.secure:  # no stage inherits a login: those that talk to Kafka are given theirs
+        env[ENV] = ""
     py = sys.executable
     clock = Timeline()
     broker = Broker(
-        args.kafka_port, args.kafka_controller_port, state / ".run" / "kafka", args.brokers
-    )
+        args.kafka_port, args.kafka_controller_port, state / ".run" / "kafka", args.brokers,
+        secure=args.secure,
+    )  # fmt: skip
     supervisor = Supervisor()
     cluster = _spark_cluster(args, state / ".run" / "spark", env)
+    # the demo's own clients' login (--secure: admin's, for the run only; main() may run
+    # in-process, so KAFKA_CONFIG is put back as it was)
+    own_login = contextlib.ExitStack()
 
-    def stage(name: str, *argv: str) -> Stage:
+    def stage(name: str, *argv: str, principal: str | None = None) -> Stage:
+        login = broker.login(principal) if principal else None
+        argv += ("--kafka-config", str(login)) if login else ()
         return supervisor.start(Stage(name, list(argv), logs / f"{name}.log", CHECKOUT, env))
 
     from smarthome.devtools.ports import free_port
@@ -304,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
             clock.mark(_configured_cluster(env["KAFKA_BOOTSTRAP_SERVERS"]))
         else:
             clock.mark(broker.start())
+            own_login.enter_context(kafka_config_in_force(broker.login("admin")))
         if cluster is not None:
             cluster.start()
             clock.mark(
@@ -316,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             producer = stage(
                 "producer", py, "kafka_producer.py", "--rate", str(args.rate), "--no-progress",
-                "--metrics-port", str(metrics["producer"]),
+                "--metrics-port", str(metrics["producer"]), principal="producer",
             )  # fmt: skip
         stage(
             "consumer",
@@ -330,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
             str(args.max_batch_age),
             "--metrics-port",
             str(metrics["consumer"]),
+            principal="consumer",
         )
         master = ["--master", cluster.master_url] if cluster is not None else []
         # keeps up with the stream: each round trains one set on every batch so far, so the
@@ -342,9 +396,9 @@ def main(argv: list[str] | None = None) -> int:
         # waits for the first model set, then scores every record from the topic's start
         stage(
             "scorer", py, "kafka_stream_predict.py", "--follow",
-            "--metrics-port", str(metrics["scorer"]),
+            "--metrics-port", str(metrics["scorer"]), principal="scorer",
         )  # fmt: skip
-        stage("api", py, "app_api.py", "--port", str(args.api_port))
+        stage("api", py, "app_api.py", "--port", str(args.api_port), principal="viewer")
         stage(
             "ui",
             py,
@@ -381,6 +435,7 @@ def main(argv: list[str] | None = None) -> int:
         if cluster is not None:
             cluster.stop()
         broker.stop()
+        own_login.close()
         clock.mark("stopped everything the demo started")
 
 

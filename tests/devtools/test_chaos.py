@@ -6,6 +6,8 @@ the topic holds, by UserID: every record once, none missing, none twice.
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -85,17 +87,21 @@ def test_scorers_beside_the_consumers_take_the_same_kill_and_pause_and_score_eac
     assert result.exactly_once, f"{result.line()}\n{consumer_logs(chaos)}"
 
 
-def test_three_brokers_leader_kills_consumer_and_scorer_kills_and_a_pause_exactly_once(
+def test_three_brokers_leader_kills_consumer_and_scorer_kills_a_pause_over_sasl_ssl_exactly_once(
     tmp_path: Path, trained_model_dir: Path
 ) -> None:
     from smarthome.contracts import model_sets as registry
+    from smarthome.devtools.kafka_security import acl_bindings
 
     # a broker is killed only once the last one killed has rejoined and caught up (one
     # down at a time); a restart takes 6 s idle, 14 s on a loaded CI machine and 35-38 s on
     # a slow one (the third kill then came after the stream had ended): the last faults are
     # scheduled ~60 s in, a stream of 167 s leaves room for three such waits. Two stream
     # scorers beside the two batch consumers take the same kills and pause, and the same
-    # leader kills: the busiest leader is killed three times under both.
+    # leader kills: the busiest leader is killed three times under both. The cluster is
+    # secured: the producer, each consumer and each scorer log in over SASL_SSL as their own
+    # principal with no more than the shipped ACLs grant, and a killed node comes back with
+    # the logins and ACLs of the metadata log it replays.
     records, rate = 30_000, 180
     faults = seeded_schedule(
         seed=3, duration=75 - 5, kills=3, pauses=1, broker_kills=3, consumers=2
@@ -110,11 +116,26 @@ def test_three_brokers_leader_kills_consumer_and_scorer_kills_and_a_pause_exactl
         work_dir=tmp_path,
         scorers=2,
         model_set=registry.newest_set(trained_model_dir),
+        secure=True,
     )
     chaos = Chaos(config, log=lambda _: None)
     result = chaos.run()
+    assert "KAFKA_CONFIG" not in os.environ  # the run's admin login was for the run only
+    login = chaos.cluster.client_properties
+    assert chaos.producer_args[-2:] == ["--kafka-config", str(login("producer"))]
+    for slot in chaos.consumer_slots:
+        assert slot.args[-2:] == ["--kafka-config", str(login("consumer"))]
+    for slot in chaos.scorer_slots:
+        assert slot.args[-2:] == ["--kafka-config", str(login("scorer"))]
     done = result.faults_done
     assert sum("SIGKILL broker" in d for d in done) == 3, done
+    # each node killed came back with every ACL, from the metadata log (they are applied
+    # once, at the cluster's start)
+    for node_id in {int(m) for d in done for m in re.findall(r"SIGKILL broker (\d+)", d)}:
+        loads = re.findall(
+            r"Initialized with (\d+) acl", chaos.cluster.node(node_id).log_file.read_text()
+        )
+        assert loads[-1] == str(len(acl_bindings())), (node_id, loads)
     assert sum("SIGKILL consumer" in d for d in done) == 3, done
     assert sum("SIGKILL scorer" in d for d in done) == 3, done
     assert sum("SIGSTOP consumer" in d for d in done) == 1, done

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
 import pytest
+import requests
 
 from smarthome.devtools.ports import free_port
 from tests.conftest import ROOT
@@ -80,17 +84,95 @@ def test_demo_trains_on_every_record_serves_a_prediction_and_leaves_nothing_runn
     assert _processes_of(state) == []
 
 
-def test_demo_on_a_three_node_kafka_cluster(java_available: None, tmp_path: Path) -> None:
+_STAGES = {"kafka_producer.py", "kafka_consumer_batch.py", "spark_training.py"}
+_STAGES |= {"kafka_stream_predict.py", "app_api.py", "streamlit"}
+
+
+def _note_logins(state: Path, seen: dict[str, tuple[str | None, str | None]]) -> None:
+    """Each running stage of the demo in ``state``: the --kafka-config file it was given (by
+    name) and the KAFKA_CONFIG it was started with."""
+    for proc in psutil.process_iter(["cmdline"]):
+        cmd = proc.info["cmdline"] or []
+        try:
+            environ = proc.environ()
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+        if len(cmd) < 3 or environ.get("BATCH_DIR") != str(state / "batched_data"):
+            continue
+        script = cmd[2] if cmd[1] == "-m" else Path(cmd[1]).name
+        if script in _STAGES:
+            login = cmd[cmd.index("--kafka-config") + 1] if "--kafka-config" in cmd else None
+            seen[script] = (login and Path(login).name, environ.get("KAFKA_CONFIG"))
+
+
+def _api_while_running(
+    api_port: int, demo: Future[str], state: Path, logins: dict
+) -> tuple[dict, str]:
+    """GET /pipeline and GET /metrics of the demo's API once its look at Kafka shows every
+    record (or the last answers before the demo stopped); ``logins`` gets each stage's."""
+    api = f"http://127.0.0.1:{api_port}"
+    pipeline: dict = {}
+    metrics = ""
+    while not demo.done():
+        _note_logins(state, logins)
+        try:
+            pipeline = requests.get(f"{api}/pipeline", timeout=5).json()
+            metrics = requests.get(f"{api}/metrics", timeout=5).text
+        except (requests.RequestException, ValueError):
+            pass  # not up yet
+        kafka, scorer = pipeline.get("kafka") or {}, pipeline.get("scorer") or {}
+        if kafka.get("records_in_topic") == 5403 and scorer.get("reachable"):
+            break
+        time.sleep(0.5)
+    return pipeline, metrics
+
+
+def test_demo_on_a_secured_three_node_kafka_cluster(java_available: None, tmp_path: Path) -> None:
+    from smarthome.devtools import kafka_security
     from smarthome.devtools.ports import free_base_port
 
     state = tmp_path / "demo3"
     base = free_base_port(3)
     # one batch file, so one set: the cluster is what this test is about, not the sets
     ports = [base, base + 1, free_port(), free_port()]
-    output = _run_demo(state, ports, "BROKERS=3", extra="--batch-size 6000 --max-batch-age 2")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        demo = pool.submit(
+            _run_demo, state, ports, "BROKERS=3", "SECURE=1",
+            extra="--batch-size 6000 --max-batch-age 2",
+        )  # fmt: skip
+        logins: dict[str, tuple[str | None, str | None]] = {}
+        pipeline, metrics = _api_while_running(ports[2], demo, state, logins)
+        output = demo.result()
     cluster = ",".join(f"localhost:{base + 2 * i}" for i in range(3))
-    assert f"started a local 3-node Kafka cluster at {cluster}" in output, output[-3000:]
+    assert f"started a local 3-node Kafka cluster at {cluster} (secured" in output, output[-3000:]
     assert "producer done: 5403 records" in output
     assert re.search(r"API serves model set \S+_set\d{4} trained on 5403 rows", output), output
-    assert len(list((state / ".run" / "kafka-cluster").glob("node*/kraft-logs"))) == 3
+    kafka_dir = state / ".run" / "kafka-cluster"
+    assert len(list(kafka_dir.glob("node*/kraft-logs"))) == 3
     assert _processes_of(state) == []
+    # each stage logged in as its own principal (SASL_SSL is the brokers' only listener; the
+    # producer may be done before it is seen), none inherited a login (admin's, the demo's)
+    if "kafka_producer.py" in logins:
+        assert logins.pop("kafka_producer.py") == ("producer.properties", ""), logins
+    assert logins == {
+        "kafka_consumer_batch.py": ("consumer.properties", ""),
+        "kafka_stream_predict.py": ("scorer.properties", ""),
+        "app_api.py": ("viewer.properties", ""),
+        "spark_training.py": (None, ""),
+        "streamlit": (None, ""),
+    }
+    # the API's viewer login reads the topic's offsets and both groups (its ACLs suffice)
+    assert pipeline["kafka"]["reachable"] is True, pipeline
+    assert pipeline["kafka"]["records_in_topic"] == 5403, pipeline
+    assert pipeline["scorer"]["reachable"] is True, pipeline
+    # no password in anything the demo wrote or the API answers
+    passwords = kafka_security.passwords(kafka_dir / "secure")
+    assert set(passwords) == {*kafka_security.PRINCIPALS, kafka_security.BROKER}
+    logs = [*(state / "logs").glob("*.log"), *(kafka_dir / "logs").glob("*.log")]
+    assert {p.name for p in logs} >= {f"{s}.log" for s in ("producer", "consumer", "scorer", "api")}
+    texts = {str(p): p.read_text(errors="replace") for p in logs}
+    texts |= {"demo output": output, "GET /pipeline": json.dumps(pipeline), "/metrics": metrics}
+    assert metrics, "GET /metrics answered nothing"
+    for where, text in texts.items():
+        leaked = [name for name, password in passwords.items() if password in text]
+        assert not leaked, f"{where} holds the password of {leaked}"

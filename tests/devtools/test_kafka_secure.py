@@ -1,8 +1,9 @@
 """A secured local Kafka (``make kafka-up SECURE=1``): TLS, SCRAM logins and ACLs.
 
 One real secured broker serves the module; the ACLs are tested both ways (each principal
-does its stage's work, and is refused what another stage does). One test starts a secured
-three-node cluster. Clients are kafka-python ones with keyword arguments.
+does its stage's work, and is refused what another stage does). Clients are kafka-python ones
+with keyword arguments. A secured three-node cluster runs the 3-broker chaos test
+(tests/devtools/test_chaos.py) and the secured demo (tests/devtools/test_demo.py).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from smarthome.devtools import kafka_security
 from smarthome.devtools.kafka_cluster import LocalKafkaCluster
 from smarthome.devtools.kafka_security import PRINCIPALS, STREAM_TOPIC, client_settings
 from smarthome.devtools.local_kafka import LocalKafka
-from smarthome.devtools.ports import free_base_port, free_port
+from smarthome.devtools.ports import free_port
 from tests.conftest import require
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -360,27 +361,3 @@ def test_plaintext_clients_and_wrong_passwords_get_nothing(secure_broker: LocalK
     assert "invalid credentials with SASL mechanism SCRAM-SHA-512" in (
         secure_broker.log_file.read_text()
     )
-
-
-# -- a secured cluster ------------------------------------------------------------------------
-def test_secure_three_node_cluster_replicates_to_the_principals(tmp_path: Path) -> None:
-    require(shutil.which("java") is not None, "Java 17 (java on PATH) for a local Kafka cluster")
-    cluster = LocalKafkaCluster(
-        tmp_path / "cluster", port=free_base_port(3), brokers=3, die_with_parent=True, secure=True
-    )
-    try:
-        cluster.start()
-        text = cluster.client_properties("consumer").read_text()
-        assert f"bootstrap.servers={cluster.bootstrap_servers}\n" in text
-        assert len(cluster.bootstrap_servers.split(",")) == 3
-
-        create_topic(cluster, "admin", STREAM_TOPIC)  # the cluster's default: 3 replicas
-        replicas = cluster.describe([STREAM_TOPIC])[STREAM_TOPIC][0]["replica_nodes"]
-        assert sorted(replicas) == [1, 2, 3]
-        cluster.wait_fully_replicated(STREAM_TOPIC, timeout=60)
-        produce(cluster, "producer", STREAM_TOPIC, 20)  # acks=all: two in sync at least
-        values = consume(cluster, "consumer", CONSUMER_GROUP, 20)
-        assert sorted(values) == sorted(f"record {i}".encode() for i in range(20))
-    finally:
-        cluster.stop()
-    assert not cluster.running()

@@ -9,6 +9,7 @@ with its leaders killed, the scorers run beside the batch consumers in one chaos
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -31,9 +32,12 @@ def served_set(trained_model_dir: Path) -> Path:
     return registry.list_sets(trained_model_dir)[-1]
 
 
-def test_three_scorer_kills_and_two_pauses_past_the_session_timeout_score_each_record_once(
+def test_three_scorer_kills_and_two_pauses_past_the_session_timeout_over_sasl_ssl_score_once(
     tmp_path: Path, served_set: Path
 ) -> None:
+    # on a secured broker: the producer and each scorer log in as their own principal and do
+    # their work with no more than the shipped ACLs grant (transactions, offsets in the
+    # transaction, fencing after a kill), the counts are read as admin
     # a pause blocks the schedule for its 9 s: the next fault comes after it
     faults = [
         Fault(10, "kill-consumer", 0),
@@ -44,10 +48,13 @@ def test_three_scorer_kills_and_two_pauses_past_the_session_timeout_score_each_r
     ]
     config = ChaosConfig(
         records=20_000, rate=250, brokers=1, partitions=3, faults=faults, work_dir=tmp_path,
-        consumers=0, scorers=2, model_set=served_set,
+        consumers=0, scorers=2, model_set=served_set, secure=True,
     )  # fmt: skip
     chaos = Chaos(config, log=lambda _: None)
     result = chaos.run()
+    assert "KAFKA_CONFIG" not in os.environ  # the run's admin login was for the run only
+    for slot in chaos.scorer_slots:  # each scorer logged in as scorer, not as admin
+        assert slot.args[-2:] == ["--kafka-config", str(chaos.cluster.client_properties("scorer"))]
     done, logs, tally = result.faults_done, chaos.scorer_logs(), result.scoring
     assert sum("SIGKILL scorer" in d for d in done) == 3, done
     assert sum("SIGSTOP scorer" in d for d in done) == 2, done
