@@ -337,3 +337,35 @@ def _self_signed_ca_pem() -> bytes:
         .sign(key, hashes.SHA256())
     )
     return certificate.public_bytes(serialization.Encoding.PEM)
+
+
+def test_the_live_view_reads_what_the_scorer_user_committed_as_the_viewer(
+    broker: LocalKafka, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kafka import KafkaProducer
+
+    from smarthome.contracts.predictions import ALERTS_TOPIC
+    from smarthome.observe.live import LiveSource
+    from tests.helpers.predictions import alert, prediction
+
+    # the scorer's user writes its outputs in a transaction of its own id prefix
+    made = prediction(offset=7, user_id=4242)
+    producer = KafkaProducer(
+        bootstrap_servers=broker.bootstrap_servers,
+        transactional_id="smart-home-scorer-live-test",
+        **kafka_security.client_settings(broker.secure_dir, "scorer"),
+    )
+    try:
+        producer.init_transactions()
+        producer.begin_transaction()
+        producer.send(PREDICTIONS_TOPIC, key=b"4242", value=made.model_dump_json().encode())
+        producer.send(ALERTS_TOPIC, key=b"4242", value=alert(made).model_dump_json().encode())
+        producer.commit_transaction()
+    finally:
+        producer.close()
+
+    monkeypatch.setenv("KAFKA_CONFIG", str(broker.client_properties("viewer")))
+    view = LiveSource(broker.bootstrap_servers).view()
+    assert view.reachable, view.reason
+    assert [p.user_id for p in view.predictions] == [4242]
+    assert [a.prediction.user_id for a in view.alerts] == [4242]
