@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from smarthome.cli import add_kafka_config_flag
 from smarthome.devtools.kafka_cluster import LocalKafkaCluster
 from smarthome.devtools.ports import free_base_port
 from smarthome.devtools.processes import stop_children_at_exit
@@ -95,12 +96,8 @@ def fencing_cost(tmp: Path, rows: list[list[Any]]) -> tuple[float, float, float]
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_cluster")
     parser.add_argument("--records", type=int, default=100_000)
-    parser.add_argument(
-        "--kafka-config",
-        metavar="FILE",
-        default=None,
-        help="Kafka client properties every client of the run connects with; the private"
-        " clusters must accept them (env KAFKA_CONFIG; default: plaintext)",
+    add_kafka_config_flag(
+        parser, "every client of the run connects with; the private clusters must accept them"
     )
     args = parser.parse_args()
     use_kafka_config(args.kafka_config)

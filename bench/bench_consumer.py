@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from smarthome.cli import add_kafka_config_flag
 from smarthome.devtools.local_kafka import LocalKafka
 from smarthome.devtools.ports import free_port
 from smarthome.devtools.processes import stop_children_at_exit
@@ -81,12 +82,8 @@ def main() -> int:
         description=__doc__.split("\n\n")[0],
         epilog="BENCH_CONSUMER_RECORDS=N sets the record count (default: 200000).",
     )
-    parser.add_argument(
-        "--kafka-config",
-        metavar="FILE",
-        default=None,
-        help="Kafka client properties every client of the run connects with; the private"
-        " broker must accept them (env KAFKA_CONFIG; default: plaintext)",
+    add_kafka_config_flag(
+        parser, "every client of the run connects with; the private broker must accept them"
     )
     use_kafka_config(parser.parse_args().kafka_config)  # kafka_producer.py inherits it
     with tempfile.TemporaryDirectory(prefix="bench-consumer-") as tmp:

@@ -17,6 +17,7 @@ import time
 import uuid
 from pathlib import Path
 
+from smarthome.cli import add_kafka_config_flag
 from smarthome.devtools.java import java_executable
 from smarthome.devtools.local_kafka import LOG4J2_CONFIG, LocalKafka
 from smarthome.devtools.ports import free_port
@@ -105,12 +106,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--tuning-records", type=int, default=50_000, help="0 = skip tuning")
-    parser.add_argument(
-        "--kafka-config",
-        metavar="FILE",
-        default=None,
-        help="Kafka client properties every client of the run connects with; the private"
-        " broker must accept them (env KAFKA_CONFIG; default: plaintext)",
+    add_kafka_config_flag(
+        parser, "every client of the run connects with; the private broker must accept them"
     )
     args = parser.parse_args()
     use_kafka_config(args.kafka_config)

@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from smarthome.cli import add_kafka_config_flag
 from smarthome.contracts.batch_files import BatchName, list_batch_files
 from smarthome.contracts.manifest import Manifest
 from smarthome.contracts.model_sets import MANIFEST, newest_set
@@ -253,12 +254,8 @@ def main() -> int:
         description=__doc__.split("\n\n")[0],
         epilog="Takes about 10 minutes. BENCH_SCALE_SIZES=100000,300000 runs fewer sizes.",
     )
-    parser.add_argument(
-        "--kafka-config",
-        metavar="FILE",
-        default=None,
-        help="Kafka client properties the producer and consumers connect with; the private"
-        " broker must accept them (env KAFKA_CONFIG; default: plaintext)",
+    add_kafka_config_flag(
+        parser, "the producer and consumers connect with; the private broker must accept them"
     )
     use_kafka_config(parser.parse_args().kafka_config)  # the stages inherit KAFKA_CONFIG
     print(

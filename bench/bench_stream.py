@@ -51,6 +51,7 @@ import psutil
 
 from bench.bench_api import model_dir_with_a_set
 from bench.stream_baselines import spark_jars
+from smarthome.cli import add_kafka_config_flag
 from smarthome.config import env
 from smarthome.contracts import model_sets as registry
 from smarthome.devtools.local_kafka import LocalKafka
@@ -540,12 +541,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--log-dir", type=Path, help="keep each scorer's log here (default: a temporary folder)"
     )
-    parser.add_argument(
-        "--kafka-config",
-        metavar="FILE",
-        default=None,
-        help="Kafka client properties every client of the run connects with; the private"
-        " broker must accept them (env KAFKA_CONFIG; default: plaintext)",
+    add_kafka_config_flag(
+        parser, "every client of the run connects with; the private broker must accept them"
     )
     args = parser.parse_args(argv)
     use_kafka_config(args.kafka_config)  # the scorers, baselines and reader inherit it

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from smarthome.cli import add_kafka_config_flag
 from smarthome.contracts.model_sets import MODEL_NAMES
 from smarthome.contracts.predictions import EFFICIENCY_LABELS
 from smarthome.devtools.processes import stop_children_at_exit
@@ -260,13 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-topic", required=True)
     parser.add_argument("--set-dir", type=Path, required=True, help="a published model set")
     parser.add_argument("--group", default="bench-stream-bare", help="bare: consumer group")
-    parser.add_argument(
-        "--kafka-config",
-        metavar="FILE",
-        default=None,
-        help="Kafka client properties to connect with (env KAFKA_CONFIG, which the benchmark"
-        " passes on; default: plaintext)",
-    )
+    add_kafka_config_flag(parser, "to connect with (which the benchmark passes on)")
     args = parser.parse_args(argv)
     use_kafka_config(args.kafka_config)
     return run_bare(args) if args.kind == "bare" else run_spark(args)

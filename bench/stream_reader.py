@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from smarthome.cli import add_kafka_config_flag
 from smarthome.kafka_settings import client_settings, use_kafka_config
 
 
@@ -65,13 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--topic", required=True)
     parser.add_argument("--partitions", type=int, required=True)
     parser.add_argument("--out", type=Path, required=True, help="the .npz file written at the end")
-    parser.add_argument(
-        "--kafka-config",
-        metavar="FILE",
-        default=None,
-        help="Kafka client properties to connect with (env KAFKA_CONFIG, which the benchmark"
-        " passes on; default: plaintext)",
-    )
+    add_kafka_config_flag(parser, "to connect with (which the benchmark passes on)")
     args = parser.parse_args(argv)
     use_kafka_config(args.kafka_config)
     stop = threading.Event()

@@ -63,12 +63,20 @@ def add_kafka_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--topic", default=env("KAFKA_TOPIC"), help=f"topic {help_default('KAFKA_TOPIC')}"
     )
+    add_kafka_config_flag(
+        parser,
+        "(security.protocol, sasl.*, ssl.*: the format of Kafka's own --command-config) for a"
+        " secured cluster",
+    )
+
+
+def add_kafka_config_flag(parser: argparse.ArgumentParser, what: str) -> None:
+    """--kafka-config FILE (env KAFKA_CONFIG): ``what`` says who connects with the file."""
     parser.add_argument(
         "--kafka-config",
         metavar="FILE",
         default=None,
-        help="Kafka client properties (security.protocol, sasl.*, ssl.*: the format of Kafka's"
-        " own --command-config) for a secured cluster (env KAFKA_CONFIG; default: plaintext)",
+        help=f"Kafka client properties {what} (env KAFKA_CONFIG; default: plaintext)",
     )
 
 

@@ -20,10 +20,14 @@ from smarthome.devtools.ports import free_port
 from tests.conftest import require
 
 
-def _new_broker(base: Path) -> LocalKafka:
+def _new_broker(base: Path, secure: bool = False) -> LocalKafka:
     require(shutil.which("java") is not None, "Java 17 (java on PATH) for a local Kafka broker")
     return LocalKafka(
-        base / "kafka", port=free_port(), controller_port=free_port(), die_with_parent=True
+        base / "kafka",
+        port=free_port(),
+        controller_port=free_port(),
+        die_with_parent=True,
+        secure=secure,
     )
 
 
@@ -31,6 +35,17 @@ def _new_broker(base: Path) -> LocalKafka:
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
     """One real broker for the whole session; ``.bootstrap_servers`` is "127.0.0.1:<port>"."""
     broker = _new_broker(tmp_path_factory.mktemp("kafka-session"))
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="module")
+def secure_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
+    """A secured broker (``make kafka-up SECURE=1``: SASL_SSL, SCRAM, ACLs) for one module."""
+    broker = _new_broker(tmp_path_factory.mktemp("kafka-secure"), secure=True)
     broker.start()
     try:
         yield broker

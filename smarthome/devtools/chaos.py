@@ -44,7 +44,7 @@ from typing import Any
 
 import pandas as pd
 
-from smarthome.cli import run
+from smarthome.cli import add_kafka_config_flag, run
 from smarthome.config import CONSUMER_GROUP, SCORER_GROUP, env
 from smarthome.contracts import model_sets as registry
 from smarthome.contracts.batch_files import list_batch_files
@@ -547,12 +547,9 @@ def main(argv: list[str] | None = None) -> int:
         help="the scorers serve a copy of its newest set; with none, a small one is trained"
         " first (default: MODEL_DIR or spark_models)",
     )
-    parser.add_argument(
-        "--kafka-config",
-        metavar="FILE",
-        default=None,
-        help="Kafka client properties every client and stage of the run connects with; the"
-        " private cluster must accept them (env KAFKA_CONFIG; default: plaintext)",
+    add_kafka_config_flag(
+        parser,
+        "every client and stage of the run connects with; the private cluster must accept them",
     )
     parser.add_argument(
         "--secure",

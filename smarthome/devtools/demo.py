@@ -27,7 +27,7 @@ from typing import Any
 
 import requests
 
-from smarthome.cli import run
+from smarthome.cli import add_kafka_config_flag, run
 from smarthome.config import DEFAULTS
 from smarthome.contracts.api import StatusResponse, read_response
 from smarthome.devtools.supervisor import Stage, Supervisor
@@ -121,14 +121,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=900,
         help="with --exit-when-trained: give up after this many seconds",
     )
-    parser.add_argument(
-        "--kafka-config",
-        metavar="FILE",
-        default=None,
-        help="Kafka client properties of a running secured cluster (e.g. `make kafka-up"
-        " SECURE=1`'s .run/kafka-secure/admin.properties) that every stage connects with; its"
+    add_kafka_config_flag(
+        parser,
+        "of a running secured cluster (e.g. `make kafka-up SECURE=1`'s"
+        " .run/kafka-secure/admin.properties) that every stage connects with; its"
         " bootstrap.servers (else KAFKA_BOOTSTRAP_SERVERS, else --kafka-port) are the brokers,"
-        " and the demo starts none (env KAFKA_CONFIG; default: plaintext)",
+        " and the demo starts none",
     )
     parser.add_argument(
         "--secure",

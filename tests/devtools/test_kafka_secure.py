@@ -9,12 +9,10 @@ with keyword arguments. A secured three-node cluster runs the 3-broker chaos tes
 from __future__ import annotations
 
 import contextlib
-import shutil
 import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,30 +25,12 @@ from smarthome.devtools.kafka_cluster import LocalKafkaCluster
 from smarthome.devtools.kafka_security import PRINCIPALS, STREAM_TOPIC, client_settings
 from smarthome.devtools.local_kafka import LocalKafka
 from smarthome.devtools.ports import free_port
-from tests.conftest import require
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 #: short enough that a refused client fails the test quickly instead of hanging it
 FAST = {"request_timeout_ms": 5000, "bootstrap_timeout_ms": 5000}
-
-
-@pytest.fixture(scope="module")
-def secure_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
-    require(shutil.which("java") is not None, "Java 17 (java on PATH) for a local Kafka broker")
-    broker = LocalKafka(
-        tmp_path_factory.mktemp("kafka-secure") / "kafka",
-        port=free_port(),
-        controller_port=free_port(),
-        die_with_parent=True,
-        secure=True,
-    )
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
 
 
 def login(broker: LocalKafka | LocalKafkaCluster, principal: str) -> dict[str, Any]:

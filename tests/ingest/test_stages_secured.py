@@ -9,11 +9,9 @@ SECURE=1`` runs it). The exactly-once runs over SASL_SSL are the chaos tests'
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,9 +21,7 @@ from smarthome.contracts.batch_files import list_batch_files
 from smarthome.contracts.predictions import PREDICTIONS_TOPIC
 from smarthome.devtools import kafka_security
 from smarthome.devtools.local_kafka import LocalKafka
-from smarthome.devtools.ports import free_port
 from smarthome.observe.status import StatusSource
-from tests.conftest import require
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -33,21 +29,10 @@ ROOT = Path(__file__).resolve().parents[2]
 TOPIC = kafka_security.STREAM_TOPIC
 
 
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
-    require(shutil.which("java") is not None, "Java 17 (java on PATH) for a local Kafka broker")
-    node = LocalKafka(
-        tmp_path_factory.mktemp("kafka-secured-stages") / "kafka",
-        port=free_port(),
-        controller_port=free_port(),
-        die_with_parent=True,
-        secure=True,
-    )
-    node.start()
-    try:
-        yield node
-    finally:
-        node.stop()
+@pytest.fixture
+def broker(secure_broker: LocalKafka) -> LocalKafka:
+    """The module's secured broker (``secure_broker`` in tests/fixtures_kafka.py)."""
+    return secure_broker
 
 
 def stage(script: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
