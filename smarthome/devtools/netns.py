@@ -5,15 +5,19 @@ it by a veth pair (``eth0`` in the host, ``h<i>`` on the switch). Addresses come
 ``10.77.0.0/24`` and exist only inside these namespaces: nothing is added to the root
 namespace. Processes run in a host through ``ip netns exec`` (``Host.run``).
 
-Faults use iproute2 only (no iptables):
+Faults use iproute2 only (no iptables). A fault routes a peer's address into a "sink" in the
+sending namespace: one end of a veth pair whose other end is down, with ARP off, so what is
+sent there is dropped without a word to the sender, as on a real partition (a ``blackhole``
+route would fail the sender's connect or send at once with EINVAL instead):
 
-- ``isolate(host, from_hosts)``: blackhole routes in ``host`` to each peer and in each peer to
-  ``host``: neither side's packets reach the other (silently dropped, as on a real partition).
-- ``one_way(host, from_hosts)``: blackhole routes in ``host`` only: it still receives from
-  them but nothing it sends reaches them (so TCP to and from them stalls; UDP in still works).
+- ``isolate(host, from_hosts)``: routes in ``host`` to each peer and in each peer to
+  ``host``: neither side's packets reach the other.
+- ``one_way(host, from_hosts)``: routes in ``host`` only: it still receives from them but
+  nothing it sends reaches them (so TCP to and from them stalls; UDP to it still arrives).
 - ``heal(host)``: removes the routes the faults of ``host`` added.
 - ``slow(host, delay_ms, loss_pct)`` / ``unslow(host)``: netem on both ends of the host's veth,
-  so both directions are slowed (a round trip takes about twice ``delay_ms`` more).
+  so both directions are slowed (a round trip takes about twice ``delay_ms`` more). Needs a
+  kernel with netem (``CONFIG_NET_SCH_NETEM``); without it ``slow`` raises ``NetemUnavailable``.
 
 Every name starts with ``smh-part-<run id>-``; the owner's pid and start time are kept in
 ``/run/smarthome-partitions/<run id>.json`` (written before any namespace is made). ``close``
@@ -54,6 +58,10 @@ STOP_GRACE_SECONDS = 5.0
 
 class NetnsError(RuntimeError):
     """An ``ip``/``tc`` command failed (the message has its stderr)."""
+
+
+class NetemUnavailable(NetnsError):
+    """This kernel has no netem qdisc (``CONFIG_NET_SCH_NETEM``): no ``slow`` links."""
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -176,6 +184,7 @@ class Network:
         # (namespace, destination) -> the hosts whose faults want that blackhole route
         self._routes: dict[tuple[str, str], set[str]] = {}
         self._slowed: set[str] = set()
+        self._sinks: set[str] = set()  # the namespaces that have their sink
         self._lock = threading.Lock()
         self._closed = False
         self._write_state()
@@ -239,10 +248,15 @@ class Network:
 
     # -- faults --------------------------------------------------------------------------
     def _block(self, owner: Host, ns: str, destination: str) -> None:
+        """Route ``destination`` into the sink of ``ns`` (for the faults of ``owner``)."""
         key = (ns, destination)
         with self._lock:
+            if ns not in self._sinks:
+                _ip("-n", ns, "link", "add", "sink0", "type", "veth", "peer", "name", "sink1")
+                _ip("-n", ns, "link", "set", "sink0", "arp", "off", "up")  # sink1 stays down
+                self._sinks.add(ns)
             if key not in self._routes:
-                _ip("-n", ns, "route", "replace", "blackhole", f"{destination}/32")
+                _ip("-n", ns, "route", "replace", f"{destination}/32", "dev", "sink0")
                 self._routes[key] = set()
             self._routes[key].add(owner.name)
 
@@ -267,7 +281,7 @@ class Network:
                 owners.discard(host.name)
                 if not owners:
                     ns, destination = key
-                    _ip("-n", ns, "route", "del", "blackhole", f"{destination}/32", check=False)
+                    _ip("-n", ns, "route", "del", f"{destination}/32", "dev", "sink0", check=False)
                     del self._routes[key]
 
     def slow(self, host: Host | str, delay_ms: float, loss_pct: float = 0.0) -> None:
@@ -275,11 +289,18 @@ class Network:
         ``loss_pct`` % of its packets lost."""
         host = self._host(host)
         netem = ["netem", "delay", f"{delay_ms}ms", "loss", f"{loss_pct}%"]
-        _cmd(["ip", "netns", "exec", host.netns, "tc", "qdisc", "replace", "dev", "eth0",
-              "root", *netem])  # fmt: skip
-        _cmd(["ip", "netns", "exec", self.switch, "tc", "qdisc", "replace", "dev",
-              host.switch_port, "root", *netem])  # fmt: skip
         self._slowed.add(host.name)
+        for ns, dev in ((host.netns, "eth0"), (self.switch, host.switch_port)):
+            argv = ["ip", "netns", "exec", ns, "tc", "qdisc", "replace", "dev", dev, "root"]
+            result = _cmd([*argv, *netem], check=False)
+            if result.returncode == 0:
+                continue
+            self.unslow(host)
+            if "qdisc kind is unknown" in result.stderr:
+                raise NetemUnavailable(
+                    "this kernel has no netem qdisc (CONFIG_NET_SCH_NETEM): no slow links"
+                )
+            raise NetnsError(f"{' '.join(argv + netem)}: {result.stderr.strip()}")
 
     def unslow(self, host: Host | str) -> None:
         """Remove ``slow``'s netem from ``host``'s link."""
