@@ -40,6 +40,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,12 +186,13 @@ class Network:
         self._routes: dict[tuple[str, str], set[str]] = {}
         self._slowed: set[str] = set()
         self._sinks: set[str] = set()  # the namespaces that have their sink
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a SIGTERM's close may run inside a fault's change
         self._closed = False
         self._write_state()
         atexit.register(self.close)
+        _OPEN.add(self)
         if handle_sigterm:
-            _exit_on_sigterm()
+            _close_on_sigterm()
         try:
             _ip("netns", "add", self.switch)
             _ip("-n", self.switch, "link", "set", "lo", "up")
@@ -324,20 +326,28 @@ class Network:
                     proc.wait(5)
         kill_namespace(self.switch)
         self.state_file.unlink(missing_ok=True)
-        with contextlib.suppress(ValueError):
-            atexit.unregister(self.close)
+        _OPEN.discard(self)
+        atexit.unregister(self.close)
 
 
-def _exit_on_sigterm() -> None:
-    """Make SIGTERM an ordinary exit (so ``finally`` and ``atexit`` clean up), unless this
-    program already handles SIGTERM or this is not the main thread."""
+#: the networks not closed yet, for the SIGTERM handler
+_OPEN: weakref.WeakSet[Network] = weakref.WeakSet()
+
+
+def _close_on_sigterm() -> None:
+    """On SIGTERM, close every open network, then die of SIGTERM as before. Only if this
+    program has no SIGTERM handler of its own and this is the main thread (Ctrl-C already
+    raises KeyboardInterrupt, so ``with`` blocks and ``atexit`` clean up)."""
     if threading.current_thread() is not threading.main_thread():
         return
     if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         return
 
     def on_sigterm(signum: int, _frame: object) -> None:
-        raise SystemExit(128 + signum)
+        for network in list(_OPEN):
+            network.close()
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
 
     signal.signal(signal.SIGTERM, on_sigterm)
 

@@ -220,6 +220,38 @@ def test_a_run_killed_with_sigkill_is_cleaned_up_by_the_next() -> None:
     assert not any(psutil.pid_exists(pid) for pid in in_left)
 
 
+STOPPED_RUN = """
+import signal, time
+signal.signal(signal.SIGINT, signal.default_int_handler)  # a background child ignores Ctrl-C
+from smarthome.devtools.netns import Network
+net = Network()
+a, b = net.add_host("a"), net.add_host("b")
+a.run(["sleep", "300"], preexec_fn=None)
+net.isolate(a, [b])
+print(net.run_id, flush=True)
+time.sleep(300)
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_run_stopped_with_sigterm_or_ctrl_c_removes_its_network(signum: int) -> None:
+    require(os.geteuid() == 0 and shutil.which("ip") is not None, "root and iproute2's ip")
+    run = subprocess.Popen(
+        [sys.executable, "-c", STOPPED_RUN], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert run.stdout is not None
+        run_id = run.stdout.readline().strip()
+        assert len(run_names(run_id)) == 3
+        run.send_signal(signum)
+        assert run.wait(30) == -signum  # it still dies of the signal, after cleaning up
+    finally:
+        run.kill()
+        run.wait(10)
+    assert run_names(run_id) == []
+    assert not (netns.STATE_DIR / f"{run_id}.json").exists()
+
+
 PRODUCER = """
 import sys
 from kafka import KafkaAdminClient, KafkaProducer
