@@ -15,6 +15,10 @@ picks a free run of ports for tests.
 controller quorum's mutual TLS on ``port + 2i + 1``. The nodes share one CA, broker
 certificate and set of passwords in ``<data_dir>/secure``; each principal's properties file
 lists every node.
+
+``hosts`` and ``launchers`` (one per node) put each plaintext node at an address of its own,
+started through a command prefix, e.g. each in a network namespace of ``netns``; such nodes
+are ready once each one's log says it started (``LocalKafka.ready``).
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ class LocalKafkaCluster:
         die_with_parent: bool = False,
         secure: bool = False,
         client_config_dir: Path | None = None,
+        hosts: list[str] | None = None,
+        launchers: list[list[str]] | None = None,
     ) -> None:
         if brokers < 1:
             raise UserError(f"--brokers {brokers}: a cluster needs at least 1 node")
@@ -60,7 +66,11 @@ class LocalKafkaCluster:
         self.secure_dir = self.data_dir / "secure"
         self.client_config_dir = Path(client_config_dir).resolve() if client_config_dir else None
         self.layout_file = self.data_dir / "cluster.json"
-        voters = ",".join(f"{i + 1}@127.0.0.1:{port + 2 * i + 1}" for i in range(brokers))
+        hosts = hosts or ["127.0.0.1"] * brokers
+        launchers = launchers or [[] for _ in range(brokers)]
+        if len(hosts) != brokers or len(launchers) != brokers:
+            raise ValueError(f"{brokers} nodes need {brokers} hosts and launchers")
+        voters = ",".join(f"{i + 1}@{hosts[i]}:{port + 2 * i + 1}" for i in range(brokers))
         quorum = Quorum(
             voters=voters,
             cluster_id=self._cluster_id(brokers),
@@ -81,6 +91,8 @@ class LocalKafkaCluster:
                 secure=secure,
                 secure_dir=self.secure_dir,
                 client_config_dir=client_config_dir,
+                host=hosts[i],
+                launcher=launchers[i],
             )
             for i in range(brokers)
         ]
@@ -165,7 +177,7 @@ class LocalKafkaCluster:
         """Launch every node that is down, then wait until each lists all N brokers."""
         down = [node for node in self.nodes if not node.is_running()]
         for node in down:
-            for port in (node.port, node.controller_port):
+            for port in () if node.launcher else (node.port, node.controller_port):
                 if port_open(port):
                     raise UserError(
                         f"port {port} on 127.0.0.1 is already in use by another process;"
@@ -189,7 +201,7 @@ class LocalKafkaCluster:
         while waiting and time.monotonic() < deadline:
             for node in waiting:
                 node.check_alive()
-            waiting = [n for n in waiting if not (port_open(n.port) and n.answers(len(self.nodes)))]
+            waiting = [n for n in waiting if not n.ready(len(self.nodes))]
             if waiting:
                 time.sleep(0.3)
         if waiting:

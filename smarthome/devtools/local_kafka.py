@@ -6,6 +6,13 @@ can run private brokers on free ports next to ``make kafka-up``; a ``Quorum`` ma
 one of a replicated cluster (``kafka_cluster``). ``secure=True`` makes it a broker clients
 reach only over TLS with a SCRAM login and ACLs (``kafka_security``, which also describes
 its listeners); the default is plaintext.
+
+``host`` and ``launcher`` run a plaintext node elsewhere than on 127.0.0.1 of this network
+namespace: it binds and advertises ``host`` and is started as ``launcher + java ...`` (e.g.
+``["ip", "netns", "exec", "<ns>"]``, see ``netns``). Such a node is ready once its log says
+"Kafka Server started" after this launch (which a broker logs once the active controller has
+registered and unfenced it): the kafka-python checks run from here and cannot reach an
+address in another namespace.
 """
 
 from __future__ import annotations
@@ -78,8 +85,8 @@ num.io.threads=4
 
 #: The listeners of a plaintext node (a secured node's: ``kafka_security.server_listeners``).
 PLAINTEXT_LISTENERS = """\
-listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
-advertised.listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
+listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}
+advertised.listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
@@ -151,8 +158,14 @@ class LocalKafka:
         secure: bool = False,
         secure_dir: Path | None = None,
         client_config_dir: Path | None = None,
+        host: str = "127.0.0.1",
+        launcher: list[str] | None = None,
     ) -> None:
+        if secure and (host != "127.0.0.1" or launcher):
+            raise ValueError("a secured node listens on 127.0.0.1 only (its certificate's name)")
         self.data_dir = Path(data_dir).resolve()
+        self.host = host
+        self.launcher = list(launcher or [])  # a command prefix, e.g. `ip netns exec <ns>`
         self.port = port
         self.controller_port = controller_port
         self.heap_mb = heap_mb
@@ -160,7 +173,7 @@ class LocalKafka:
         self.node_id = node_id
         self.quorum = quorum
         self.jars_dir = Path(jars_dir)
-        self.bootstrap_servers = f"127.0.0.1:{port}"
+        self.bootstrap_servers = f"{host}:{port}"
         self.log_file = self.data_dir.parent / "logs" / f"{self.data_dir.name}.log"
         self.pid_file = self.data_dir / "kafka.pid"
         self.properties = self.data_dir / "server.properties"
@@ -172,6 +185,7 @@ class LocalKafka:
         # where the stages find each principal's properties (a copy outside the secure folder)
         self.client_config_dir = Path(client_config_dir).resolve() if client_config_dir else None
         self._proc: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0  # the log's size at launch: later lines are this run's
 
     # -- process bookkeeping -------------------------------------------------------------
     def _process(self) -> psutil.Process | None:
@@ -239,7 +253,7 @@ class LocalKafka:
             listeners = server_listeners(self.secure_dir, self.port, self.controller_port)
         else:
             listeners = PLAINTEXT_LISTENERS.format(
-                port=self.port, controller_port=self.controller_port
+                host=self.host, port=self.port, controller_port=self.controller_port
             )
         # a secured broker's file holds its inter-broker password: its owner's eyes only
         write = write_private if self.secure else Path.write_text
@@ -250,7 +264,7 @@ class LocalKafka:
                 quorum=(
                     f"controller.quorum.voters={self.quorum.voters}"
                     if self.quorum.voters
-                    else f"controller.quorum.bootstrap.servers=127.0.0.1:{self.controller_port}"
+                    else f"controller.quorum.bootstrap.servers={self.host}:{self.controller_port}"
                 ),
                 listeners=listeners,
                 log_dirs=self.log_dirs,
@@ -313,7 +327,7 @@ class LocalKafka:
         java_executable()
         ensure_jars(self.jars_dir)
         self.check_security()
-        for port in (self.port, self.controller_port):
+        for port in () if self.launcher else (self.port, self.controller_port):
             if port_open(port):
                 raise UserError(
                     f"port {port} on 127.0.0.1 is already in use by another process;"
@@ -325,8 +339,9 @@ class LocalKafka:
         self._format_storage()
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as log:
+            self._log_offset = log.tell()
             self._proc = subprocess.Popen(
-                self._java_cmd("kafka.Kafka", str(self.properties)),
+                [*self.launcher, *self._java_cmd("kafka.Kafka", str(self.properties))],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -348,10 +363,27 @@ class LocalKafka:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.check_alive()
-            if port_open(self.port) and self.answers():
+            if self.ready():
                 return
             time.sleep(0.2)
         raise UserError(f"Kafka did not answer within {timeout:.0f} s; see {self.log_file}")
+
+    def ready(self, brokers: int = 1) -> bool:
+        """Whether the broker is up: it answers (``answers``), or for a launched node in
+        another namespace, its log says it started after this launch (``started``)."""
+        if self.launcher:
+            return self.started()
+        return port_open(self.port) and self.answers(brokers)
+
+    #: what a broker logs once it runs (registered and unfenced by the active controller)
+    STARTED_LINE = b"Kafka Server started"
+
+    def started(self) -> bool:
+        """Whether the log says this broker started since ``launch``."""
+        with contextlib.suppress(OSError), open(self.log_file, "rb") as log:
+            log.seek(self._log_offset)
+            return self.STARTED_LINE in log.read()
+        return False
 
     def answers(self, brokers: int = 1) -> bool:
         """Whether the broker answers a metadata request listing at least ``brokers`` brokers.
