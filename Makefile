@@ -9,7 +9,7 @@ JARS_STAMP := .cache/kafka-jars/.resolved
 SPARK_KAFKA_STAMP := .cache/spark-kafka-jars/.resolved
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser prometheus wrk screenshots jars kafka-up kafka-down kafka-status spark-kafka-jars spark-up spark-down spark-status test test-fast lint format bench demo mlflow clean bench-scale chaos
+.PHONY: help install browser prometheus wrk screenshots jars kafka-up kafka-down kafka-status spark-kafka-jars spark-up spark-down spark-status test test-fast lint format bench demo mlflow clean bench-scale chaos iptables partitions
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -40,6 +40,12 @@ wrk: ## install Debian's wrk, the HTTP load generator of the API benchmark
 	elif [ "$$(id -u)" = 0 ]; then \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk; \
 	else echo "note: the API benchmark uses wrk when installed: sudo apt-get install wrk"; fi
+
+iptables: ## install Debian's iptables: the partition harness's slow link queues packets with it
+	@if command -v iptables >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q iptables; \
+	else echo "note: the network-partition tests need it: sudo apt-get install iptables"; fi
 
 $(JARS_STAMP): kafka/pom.xml
 	rm -f .cache/kafka-jars/*.jar  # a version bump must not leave two Kafka versions on the classpath

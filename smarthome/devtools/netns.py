@@ -15,16 +15,17 @@ route would fail the sender's connect or send at once with EINVAL instead):
 - ``one_way(host, from_hosts)``: routes in ``host`` only: it still receives from them but
   nothing it sends reaches them (so TCP to and from them stalls; UDP to it still arrives).
 - ``heal(host)``: removes the routes the faults of ``host`` added.
-- ``slow(host, delay_ms, loss_pct)`` / ``unslow(host)``: netem on both ends of the host's veth,
-  so both directions are slowed (a round trip takes about twice ``delay_ms`` more). Needs a
-  kernel with netem (``CONFIG_NET_SCH_NETEM``); without it ``slow`` raises ``NetemUnavailable``.
+- ``slow(host, delay_ms, loss_pct, seed)`` / ``unslow(host)``: every packet in and out of the
+  host's ``eth0`` delayed ``delay_ms`` and ``loss_pct`` % of them dropped (a round trip takes
+  about twice ``delay_ms`` more), by a ``slow_link`` process in the host that reads them from
+  an NFQUEUE: what ``tc netem`` does, for kernels built without netem.
 
 Every name starts with ``smh-part-<run id>-``; the owner's pid and start time are kept in
 ``/run/smarthome-partitions/<run id>.json`` (written before any namespace is made). ``close``
 (also at exit, and on SIGTERM when nothing else handles it) kills what runs in the
 namespaces and deletes them. ``cleanup_stale()`` (``python -m smarthome.devtools.netns
 cleanup``) removes the namespaces of runs whose owner is dead, e.g. one killed with SIGKILL.
-Needs root and ``ip``; ``tc`` for ``slow``.
+Needs root and ``ip``; ``iptables`` for ``slow``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -47,6 +49,7 @@ from typing import Any
 
 import psutil
 
+from smarthome.devtools import slow_link
 from smarthome.devtools.processes import parent_death_signal
 
 PREFIX = "smh-part-"
@@ -58,11 +61,7 @@ STOP_GRACE_SECONDS = 5.0
 
 
 class NetnsError(RuntimeError):
-    """An ``ip``/``tc`` command failed (the message has its stderr)."""
-
-
-class NetemUnavailable(NetnsError):
-    """This kernel has no netem qdisc (``CONFIG_NET_SCH_NETEM``): no ``slow`` links."""
+    """An ``ip`` or ``iptables`` command failed (the message has its stderr)."""
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -184,10 +183,12 @@ class Network:
         self.hosts: dict[str, Host] = {}
         # (namespace, destination) -> the hosts whose faults want that blackhole route
         self._routes: dict[tuple[str, str], set[str]] = {}
-        self._slowed: set[str] = set()
+        #: host name -> its slow link process and delay
+        self._slowed: dict[str, tuple[subprocess.Popen[str], float]] = {}
         self._sinks: set[str] = set()  # the namespaces that have their sink
         self._lock = threading.RLock()  # a SIGTERM's close may run inside a fault's change
         self._closed = False
+        self._owner = True  # made the namespaces (``attach``: another process did)
         self._write_state()
         atexit.register(self.close)
         _OPEN.add(self)
@@ -286,30 +287,70 @@ class Network:
                     _ip("-n", ns, "route", "del", f"{destination}/32", "dev", "sink0", check=False)
                     del self._routes[key]
 
-    def slow(self, host: Host | str, delay_ms: float, loss_pct: float = 0.0) -> None:
-        """netem on both ends of ``host``'s link: each direction ``delay_ms`` later, and
-        ``loss_pct`` % of its packets lost."""
+    def slow(self, host: Host | str, delay_ms: float, loss_pct: float = 0.0, seed: int = 0) -> None:
+        """Delay every packet in and out of ``host``'s link ``delay_ms`` and drop ``loss_pct``
+        % of them (a seeded choice), as ``tc netem delay D loss L%`` on both ends would: a
+        ``slow_link`` process in ``host`` reads them from an NFQUEUE that iptables rules
+        fill. (Done in user space because kernels built without netem cannot load it.)"""
         host = self._host(host)
-        netem = ["netem", "delay", f"{delay_ms}ms", "loss", f"{loss_pct}%"]
-        self._slowed.add(host.name)
-        for ns, dev in ((host.netns, "eth0"), (self.switch, host.switch_port)):
-            argv = ["ip", "netns", "exec", ns, "tc", "qdisc", "replace", "dev", dev, "root"]
-            result = _cmd([*argv, *netem], check=False)
-            if result.returncode == 0:
-                continue
-            self.unslow(host)
-            if "qdisc kind is unknown" in result.stderr:
-                raise NetemUnavailable(
-                    "this kernel has no netem qdisc (CONFIG_NET_SCH_NETEM): no slow links"
-                )
-            raise NetnsError(f"{' '.join(argv + netem)}: {result.stderr.strip()}")
+        if shutil.which("iptables") is None:
+            raise NetnsError("iptables is not installed: apt-get install iptables")
+        with self._lock:
+            if host.name in self._slowed:
+                raise NetnsError(f"host {host.name} is slowed already")
+            link = host.run(
+                [sys.executable, "-m", "smarthome.devtools.slow_link",
+                 "--delay-ms", f"{delay_ms:g}", "--loss-pct", f"{loss_pct:g}", "--seed", str(seed)],
+                stdout=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            assert link.stdout is not None
+            if link.stdout.readline().strip() != "ready":
+                link.wait(10)
+                raise NetnsError(f"the slow link of {host.name} did not start ({link.returncode})")
+            self._slowed[host.name] = (link, delay_ms)
+            for rule in slow_link.iptables_rules():
+                _ip("netns", "exec", host.netns, "iptables", "-w", "-A", *rule)
 
-    def unslow(self, host: Host | str) -> None:
-        """Remove ``slow``'s netem from ``host``'s link."""
+    def unslow(self, host: Host | str) -> str:
+        """Take ``slow``'s rules out, let what it holds go, stop it; its counts line."""
         host = self._host(host)
-        for ns, dev in ((host.netns, "eth0"), (self.switch, host.switch_port)):
-            _cmd(["ip", "netns", "exec", ns, "tc", "qdisc", "del", "dev", dev, "root"], False)
-        self._slowed.discard(host.name)
+        with self._lock:
+            link, delay_ms = self._slowed.pop(host.name, (None, 0.0))
+            if link is None:
+                return ""
+            for rule in slow_link.iptables_rules():
+                _ip("netns", "exec", host.netns, "iptables", "-w", "-D", *rule, check=False)
+        time.sleep(delay_ms / 1000 + 0.2)  # what it still holds is due by then
+        link.terminate()
+        out, _ = link.communicate(timeout=10)
+        return out.strip()
+
+    # -- a network made by another process ----------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        """What ``attach`` needs to apply faults from another process (e.g. one run inside
+        a host: only there are the hosts' addresses reachable)."""
+        return {
+            "run_id": self.run_id,
+            "hosts": [
+                {"name": h.name, "index": h.index, "netns": h.netns, "address": h.address,
+                 "switch_port": h.switch_port}
+                for h in self.hosts.values()
+            ],
+        }  # fmt: skip
+
+    @classmethod
+    def attach(cls, description: dict[str, Any]) -> Network:
+        """The network ``description`` describes, for its faults: closing it heals what it
+        broke and leaves the namespaces to the process that made them."""
+        self = cls.__new__(cls)
+        self.run_id = description["run_id"]
+        self.switch = f"{PREFIX}{self.run_id}-switch"
+        self.hosts = {h["name"]: Host(**h) for h in description["hosts"]}
+        self._routes, self._slowed, self._sinks = {}, {}, set()
+        self._lock = threading.RLock()
+        self._closed = False
+        self._owner = False
+        return self
 
     # -- teardown ------------------------------------------------------------------------
     def close(self) -> None:
@@ -319,6 +360,12 @@ class Network:
             if self._closed:
                 return
             self._closed = True
+        if not self._owner:
+            for name in list(self._slowed):
+                self.unslow(name)
+            for name in list(self.hosts):
+                self.heal(name)
+            return
         for host in self.hosts.values():
             kill_namespace(host.netns)
             for proc in host.processes:
