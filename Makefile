@@ -129,6 +129,9 @@ mlflow: $(MLFLOW_UI_VENV)/.installed ## MLflow's UI on 127.0.0.1:5050 over the r
 chaos: install jars ## exactly once under faults: kills, pauses, broker kills on a private broker (about 3 min) [BROKERS=3] [SECURE=1: TLS, SCRAM logins, ACLs]
 	$(PY) -m smarthome.devtools.chaos --brokers $(BROKERS) $(if $(SECURE),--secure) $(CHAOS_ARGS)
 
+partitions: install jars iptables ## exactly once under network partitions, brokers and clients on hosts of their own (root; about 6 min) [SEED=n]
+	$(PY) -m smarthome.devtools.partitions --seed $(or $(SEED),1) $(PARTITIONS_ARGS)
+
 clean: ## stop the local broker and Spark cluster; remove batches, model sets, logs and the broker's data
 	-$(PY) -m smarthome.devtools.kafka down 2>/dev/null
 	-$(PY) -m smarthome.devtools.spark down 2>/dev/null

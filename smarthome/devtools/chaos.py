@@ -88,6 +88,11 @@ class ChaosConfig:
     #: a secured cluster (SASL_SSL, SCRAM, ACLs): each process logs in as its stage's
     #: principal, on the topics and groups the shipped ACLs name; the run's own clients as admin
     secure: bool = False
+    #: seconds without records before a consumer or scorer stops: longer than any pause or
+    #: cut-off plus the rebalance after it (the idle clock runs while it waits)
+    idle_timeout: float = 20.0
+    #: the producer gives up on a record not acknowledged within this many seconds
+    delivery_timeout: float = 120.0
 
 
 @dataclass
@@ -155,6 +160,7 @@ class ConsumerSlot:
         logs: Path,
         group: str | None = None,
         kafka_config: Path | None = None,
+        idle_timeout: float = 20.0,
     ):
         self.index = index
         self.args = [
@@ -166,8 +172,7 @@ class ConsumerSlot:
             "--group", group or f"chaos-{topic}",
             "--batch-size", "1000",
             "--max-batch-age", "1",
-            # longer than a pause plus the rebalance after it: the idle clock runs while stopped
-            "--idle-timeout", "20",
+            "--idle-timeout", f"{idle_timeout:g}",
             "--session-timeout", f"{SESSION_TIMEOUT:g}",
             "--broker-wait", "120",
             "--no-progress",
@@ -176,11 +181,12 @@ class ConsumerSlot:
         self.log = logs / f"consumer{index}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.lives = 0
+        self.prefix: list[str] = []  # what it is started through, e.g. `ip netns exec NS`
 
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                self.args, cwd=CHECKOUT, stdout=out, stderr=subprocess.STDOUT
+                [*self.prefix, *self.args], cwd=CHECKOUT, stdout=out, stderr=subprocess.STDOUT
             )
         self.lives += 1
 
@@ -205,6 +211,7 @@ class ScorerProcess(ConsumerSlot):
         self.index, self.args, self.log = index, args, log
         self.proc = None
         self.lives = 0
+        self.prefix = []
 
 
 def login_flag(kafka_config: Path | None) -> list[str]:
@@ -243,14 +250,7 @@ class Chaos:
         self.log = log
         self.work = Path(config.work_dir or tempfile.mkdtemp(prefix="smarthome-chaos-"))
         self.batch_dir = self.work / "batched_data"
-        self.cluster = LocalKafkaCluster(
-            self.work / "kafka",
-            port=free_base_port(config.brokers),
-            brokers=config.brokers,
-            num_partitions=config.partitions,
-            die_with_parent=True,
-            secure=config.secure,
-        )
+        self.cluster = self.make_cluster()
         self.done: list[str] = []
         #: the stream scorers, by the consumer slot number whose faults they share
         self.scorer_slots: list[ScorerProcess] = []
@@ -274,6 +274,22 @@ class Chaos:
             self.scorer_group = f"chaos-scorer-{self.topic}"
         self._restarter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-restart")
         self._restart: Future[None] | None = None
+
+    def make_cluster(self) -> LocalKafkaCluster:
+        """The private cluster, on free ports of this host."""
+        cfg = self.config
+        return LocalKafkaCluster(
+            self.work / "kafka",
+            port=free_base_port(cfg.brokers),
+            brokers=cfg.brokers,
+            num_partitions=cfg.partitions,
+            die_with_parent=True,
+            secure=cfg.secure,
+        )
+
+    def launch_prefix(self, role: str, index: int = 0) -> list[str]:
+        """What a stage's process is started through (nothing: it runs on this host)."""
+        return []
 
     def login(self, principal: str) -> Path | None:
         """The properties file a process of the run logs in with as ``principal`` (None on a
@@ -307,10 +323,12 @@ class Chaos:
             ConsumerSlot(
                 i, self.cluster.bootstrap_servers, self.topic, self.batch_dir, logs,
                 group=self.consumer_group, kafka_config=self.login("consumer"),
+                idle_timeout=cfg.idle_timeout,
             )
             for i in range(cfg.consumers)
         ]  # fmt: skip
         for slot in slots:
+            slot.prefix = self.launch_prefix("consumer", slot.index)
             slot.start()
         self._start_scorers(logs)
         producer = self._start_producer(logs / "producer.log")
@@ -341,8 +359,7 @@ class Chaos:
             "--dead-letter-topic", self.dead_letter_topic,
             "--group", self.scorer_group,
             "--model-dir", str(self.model_dir),
-            # longer than a pause plus the rebalance after it: the idle clock runs while stopped
-            "--idle-timeout", "20",
+            "--idle-timeout", f"{cfg.idle_timeout:g}",
             "--session-timeout", f"{SESSION_TIMEOUT:g}",
             "--broker-wait", "120",
             *login_flag(self.login("scorer")),
@@ -351,6 +368,7 @@ class Chaos:
             ScorerProcess(i, args, logs / f"scorer{i}.log") for i in range(cfg.scorers)
         ]
         for slot in self.scorer_slots:
+            slot.prefix = self.launch_prefix("scorer", slot.index)
             slot.start()
 
     def _hit(self, slots: list[ConsumerSlot], index: int) -> list[ConsumerSlot]:
@@ -394,13 +412,15 @@ class Chaos:
             "--synthetic", str(cfg.records),
             "--seed", str(cfg.seed),
             "--rate", f"{cfg.rate:g}",
+            "--delivery-timeout", f"{cfg.delivery_timeout:g}",
             "--no-progress",
             *login_flag(self.login("producer")),
         ]  # fmt: skip
         with log.open("wb") as out:
             return subprocess.Popen(
-                self.producer_args, cwd=CHECKOUT, stdout=out, stderr=subprocess.STDOUT
-            )
+                [*self.launch_prefix("producer"), *self.producer_args],
+                cwd=CHECKOUT, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
 
     def _inject(self, slots: list[ConsumerSlot], producer: subprocess.Popen[bytes]) -> None:
         t0 = time.monotonic()

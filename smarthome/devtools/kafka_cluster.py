@@ -233,7 +233,7 @@ class LocalKafkaCluster:
 
         deadline = time.monotonic() + timeout
         while True:
-            listening = [n.bootstrap_servers for n in self.running() if port_open(n.port)]
+            listening = [n.bootstrap_servers for n in self.running() if port_open(n.port, n.host)]
             try:
                 if not listening:
                     raise UserError("no Kafka node of the cluster is listening")

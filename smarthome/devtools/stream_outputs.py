@@ -19,7 +19,15 @@ from smarthome.kafka_settings import client_settings
 def topic_values(
     bootstrap: str, topic: str, timeout: float = 180.0, isolation_level: str = "read_uncommitted"
 ) -> list[bytes]:
-    """Every message value of ``topic``, all partitions, read without a group to its end.
+    """Every message value of ``topic``, all partitions, read without a group to its end."""
+    return [value for _, _, value in topic_messages(bootstrap, topic, timeout, isolation_level)]
+
+
+def topic_messages(
+    bootstrap: str, topic: str, timeout: float = 180.0, isolation_level: str = "read_uncommitted"
+) -> list[tuple[int, int, bytes]]:
+    """Every message of ``topic`` as (partition, offset, value), read without a group to its
+    end.
 
     Reads up to each partition's end offset, however long a broker just restarted takes to
     answer (an idle gap is not the end: a slow machine took over 8 s to serve the first
@@ -45,13 +53,13 @@ def topic_values(
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         ends = consumer.end_offsets(partitions)
-        values: list[bytes] = []
+        messages: list[tuple[int, int, bytes]] = []
         while any(consumer.position(tp) < ends[tp] for tp in partitions):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"topic {topic}: not read to its end in {timeout:g} s")
             for records in consumer.poll(timeout_ms=1000).values():
-                values.extend(m.value for m in records)
-        return values
+                messages.extend((m.partition, m.offset, m.value) for m in records)
+        return messages
     finally:
         consumer.close()
 
@@ -90,6 +98,8 @@ class Tally:
     missing: int
     #: predictions per model set name
     by_model_set: dict[str, int]
+    #: the inputs (partition, offset) with neither a prediction nor a dead letter
+    missing_inputs: frozenset[tuple[int, int]] = frozenset()
 
     @property
     def exactly_once(self) -> bool:
@@ -120,6 +130,7 @@ def tally(
         duplicates=sum(n - 1 for n in seen.values() if n > 1),
         missing=len(expected - seen.keys()),
         by_model_set=dict(Counter(p.model_set for p in predictions)),
+        missing_inputs=frozenset(expected - seen.keys()),
     )
 
 
