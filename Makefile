@@ -82,7 +82,7 @@ spark-status: ## is the local Spark cluster running, with how many workers?
 	$(PY) -m smarthome.devtools.spark status
 
 TEST_WORKERS ?= 3
-test: install browser prometheus ## the whole test suite (real Kafka, real local Spark, Chromium, Prometheus) [TEST_WORKERS=N]
+test: install browser prometheus iptables ## the whole test suite (real Kafka, real local Spark, Chromium, Prometheus; network namespaces as root) [TEST_WORKERS=N]
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 screenshots: install browser ## refresh the README's UI pictures in docs/ (the browser test, saving into docs/)

@@ -78,16 +78,7 @@ _REAL_PARTS = {
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test by the real parts its fixtures start, so `make test-fast` skips them.
-
-    The network-partition tests (marker ``partitions``: root, namespaces, work in progress)
-    run only when ``-m`` names them (``pytest -m partitions``), not in `make test`.
-    """
+    """Mark every test by the real parts its fixtures start, so `make test-fast` skips them."""
     for item in items:
         for fixture in set(getattr(item, "fixturenames", ())) & _REAL_PARTS.keys():
             item.add_marker(_REAL_PARTS[fixture])
-    if "partitions" not in (config.getoption("markexpr", "") or ""):
-        deselected = [item for item in items if item.get_closest_marker("partitions")]
-        if deselected:
-            config.hook.pytest_deselected(items=deselected)
-            items[:] = [item for item in items if not item.get_closest_marker("partitions")]

@@ -2,8 +2,8 @@
 faults and their healing, teardown (also of a run killed with SIGKILL), and a 3-node Kafka
 cluster with a producer and a consumer each in a namespace of its own.
 
-Needs root and iproute2. Marked ``partitions``: not collected unless selected with
-``-m partitions`` (the root conftest deselects them otherwise).
+Needs root, iproute2 and iptables (``make iptables``; the slow link). Marked ``partitions``:
+``pytest -m partitions`` runs these and the seeded run of ``test_partitions.py`` alone.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import pytest
 from smarthome.devtools import netns
 from tests.conftest import ROOT, require
 
-pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.partitions]
 
 
 def test_a_seeded_run_with_every_partition_fault_loses_and_repeats_nothing(
