@@ -83,7 +83,7 @@ spark-status: ## is the local Spark cluster running, with how many workers?
 
 TEST_WORKERS ?= 3
 test: install browser prometheus iptables ## the whole test suite (real Kafka, real local Spark, Chromium, Prometheus; network namespaces as root) [TEST_WORKERS=N]
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder  # longest files first: tests/conftest.py
 
 screenshots: install browser ## refresh the README's UI pictures in docs/ (the browser test, saving into docs/)
 	SMARTHOME_SCREENSHOTS_DIR=$(CURDIR)/docs $(PY) -m pytest tests/ui/test_ui_browser.py

@@ -78,7 +78,29 @@ _REAL_PARTS = {
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test by the real parts its fixtures start, so `make test-fast` skips them."""
+    """Mark every test by the real parts its fixtures start, so `make test-fast` skips them,
+    and put the longest files first (``LONGEST_FIRST``)."""
     for item in items:
         for fixture in set(getattr(item, "fixturenames", ())) & _REAL_PARTS.keys():
             item.add_marker(_REAL_PARTS[fixture])
+    items.sort(key=lambda item: _LONGEST_RANK.get(item.nodeid.split("::")[0], len(LONGEST_FIRST)))
+
+
+#: The test files that take longest (minutes each, measured with --durations), in that order.
+#: `make test` hands whole files to its workers (--dist loadfile) in collection order: started
+#: first, they run beside the many short files instead of leaving one worker alone at the end.
+LONGEST_FIRST = (
+    "tests/training/test_spark_cluster.py",
+    "tests/test_readme.py",
+    "tests/training/test_spark_cluster_faults.py",
+    "tests/devtools/test_partitions.py",
+    "tests/devtools/test_demo.py",
+    "tests/devtools/test_chaos_cluster.py",
+    "tests/promotion/test_gate.py",
+    "tests/tracking/test_mlflow_gate.py",
+    "tests/devtools/test_chaos.py",
+    "tests/training/test_training.py",
+    "tests/scoring/test_scoring_parity.py",
+    "tests/observe/test_metrics_training.py",
+)
+_LONGEST_RANK = {path: rank for rank, path in enumerate(LONGEST_FIRST)}

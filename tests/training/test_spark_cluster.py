@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -25,29 +23,18 @@ import pytest
 from smarthome.contracts import model_sets as registry
 from smarthome.devtools.ports import free_port
 from smarthome.devtools.spark import LocalSparkCluster
-from smarthome.devtools.workspace import venv_env
 from tests.conftest import ROOT, require
-from tests.helpers.training import SPARK_SUBMIT, assert_complete, quick_config
+from tests.helpers.spark_cluster import (
+    cluster_env,
+    jvms_under,
+    new_cluster,
+    submit,
+    submit_args,
+    wait_for,
+)
+from tests.helpers.training import assert_complete, quick_config
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
-SHARED_HINT = "must be on storage every node shares"
-
-
-def new_cluster(
-    base: Path, workers: int = 2, wrap: Callable[[int, list[str]], list[str]] | None = None
-) -> LocalSparkCluster:
-    require(shutil.which("java") is not None, "Java 17 (java on PATH) for a Spark cluster")
-    cluster = LocalSparkCluster(
-        base / "spark",
-        workers=workers,
-        port=free_port(),
-        ui_port=free_port(),
-        worker_memory="1g",
-        die_with_parent=True,
-        worker_wrap=wrap,
-    )
-    cluster.start()
-    return cluster
 
 
 @pytest.fixture(scope="module")
@@ -58,50 +45,6 @@ def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSpa
         yield cluster
     finally:
         cluster.stop()
-
-
-def submit_args(master: str, *args: str) -> list[str]:
-    require(SPARK_SUBMIT.is_file(), "the pyspark-installed .venv/bin/spark-submit")
-    return [str(SPARK_SUBMIT), "--master", master, "spark_training.py", *args]
-
-
-def cluster_env() -> dict[str, str]:
-    return {**venv_env(), "SPARK_LOCAL_IP": "127.0.0.1"}  # the driver binds 127.0.0.1 too
-
-
-def submit(master: str, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        submit_args(master, *args),
-        cwd=ROOT,
-        env=cluster_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def error_lines(output: str) -> list[str]:
-    """Our one-line errors: spark-submit merges the script's stderr into its stdout."""
-    return re.findall(r"spark_training\.py: error: .*", output)
-
-
-def cmdline(proc: psutil.Process) -> str:
-    """A process's command line; "" for a zombie (a worker's reaped-late launcher child)."""
-    try:
-        return " ".join(proc.cmdline())
-    except psutil.Error:
-        return ""
-
-
-def jvms_under(folder: Path) -> list[psutil.Process]:
-    """Live processes whose command line or cwd is inside ``folder`` (ours, by construction)."""
-    found = []
-    for proc in psutil.process_iter(["cmdline", "cwd"]):
-        text = " ".join(proc.info["cmdline"] or []) + " " + (proc.info["cwd"] or "")
-        if str(folder) in text and proc.pid != os.getpid():
-            found.append(proc)
-    return found
 
 
 def test_spark_up_then_down_leaves_no_jvm_and_a_second_up_says_one_runs(tmp_path: Path) -> None:
@@ -202,14 +145,6 @@ def test_two_worker_cluster_trains_the_same_set_as_local_mode(
     compare_sets(cluster_set, local_set, dataset_path)
 
 
-def wait_for(condition: Callable[[], bool], timeout: float, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert proc.poll() is None, f"training exited with {proc.returncode} too early"
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
-
-
 @pytest.mark.timeout(1800)  # JVM-heavy; a loaded 2-core machine needs room
 def test_watch_on_the_cluster_trains_each_new_batch_until_ctrl_c(
     spark_cluster: LocalSparkCluster, dataset_batch_dir: Path, tmp_path: Path
@@ -246,109 +181,3 @@ def test_watch_on_the_cluster_trains_each_new_batch_until_ctrl_c(
         assert_complete(folder)
         manifest = json.loads((folder / registry.MANIFEST).read_text())
         assert manifest["set"] == number and len(manifest["batch_files"]) == number
-
-
-@pytest.mark.timeout(1800)  # JVM-heavy; a loaded 2-core machine needs room
-def test_a_worker_killed_mid_training_never_leaves_a_half_set(
-    dataset_batch_dir: Path, tmp_path: Path
-) -> None:
-    cluster = new_cluster(tmp_path)
-    try:
-        model_dir, log = tmp_path / "models", tmp_path / "out.log"
-        args = ["--batch-dir", str(dataset_batch_dir), "--model-dir", str(model_dir), "--quick"]
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(
-                submit_args(cluster.master_url, *args, "--latest-only"),
-                cwd=ROOT,
-                env=cluster_env(),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        try:
-            # kill worker 2 (and its executor, as a dying machine would) while models are fit
-            wait_for(lambda: "held out); training" in log.read_text(), 600, proc)
-            worker = cluster.worker_daemons[1].process()
-            assert worker is not None
-            family = [*worker.children(recursive=True), worker]
-            assert any("Executor" in cmdline(p) for p in family[:-1])
-            for member in family:
-                member.kill()
-            seen_sets: set[Path] = set()
-            while proc.poll() is None:  # every set a reader can list is whole, all along
-                for folder in registry.list_sets(model_dir):
-                    if folder not in seen_sets:
-                        assert_complete(folder)
-                        seen_sets.add(folder)
-                time.sleep(0.2)
-            code = proc.wait(timeout=900)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(30)
-        text = log.read_text()
-        if code != 0:  # allowed: one clear line, nothing published; the next run publishes
-            assert len(error_lines(text)) == 1, text[-3000:]
-            assert registry.list_sets(model_dir) == []
-            again = submit(cluster.master_url, *args, "--latest-only")
-            assert again.returncode == 0, again.stderr[-3000:]
-        (folder,) = registry.list_sets(model_dir)
-        assert_complete(folder)
-        manifest = json.loads((folder / registry.MANIFEST).read_text())
-        assert manifest["rows"] == 5403
-    finally:
-        cluster.stop()
-
-
-def hide(*folders: Path) -> Callable[[int, list[str]], list[str]]:
-    """Run worker 2 in its own mount namespace with an empty tmpfs over each of ``folders``."""
-
-    def wrap(number: int, cmd: list[str]) -> list[str]:
-        if number != 2:
-            return cmd
-        mounts = " && ".join(f'mount -t tmpfs none "{folder}"' for folder in folders)
-        namespace = ["unshare", "--mount", "--propagation", "private", "sh", "-c"]
-        return [*namespace, f'{mounts} && exec "$@"', "sh", *cmd]
-
-    return wrap
-
-
-def test_storage_check_stops_a_run_whose_executors_do_not_see_the_folders(
-    dataset_batch_dir: Path, tmp_path: Path
-) -> None:
-    require(os.geteuid() == 0 and shutil.which("unshare") is not None, "root and unshare(1)")
-    # worker 2 sees neither the hidden batch folder nor the hidden model folder; each run
-    # hides one of them, the other folder being one every worker sees
-    hidden_batches, hidden_models = tmp_path / "hidden-batches", tmp_path / "hidden-models"
-    shared_batches, shared_models = tmp_path / "batches", tmp_path / "models"
-    for folder in (hidden_batches, shared_batches):
-        shutil.copytree(dataset_batch_dir, folder)
-    for folder in (hidden_models, shared_models):
-        folder.mkdir()
-    cluster = new_cluster(tmp_path, wrap=hide(hidden_batches, hidden_models))
-    runs = {
-        "batch files differ or are missing": (hidden_batches, shared_models),
-        "marker": (shared_batches, hidden_models),
-    }
-    try:
-        for expected, (batch_dir, model_dir) in runs.items():
-            result = submit(
-                cluster.master_url,
-                "--batch-dir",
-                str(batch_dir),
-                "--model-dir",
-                str(model_dir),
-                "--latest-only",
-                "--quick",
-            )
-            assert result.returncode != 0
-            lines = error_lines(result.stdout)
-            assert len(lines) == 1, result.stdout[-3000:]
-            assert SHARED_HINT in lines[0] and expected in lines[0], lines[0]
-            assert "Traceback" not in result.stdout + result.stderr
-            assert "published" not in result.stdout
-            assert registry.list_sets(model_dir) == []
-            tmp = registry.tmp_dir(model_dir)
-            assert not (tmp.exists() and any(tmp.iterdir()))
-    finally:
-        cluster.stop()
