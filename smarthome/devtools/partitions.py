@@ -130,6 +130,15 @@ class PartitionResult:
         )
 
 
+def faults_in_force(windows: list[Window], rate: float, user_id: int) -> str:
+    """When the producer sent ``user_id`` (at its steady ``rate``, from the stream's start)
+    and the faults in force then."""
+    sent = (user_id - FIRST_SYNTHETIC_ID) / rate
+    active = [w.what for w in windows if w.start <= sent <= (w.end or float("inf"))]
+    when = f"sent at about {sent:.0f} s"
+    return f"{when}, during: {'; '.join(active)}" if active else f"{when}, no fault in force"
+
+
 class PartitionChaos(Chaos):
     """A chaos run whose brokers and clients are hosts of ``network`` (run inside a host)."""
 
@@ -262,11 +271,7 @@ class PartitionChaos(Chaos):
         return result
 
     def faults_at(self, user_id: int) -> str:
-        """The faults in force when the producer sent ``user_id`` (at its steady rate)."""
-        sent = (user_id - FIRST_SYNTHETIC_ID) / self.config.rate
-        active = [w.what for w in self.windows if w.start <= sent <= (w.end or float("inf"))]
-        when = f"sent at about {sent:.0f} s"
-        return f"{when}, during: {'; '.join(active)}" if active else f"{when}, no fault in force"
+        return faults_in_force(self.windows, self.config.rate, user_id)
 
     def report(self, result: ChaosResult) -> PartitionResult:
         bootstrap = self.cluster.bootstrap_servers

@@ -6,6 +6,7 @@ Needs root, iproute2 and iptables (``make iptables``), Java and a trained model 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -28,6 +29,7 @@ def test_a_seeded_run_with_every_partition_fault_loses_and_repeats_nothing(
     for tool in ("ip", "iptables", "java"):
         require(shutil.which(tool) is not None, f"{tool} (make iptables; Java 17)")
     before = set(netns.namespaces())
+    links_before = root_links()
     work = tmp_path / "run"
     done = subprocess.run(
         [sys.executable, "-m", "smarthome.devtools.partitions", "--records", "30000",
@@ -60,5 +62,14 @@ def test_a_seeded_run_with_every_partition_fault_loses_and_repeats_nothing(
         int, re.search(r"passed (\d+) delayed by 200 ms, dropped (\d+)", out).groups()
     )
     assert 0.1 < dropped / (passed + dropped) < 0.3, (passed, dropped)
-    # nothing of the run is left: no namespace (links and rules live in them)
+    # nothing of the run is left: no namespace (its links and rules lived in them), no link
+    # in this namespace, no state file
     assert set(netns.namespaces()) <= before
+    assert root_links() == links_before
+    network = json.loads((work / "network.json").read_text())
+    assert not (netns.STATE_DIR / f"{network['run_id']}.json").exists()
+
+
+def root_links() -> list[str]:
+    out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    return sorted(line.split(":")[1].strip() for line in out.splitlines())
