@@ -283,8 +283,14 @@ class PartitionChaos(Chaos):
             acknowledged = range(0)  # which ones failed is not known: the exit says it
         lost = [uid for uid in acknowledged if uid not in in_topic]
         files = Counter(file_user_ids(self.batch_dir))
-        reports = [f"lost (acknowledged, not in the topic): UserID {u}, {self.faults_at(u)}"
-                   for u in lost]  # fmt: skip
+        reports = [
+            f"lost (acknowledged, not in the topic): UserID {u}, {self.faults_at(u)}" for u in lost
+        ]
+        reports += [
+            f"in the topic {n} times: UserID {u}, {self.faults_at(u)}"
+            for u, n in sorted(in_topic.items())
+            if n > 1
+        ]
         reports += [
             f"not in the batch files: UserID {u}, {self.faults_at(u)}"
             for u in sorted(in_topic.keys() - files.keys())
@@ -298,6 +304,11 @@ class PartitionChaos(Chaos):
             reports += [
                 f"no prediction committed: UserID {uid_at[key]}, {self.faults_at(uid_at[key])}"
                 for key in sorted(result.scoring.missing_inputs)
+                if key in uid_at
+            ]
+            reports += [
+                f"predicted more than once: UserID {uid_at[key]}, {self.faults_at(uid_at[key])}"
+                for key in sorted(result.scoring.duplicate_inputs)
                 if key in uid_at
             ]
         healed = {w.kind for w in self.windows if w.end is not None}

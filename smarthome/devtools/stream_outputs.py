@@ -100,6 +100,8 @@ class Tally:
     by_model_set: dict[str, int]
     #: the inputs (partition, offset) with neither a prediction nor a dead letter
     missing_inputs: frozenset[tuple[int, int]] = frozenset()
+    #: the inputs with more than one prediction or dead letter
+    duplicate_inputs: frozenset[tuple[int, int]] = frozenset()
 
     @property
     def exactly_once(self) -> bool:
@@ -131,6 +133,7 @@ def tally(
         missing=len(expected - seen.keys()),
         by_model_set=dict(Counter(p.model_set for p in predictions)),
         missing_inputs=frozenset(expected - seen.keys()),
+        duplicate_inputs=frozenset(key for key, n in seen.items() if n > 1),
     )
 
 
