@@ -88,8 +88,8 @@ test: install browser prometheus iptables ## the whole test suite (real Kafka, r
 screenshots: install browser ## refresh the README's UI pictures in docs/ (the browser test, saving into docs/)
 	SMARTHOME_SCREENSHOTS_DIR=$(CURDIR)/docs $(PY) -m pytest tests/ui/test_ui_browser.py
 
-test-fast: install ## unit tests only (no Kafka, no Spark)
-	$(PY) -m pytest -m "not kafka and not spark and not browser"
+test-fast: install ## unit tests only (no Kafka, no Spark, no browser, no network namespaces)
+	$(PY) -m pytest -m "not kafka and not spark and not browser and not partitions"
 
 lint: install ## ruff lint and format check
 	$(VENV)/bin/ruff check .
