@@ -132,11 +132,16 @@ class PartitionResult:
 
 def faults_in_force(windows: list[Window], rate: float, user_id: int) -> str:
     """When the producer sent ``user_id`` (at its steady ``rate``, from the stream's start)
-    and the faults in force then."""
+    and the faults in force then, or else the next one."""
     sent = (user_id - FIRST_SYNTHETIC_ID) / rate
     active = [w.what for w in windows if w.start <= sent <= (w.end or float("inf"))]
     when = f"sent at about {sent:.0f} s"
-    return f"{when}, during: {'; '.join(active)}" if active else f"{when}, no fault in force"
+    if active:
+        return f"{when}, during: {'; '.join(active)}"
+    # a record buffered when a fault began is hit by that fault, not by one at its sending
+    later = [w for w in windows if w.start > sent]
+    nxt = f" (next: {later[0].what}, at {later[0].start:.0f} s)" if later else ""
+    return f"{when}, no fault in force{nxt}"
 
 
 class PartitionChaos(Chaos):

@@ -13,12 +13,17 @@ def test_a_missing_record_is_named_with_the_faults_in_force_when_it_was_sent() -
         Window(90.0, "leader-from-everyone", "kafka-3 cut off from every host"),  # not healed
     ]
     at = lambda seconds: FIRST_SYNTHETIC_ID + int(seconds * 100)  # noqa: E731 (100 records/s)
-    assert faults_in_force(windows, 100, at(5)) == "sent at about 5 s, no fault in force"
+    assert faults_in_force(windows, 100, at(5)) == (
+        "sent at about 5 s, no fault in force"
+        " (next: kafka-2 receives from every host, sends to none, at 10 s)"
+    )
     assert faults_in_force(windows, 100, at(21)) == (
         "sent at about 21 s, during: kafka-2 receives from every host, sends to none;"
         " kafka-1 link 200 ms each way"
     )
-    assert faults_in_force(windows, 100, at(85)) == "sent at about 85 s, no fault in force"
+    assert faults_in_force(windows, 100, at(85)) == (
+        "sent at about 85 s, no fault in force (next: kafka-3 cut off from every host, at 90 s)"
+    )
     assert faults_in_force(windows, 100, at(500)).endswith(
         "during: kafka-3 cut off from every host"
     )
