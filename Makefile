@@ -81,7 +81,7 @@ spark-down: ## stop the local Spark cluster started by spark-up (no JVM left)
 spark-status: ## is the local Spark cluster running, with how many workers?
 	$(PY) -m smarthome.devtools.spark status
 
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 4
 test: install browser prometheus iptables ## the whole test suite (real Kafka, real local Spark, Chromium, Prometheus; network namespaces as root) [TEST_WORKERS=N]
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder  # longest files first: tests/conftest.py
 
