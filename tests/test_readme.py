@@ -61,6 +61,7 @@ def _wait_for(port: int, what: str, process: subprocess.Popen, timeout: float = 
         time.sleep(0.3)
 
 
+@pytest.mark.timeout(1800)  # each command has its own limit; together they took 564 s, loaded
 def test_readme_walkthrough_runs_as_written(java_available: None, tmp_path: Path) -> None:
     busy = [f"{port} ({name})" for port, name in DEFAULT_PORTS.items() if port_open(port)]
     require(not busy, f"free default ports for the README walkthrough; busy: {busy}")
