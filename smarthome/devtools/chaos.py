@@ -378,6 +378,11 @@ class Chaos:
             raise ValueError(f"no consumer nor scorer {index} to hit")
         return hit
 
+    def consumer_logs(self) -> str:
+        """Every batch consumer's log, one after the other (what a failed count shows)."""
+        logs = sorted((self.work / "logs").glob("consumer*.log"))
+        return "\n".join(p.read_text() for p in logs)
+
     def scorer_logs(self) -> str:
         """Every scorer's log, one after the other (what a failed count shows)."""
         return "\n".join(p.read_text() for p in sorted((self.work / "logs").glob("scorer*.log")))
@@ -544,6 +549,17 @@ def model_set_for_scorers(model_dir: Path, work: Path, log: Any = print) -> Path
     return newest
 
 
+def add_model_dir_flag(parser: argparse.ArgumentParser) -> None:
+    """``--model-dir``: where the scorers' model set comes from (``model_set_for_scorers``)."""
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        default=Path(env("MODEL_DIR")),
+        help="the scorers serve a copy of its newest set; with none, a small one is trained"
+        " first (default: MODEL_DIR or spark_models)",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make chaos", description=__doc__.split("\n\n")[0])
     parser.add_argument("--brokers", type=int, default=1, help="1 (default) or 3 nodes")
@@ -560,13 +576,7 @@ def main(argv: list[str] | None = None) -> int:
         default=2,
         help="stream scorers beside the consumers, hit by the same faults (0: none; default 2)",
     )
-    parser.add_argument(
-        "--model-dir",
-        type=Path,
-        default=Path(env("MODEL_DIR")),
-        help="the scorers serve a copy of its newest set; with none, a small one is trained"
-        " first (default: MODEL_DIR or spark_models)",
-    )
+    add_model_dir_flag(parser)
     add_kafka_config_flag(
         parser,
         "every client and stage of the run connects with; the private cluster must accept them",

@@ -45,7 +45,6 @@ from pathlib import Path
 from typing import Any
 
 from smarthome.cli import run
-from smarthome.config import env
 from smarthome.devtools.chaos import (
     FIRST_SYNTHETIC_ID,
     SESSION_TIMEOUT,
@@ -53,6 +52,7 @@ from smarthome.devtools.chaos import (
     ChaosConfig,
     ChaosResult,
     ConsumerSlot,
+    add_model_dir_flag,
     file_user_ids,
     model_set_for_scorers,
 )
@@ -435,13 +435,7 @@ def main(argv: list[str] | None = None) -> int:
         "--slow-seconds", type=float, default=60.0, help="how long the slow link lasts"
     )
     parser.add_argument("--scorers", type=int, choices=(0, 2), default=2)
-    parser.add_argument(
-        "--model-dir",
-        type=Path,
-        default=Path(env("MODEL_DIR")),
-        help="the scorers serve a copy of its newest set; with none, a small one is trained"
-        " first (default: MODEL_DIR or spark_models)",
-    )
+    add_model_dir_flag(parser)
     parser.add_argument("--work", help="the run's folder (default: a new temporary one)")
     parser.add_argument("--inside", metavar="NETWORK_JSON", help=argparse.SUPPRESS)
     parser.add_argument("--model-set", help=argparse.SUPPRESS)

@@ -31,10 +31,6 @@ def _java() -> None:
     require(shutil.which("java") is not None, "Java 17 (java on PATH) for local Kafka")
 
 
-def consumer_logs(chaos: Chaos) -> str:
-    return "\n".join(p.read_text() for p in sorted((chaos.work / "logs").glob("consumer*.log")))
-
-
 def test_each_consumer_paused_past_its_session_timeout_twice_writes_nothing_twice(
     tmp_path: Path,
 ) -> None:
@@ -46,7 +42,7 @@ def test_each_consumer_paused_past_its_session_timeout_twice_writes_nothing_twic
     )
     chaos = Chaos(config, log=lambda _: None)
     result = chaos.run()
-    logs = consumer_logs(chaos)
+    logs = chaos.consumer_logs()
     assert len([d for d in result.faults_done if "SIGSTOP" in d]) == 4, result.faults_done
     assert result.producer_exit == 0 and result.delivered == 8000, result.producer_output
     assert result.in_topic == 8000
@@ -80,7 +76,7 @@ def test_scorers_beside_the_consumers_take_the_same_kill_and_pause_and_score_eac
     assert result.scoring.duplicates == 0, f"{result.scoring_line()}\n{done}\n{scorer_logs}"
     assert result.scoring.missing == 0, f"{result.scoring_line()}\n{done}\n{scorer_logs}"
     assert result.scoring.inputs == result.scoring.predictions == 5000, result.scoring_line()
-    assert result.exactly_once, f"{result.line()}\n{consumer_logs(chaos)}"
+    assert result.exactly_once, f"{result.line()}\n{chaos.consumer_logs()}"
 
 
 def test_consumer_waits_for_a_broker_and_an_outage_does_not_use_up_idle_timeout(

@@ -29,10 +29,6 @@ def _java() -> None:
     require(shutil.which("java") is not None, "Java 17 (java on PATH) for local Kafka")
 
 
-def consumer_logs(chaos: Chaos) -> str:
-    return "\n".join(p.read_text() for p in sorted((chaos.work / "logs").glob("consumer*.log")))
-
-
 def test_three_brokers_leader_kills_consumer_and_scorer_kills_a_pause_over_sasl_ssl_exactly_once(
     tmp_path: Path, trained_model_dir: Path
 ) -> None:
@@ -88,7 +84,7 @@ def test_three_brokers_leader_kills_consumer_and_scorer_kills_a_pause_over_sasl_
     assert sum("SIGSTOP scorer" in d for d in done) == 1, done
     assert result.producer_exit == 0, result.producer_output
     assert result.delivered == records == result.in_topic, result.line()
-    assert result.exactly_once, f"{result.line()}\n{done}\n{consumer_logs(chaos)}"
+    assert result.exactly_once, f"{result.line()}\n{done}\n{chaos.consumer_logs()}"
     assert result.in_files == records
     tally, logs = result.scoring, chaos.scorer_logs()
     assert tally is not None and tally.inputs == records, result.scoring_line()
